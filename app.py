@@ -1,0 +1,752 @@
+"""The echo relay: POST JSON or audio to localhost, the Tavus face says it.
+
+One process, one daily-python CallClient (owned by `Room`), one sender thread
+(`Sender`) that puts every request's messages on the wire in arrival order and
+waits for Daily to confirm them. Flask routes only parse, build and wait.
+Run `python app.py --help` for the modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent import futures
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import IO, Any
+from urllib.parse import urlparse
+
+import daily
+import waitress
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+
+import echo_messages
+from config import ConfigError, Settings
+from echo_messages import MessageError
+
+log = logging.getLogger("echo_relay")
+
+JOIN_TIMEOUT_S = 60.0  # daily gives up on an unreachable room after ~19 s by itself
+LEAVE_TIMEOUT_S = 5.0
+REPLICA_POLL_S = 0.05  # how often a request waiting for the face re-checks interrupts and the call state
+SERVER_THREADS = 16
+JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
+TAVUS_REPLICA_USER_ID = "tavus-replica"
+VERSION = "0.1.0"
+
+
+# --- errors a request can end in (status codes in one place: _error_response) --
+
+
+class RelayError(Exception):
+    """A request could not be delivered; `status` is the HTTP status the caller gets."""
+
+    status = 500
+
+
+class NotJoined(RelayError):
+    status = 503
+
+
+class ReplicaAbsent(RelayError):
+    status = 503
+
+
+class ConversationEnded(RelayError):
+    status = 503
+
+
+class SendError(RelayError):
+    status = 502
+
+
+class SendTimeout(RelayError):
+    status = 504
+
+
+class Interrupted(RelayError):
+    status = 409
+
+
+class ModeError(RelayError):
+    status = 409
+
+
+class JoinError(Exception):
+    """The room could not be joined; main() prints it and exits non-zero."""
+
+
+# --- the room ------------------------------------------------------------------
+
+
+def conversation_id_from_url(url: str) -> str:
+    """`https://tavus.daily.co/c123` -> `c123`: Tavus names the room after the conversation."""
+    segments = [segment for segment in urlparse(url).path.split("/") if segment]
+    if not segments:
+        raise JoinError(f"{url!r} is not a conversation URL: expected one like https://tavus.daily.co/c123")
+    return segments[-1]
+
+
+_daily_init_lock = threading.Lock()
+_daily_initialized = False
+
+
+def daily_call_client(event_handler: daily.EventHandler) -> daily.CallClient:
+    """The real CallClient; Daily.init() runs once per process, before the first client."""
+    global _daily_initialized
+    with _daily_init_lock:
+        if not _daily_initialized:
+            daily.Daily.init(log_level=daily.LogLevel.Off)
+            _daily_initialized = True
+    return daily.CallClient(event_handler=event_handler)
+
+
+class Room:
+    """The one CallClient, joined to one conversation's Daily room.
+
+    daily-python calls back on its own threads; the callbacks here only record
+    state and hand events on, never call back into the client (that can deadlock).
+    """
+
+    mode = "room"
+
+    def __init__(
+        self,
+        conversation_url: str,
+        *,
+        client_factory: Callable[..., Any] = daily_call_client,
+        client_settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.conversation_url = conversation_url
+        self.conversation_id = conversation_id_from_url(conversation_url)
+        self.call_state = "new"
+        self.left_reason: str | None = None
+        self._client_settings = dict(client_settings) if client_settings else None
+        self._replica_ids: set[str] = set()
+        self._replica_here = threading.Event()
+        self._listeners: list[Callable[[str, Mapping[str, Any]], None]] = []
+        self._client = client_factory(event_handler=_RoomEvents(self))
+
+    @property
+    def replica_present(self) -> bool:
+        return self._replica_here.is_set()
+
+    def add_listener(self, listener: Callable[[str, Mapping[str, Any]], None]) -> None:
+        """`listener(event_type, data)` for the relay's own events and the room's app messages."""
+        self._listeners.append(listener)
+
+    def join(self, timeout: float = JOIN_TIMEOUT_S) -> None:
+        joined: Future[Any] = Future()
+
+        def on_joined(data: Any, error: str | None) -> None:  # runs on a Daily thread
+            if error:
+                joined.set_exception(JoinError(str(error)))
+            else:
+                joined.set_result(data)
+
+        self.call_state = "joining"
+        self._client.join(self.conversation_url, client_settings=self._client_settings, completion=on_joined)
+        try:
+            joined.result(timeout)
+        except futures.TimeoutError:
+            raise JoinError(f"Daily did not finish joining within {timeout:g} s") from None
+        self.call_state = "joined"
+        for participant in self._client.participants().values():
+            self._see_participant(participant)
+        self._emit("relay.joined", {"conversation_id": self.conversation_id})
+
+    def send(self, message: Mapping[str, Any]) -> Future[None]:
+        sent: Future[None] = Future()
+
+        def on_sent(error: str | None) -> None:  # runs on a Daily thread
+            if error:
+                sent.set_exception(SendError(str(error)))
+            else:
+                sent.set_result(None)
+
+        self._client.send_app_message(dict(message), completion=on_sent)
+        return sent
+
+    def check_open(self) -> None:
+        """Raise what a request sent now would run into."""
+        if self.call_state == "left":
+            reason = f" ({self.left_reason})" if self.left_reason else ""
+            raise ConversationEnded(f"the conversation has ended{reason}; start the relay with a new conversation")
+        if self.call_state != "joined":
+            raise NotJoined(f"the relay has not joined the room yet (call state: {self.call_state})")
+
+    def wait_for_replica(self, timeout: float) -> bool:
+        return self._replica_here.wait(timeout)
+
+    def leave(self, timeout: float = LEAVE_TIMEOUT_S) -> None:
+        """Leave the call if in it, then release the client; safe to call twice."""
+        if self.call_state in ("joined", "joining"):
+            left: Future[None] = Future()
+            self._client.leave(completion=lambda error: left.set_result(None))
+            try:
+                left.result(timeout)
+            except futures.TimeoutError:
+                log.warning("Daily did not confirm leaving within %g s", timeout)
+        if self.call_state != "released":
+            self.call_state = "released"
+            self._client.release()
+
+    def _see_participant(self, participant: Mapping[str, Any]) -> None:
+        info = participant.get("info") or {}
+        if TAVUS_REPLICA_USER_ID in str(info.get("userId") or "") and not info.get("isLocal"):
+            self._replica_ids.add(str(participant.get("id")))
+            self._mark_replica_here({"participant_id": participant.get("id"), "name": info.get("userName")})
+
+    def _mark_replica_here(self, data: Mapping[str, Any]) -> None:
+        if not self._replica_here.is_set():
+            self._replica_here.set()
+            self._emit("relay.replica_joined", data)
+
+    def _participant_left(self, participant: Mapping[str, Any], reason: Any) -> None:
+        participant_id = str(participant.get("id"))
+        if participant_id in self._replica_ids:
+            self._replica_ids.discard(participant_id)
+            if not self._replica_ids:
+                self._replica_here.clear()
+            self._emit("relay.replica_left", {"participant_id": participant_id, "reason": reason})
+
+    def _call_state_changed(self, state: str) -> None:
+        if self.call_state == "released":
+            return
+        self.call_state = state
+        if state == "left":
+            self._replica_here.clear()
+            self._emit("relay.left", {"reason": self.left_reason})
+
+    def _app_message(self, message: Any, sender: str) -> None:
+        if isinstance(message, Mapping) and message.get("event_type") == "system.replica_joined":
+            self._mark_replica_here({"participant_id": sender})
+        self._emit("app_message", {"sender": sender, "message": message})
+
+    def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+        for listener in list(self._listeners):
+            listener(event_type, data)
+
+
+class _RoomEvents(daily.EventHandler):
+    """daily-python's callbacks, forwarded to the Room (on Daily's threads)."""
+
+    def __init__(self, room: Room) -> None:
+        super().__init__()
+        self._room = room
+
+    def on_participant_joined(self, participant: Mapping[str, Any]) -> None:
+        self._room._see_participant(participant)
+
+    def on_participant_updated(self, participant: Mapping[str, Any]) -> None:
+        self._room._see_participant(participant)
+
+    def on_participant_left(self, participant: Mapping[str, Any], reason: Any) -> None:
+        self._room._participant_left(participant, reason)
+
+    def on_call_state_updated(self, state: str) -> None:
+        self._room._call_state_changed(state)
+
+    def on_app_message(self, message: Any, sender: str) -> None:
+        self._room._app_message(message, sender)
+
+    def on_error(self, message: str) -> None:
+        self._room.left_reason = str(message)
+        log.warning("Daily reported an error: %s", message)
+
+
+class DryRunRoom:
+    """No Daily room: each message "sent" is one JSON line on stdout, confirmed at once."""
+
+    mode = "dry-run"
+    conversation_id: str | None = None
+    call_state = "dry-run"
+    replica_present = True
+
+    def __init__(self, out: IO[str] | None = None) -> None:
+        self._out = out or sys.stdout
+        self._lock = threading.Lock()
+
+    def add_listener(self, listener: Callable[[str, Mapping[str, Any]], None]) -> None:
+        """A dry run has no room, so nothing ever arrives."""
+
+    def join(self, timeout: float = JOIN_TIMEOUT_S) -> None:
+        """Nothing to join."""
+
+    def check_open(self) -> None:
+        """Always open."""
+
+    def wait_for_replica(self, timeout: float) -> bool:
+        return True
+
+    def send(self, message: Mapping[str, Any]) -> Future[None]:
+        line = json.dumps(message)
+        with self._lock:
+            print(line, file=self._out, flush=True)
+        sent: Future[None] = Future()
+        sent.set_result(None)
+        return sent
+
+    def leave(self, timeout: float = LEAVE_TIMEOUT_S) -> None:
+        """Nothing to leave."""
+
+
+# --- recording -------------------------------------------------------------------
+
+
+class Recorder:
+    """Appends every outgoing message to RELAY_RECORD_FILE as one JSON line."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 (closed in close())
+        self._lock = threading.Lock()
+
+    def record(self, direction: str, message: Any, **extra: Any) -> None:
+        if self._file is None:
+            return
+        line = json.dumps({"time": time.time(), "direction": direction, **extra, "message": message}, ensure_ascii=False)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with self._lock:
+                self._file.close()
+                self._file = None
+
+
+# --- the sender -------------------------------------------------------------------
+
+
+@dataclass
+class Dispatch:
+    """What the sender put on the wire for one request: a future per message, in order."""
+
+    sent: list[Future[None]]
+    cut_short: bool  # an interrupt or a send error stopped it before its last message
+
+
+@dataclass
+class _Job:
+    messages: Iterable[Mapping[str, Any]]
+    generation: int
+    wait_for_replica: bool
+    replica_deadline: float
+    result: Future[Dispatch] = field(default_factory=Future)
+
+
+class Sender:
+    """One thread sends every request's messages, contiguous and in arrival order.
+
+    A job's messages go out back to back; the request's own thread then awaits
+    their confirmations together (`confirm`), so the sender moves on to the
+    next request at once. Waiting for each confirmation before the next send
+    would cap an utterance at one message per round trip. An interrupt bumps
+    the generation; every job of an older generation stops at its next message.
+    """
+
+    def __init__(self, room: Any, *, replica_timeout_s: float, send_timeout_s: float, recorder: Recorder) -> None:
+        self._room = room
+        self._replica_timeout_s = replica_timeout_s
+        self._send_timeout_s = send_timeout_s
+        self._recorder = recorder
+        self._jobs: deque[_Job] = deque()
+        self._wakeup = threading.Condition()
+        self._generation = 0
+        self._closed = False
+        self._counts_lock = threading.Lock()
+        self.messages_sent = 0
+        self.send_errors = 0
+        self._thread = threading.Thread(target=self._run, name="relay-sender", daemon=True)
+        self._thread.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._jobs)
+
+    def submit(self, messages: Iterable[Mapping[str, Any]], *, drop_queued: bool = False) -> Future[Dispatch]:
+        """Queue one request's messages; the future resolves once they are all handed to Daily.
+
+        `drop_queued` is for a request that starts with its own interrupt: what
+        was queued before it would only be cut off by it.
+        """
+        self._room.check_open()
+        with self._wakeup:
+            if drop_queued:
+                self._drop_queued()
+            job = _Job(messages, self._generation, True, time.monotonic() + self._replica_timeout_s)
+            self._enqueue(job)
+        return job.result
+
+    def interrupt(self, conversation_id: str) -> tuple[Future[Dispatch], int]:
+        """Drop queued requests, stop the one being sent, send `conversation.interrupt` next."""
+        self._room.check_open()
+        with self._wakeup:
+            dropped = self._drop_queued()
+            job = _Job([echo_messages.interrupt_message(conversation_id)], self._generation, False, 0.0)
+            self._enqueue(job, first=True)
+        return job.result, dropped
+
+    def close(self, timeout: float = LEAVE_TIMEOUT_S) -> None:
+        with self._wakeup:
+            self._closed = True
+            self._drop_queued()
+            self._wakeup.notify_all()
+        self._thread.join(timeout)
+
+    def _enqueue(self, job: _Job, *, first: bool = False) -> None:
+        if self._closed:
+            job.result.set_exception(NotJoined("the relay is shutting down"))
+            return
+        if first:
+            self._jobs.appendleft(job)
+        else:
+            self._jobs.append(job)
+        self._wakeup.notify()
+
+    def _drop_queued(self) -> int:
+        """Fail every queued job and stop the one in flight; callers hold _wakeup."""
+        self._generation += 1
+        dropped = len(self._jobs)
+        while self._jobs:
+            self._jobs.popleft().result.set_exception(Interrupted("interrupted before any of it was sent"))
+        return dropped
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._jobs and not self._closed:
+                    self._wakeup.wait()
+                if self._closed and not self._jobs:
+                    return
+                job = self._jobs.popleft()
+            try:
+                job.result.set_result(self._deliver(job))
+            except (RelayError, MessageError) as error:
+                job.result.set_exception(error)
+            except Exception as error:  # a bug must fail this request, never kill the sender thread
+                log.exception("sender failed on a request")
+                job.result.set_exception(error)
+
+    def _deliver(self, job: _Job) -> Dispatch:
+        if job.wait_for_replica:
+            self._await_replica(job)
+        sent: list[Future[None]] = []
+        failed = threading.Event()
+        cut_short = False
+        for message in job.messages:
+            if job.generation != self._generation or failed.is_set():
+                cut_short = True
+                break
+            future = self._room.send(message)
+            future.add_done_callback(lambda done: done.exception() and failed.set())
+            sent.append(future)
+            self._recorder.record("out", message)
+        return Dispatch(sent, cut_short)
+
+    def _await_replica(self, job: _Job) -> None:
+        while not self._room.wait_for_replica(REPLICA_POLL_S):
+            self._room.check_open()
+            if job.generation != self._generation:
+                raise Interrupted("interrupted while waiting for the face to join; nothing was sent")
+            if time.monotonic() >= job.replica_deadline:
+                raise ReplicaAbsent(
+                    f"the face (Tavus replica) has not joined the room after {self._replica_timeout_s:g} s "
+                    "(RELAY_REPLICA_TIMEOUT); nothing was sent. A cold start can take minutes: try again"
+                )
+
+    def confirm(self, dispatch: Dispatch) -> int:
+        """Wait (on the caller's thread) until Daily confirmed every message; how many it confirmed."""
+        sent = dispatch.sent
+        done, pending = futures.wait(sent, timeout=self._send_timeout_s)
+        errors = [future.exception() for future in sent if future in done and future.exception()]
+        confirmed = len(done) - len(errors)
+        with self._counts_lock:
+            self.messages_sent += confirmed
+            self.send_errors += len(errors)
+        if errors:
+            raise SendError(f"Daily reported a send error ({confirmed} of {len(sent)} messages confirmed): {errors[0]}")
+        if pending:
+            raise SendTimeout(
+                f"Daily did not confirm {len(pending)} of {len(sent)} messages within "
+                f"{self._send_timeout_s:g} s (RELAY_SEND_TIMEOUT)"
+            )
+        if dispatch.cut_short:
+            raise Interrupted(f"interrupted after {confirmed} message(s) were sent; the rest were dropped")
+        return confirmed
+
+
+# --- the HTTP app -----------------------------------------------------------------
+
+
+class Relay:
+    """What the routes share: settings, the room, the sender."""
+
+    def __init__(self, settings: Settings, room: Any) -> None:
+        self.settings = settings
+        self.room = room
+        self.recorder = Recorder(settings.record_file)
+        self.sender = Sender(
+            room,
+            replica_timeout_s=settings.replica_timeout_s,
+            send_timeout_s=settings.send_timeout_s,
+            recorder=self.recorder,
+        )
+
+    def conversation_id_for(self, requested: str | None) -> str:
+        """The joined room's id; a request naming another room is a mistake, not a redirect."""
+        joined = self.room.conversation_id
+        if joined is None:
+            return requested or "dry-run"
+        if requested is not None and requested != joined:
+            raise MessageError(
+                f"conversation_id {requested!r} is not this relay's conversation ({joined!r}); "
+                "leave it out or run one relay per conversation"
+            )
+        return joined
+
+    def send(self, messages: list[dict[str, Any]], *, interrupt: bool, conversation_id: str) -> int:
+        """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped."""
+        if interrupt:
+            messages = [echo_messages.interrupt_message(conversation_id), *messages]
+        return self.sender.confirm(self.sender.submit(messages, drop_queued=interrupt).result())
+
+    def close(self) -> None:
+        self.sender.close()
+        self.recorder.close()
+
+
+def create_app(settings: Settings, room: Any) -> Flask:
+    """The Flask app for one room; `room` is a Room, a DryRunRoom, or a test's stand-in."""
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    relay = Relay(settings, room)
+    app.extensions["relay"] = relay
+
+    app.before_request(_check_bearer_token)
+    app.register_error_handler(Exception, _error_response)
+
+    @app.post("/send_text_message")
+    def send_text_message() -> Response:
+        echo = echo_messages.parse_text_request(_json_body())
+        conversation_id = relay.conversation_id_for(echo.conversation_id)
+        inference_id = echo.inference_id or new_inference_id()
+        messages = list(
+            echo_messages.text_echo_messages(
+                echo.text,
+                conversation_id=conversation_id,
+                inference_id=inference_id,
+                done=echo.done,
+                max_bytes=settings.max_message_bytes,
+            )
+        )
+        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id)
+        return _sent(relay, inference_id=inference_id, messages_sent=sent, conversation_id=conversation_id)
+
+    @app.post("/send_audio_message")
+    def send_audio_message() -> Response:
+        echo = echo_messages.parse_audio_request(
+            _json_body(), target_rate=settings.sample_rate, max_seconds=settings.max_audio_seconds
+        )
+        conversation_id = relay.conversation_id_for(echo.conversation_id)
+        inference_id = echo.inference_id or new_inference_id()
+        messages = list(
+            echo_messages.audio_echo_messages(
+                echo.pcm,
+                sample_rate=echo.sample_rate,
+                conversation_id=conversation_id,
+                inference_id=inference_id,
+                done=echo.done,
+                max_bytes=settings.max_message_bytes,
+            )
+        )
+        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id)
+        return _sent(
+            relay,
+            inference_id=inference_id,
+            messages_sent=sent,
+            conversation_id=conversation_id,
+            audio_ms=echo.audio_ms,
+            sample_rate=echo.sample_rate,
+        )
+
+    @app.post("/interrupt")
+    def interrupt() -> Response:
+        conversation_id = relay.conversation_id_for(None)
+        dispatched, dropped = relay.sender.interrupt(conversation_id)
+        sent = relay.sender.confirm(dispatched.result())
+        return jsonify(
+            status="Interrupted",
+            messages_sent=sent,
+            requests_dropped=dropped,
+            conversation_id=conversation_id,
+            mode=room.mode,
+        )
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify(
+            status="ok",
+            mode=room.mode,
+            call_state=room.call_state,
+            conversation_id=room.conversation_id,
+            replica_present=room.replica_present,
+            messages_sent=relay.sender.messages_sent,
+            send_errors=relay.sender.send_errors,
+            queue_depth=relay.sender.queue_depth,
+        )
+
+    return app
+
+
+def new_inference_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _sent(relay: Relay, **fields: Any) -> Response:
+    return jsonify(status="Message sent successfully", mode=relay.room.mode, **fields)
+
+
+def _json_body() -> Any:
+    """The body as JSON whatever the Content-Type a curl -d sends, but not another media type."""
+    if request.mimetype not in JSON_MIMETYPES and not request.mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"Content-Type {request.mimetype!r} is not supported here: send JSON with Content-Type: application/json"
+        )
+    data = request.get_data(cache=False)
+    if not data.strip():
+        raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
+    try:
+        return json.loads(data)
+    except json.JSONDecodeError as error:
+        raise MessageError(
+            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+
+
+def _check_bearer_token() -> Response | None:
+    from flask import current_app
+
+    token = current_app.extensions["relay"].settings.auth_token
+    if token is None or request.path == "/health":
+        return None
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+        return None
+    response = jsonify(error="missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'")
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _error_response(error: Exception) -> tuple[Response, int]:
+    """Every error becomes {"error": "..."} with the status DESIGN.md gives it."""
+    if isinstance(error, (MessageError, RelayError)):
+        return jsonify(error=str(error)), error.status
+    if isinstance(error, RequestEntityTooLarge):
+        limit = request.max_content_length
+        return jsonify(error=f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit"), 413
+    if isinstance(error, HTTPException):
+        return jsonify(error=_http_error_text(error)), error.code or 500
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return jsonify(error="internal error in the relay; the details are in its log"), 500
+
+
+def _http_error_text(error: HTTPException) -> str:
+    if error.code == 404:
+        return f"no endpoint {request.path}: see GET /health and the README for the endpoints"
+    if error.code == 405:
+        allowed = ", ".join(sorted(set(error.valid_methods or []) - {"HEAD", "OPTIONS"}))  # type: ignore[attr-defined]
+        return f"{request.method} is not allowed on {request.path}: use {allowed}"
+    return str(error.description)
+
+
+# --- command line -----------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python app.py",
+        description=(
+            "Relay POSTed text and audio to a Tavus face in Echo Mode. With no URL (and no "
+            "TAVUS_CONVERSATION_URL) it runs a dry run: messages are printed, not sent."
+        ),
+    )
+    parser.add_argument("conversation_url", nargs="?", help="the conversation_url Tavus returned; joins that room")
+    parser.add_argument("--dry-run", action="store_true", help="print messages instead of joining a room")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    args = parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    url = None if args.dry_run else (args.conversation_url or settings.tavus_conversation_url)
+    try:
+        room = Room(url) if url else DryRunRoom()
+    except JoinError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return run(settings, room)
+
+
+def run(settings: Settings, room: Any) -> int:
+    """Join, serve until SIGINT/SIGTERM, then leave and release. Returns the exit code."""
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    app = None
+    try:
+        if isinstance(room, Room):
+            log.info("joining %s ...", room.conversation_url)
+            try:
+                room.join()
+            except JoinError as error:
+                print(f"error: could not join {room.conversation_url}: {error}", file=sys.stderr)
+                return 1
+            log.info("joined conversation %s", room.conversation_id)
+        app = create_app(settings, room)
+        serve(app, settings)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if app is not None:
+            app.extensions["relay"].close()
+        room.leave()
+        log.info("stopped")
+
+
+def serve(app: Flask, settings: Settings) -> None:
+    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=SERVER_THREADS)
+    log.info(
+        "echo relay (%s) listening on http://%s:%s",
+        app.extensions["relay"].room.mode,
+        settings.host,
+        server.effective_port,  # type: ignore[union-attr]
+    )
+    server.run()
+
+
+def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM stops the server the way Ctrl-C does: waitress finishes in-flight requests and returns."""
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Settings for the echo relay, read once from the environment and a `.env` file.
+
+Every value is checked here so that a typo fails at start with one line naming
+the variable, instead of surfacing later as a confusing error mid-conversation.
+Secrets (`TAVUS_API_KEY`, `RELAY_AUTH_TOKEN`) never appear in a repr or an error.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+from urllib.parse import urlparse
+
+from dotenv import dotenv_values, find_dotenv
+
+DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
+DEFAULT_SAMPLE_RATE = 24000
+DEFAULT_MAX_MESSAGE_BYTES = 4096
+DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+DEFAULT_REPLICA_TIMEOUT_S = 120.0
+DEFAULT_SEND_TIMEOUT_S = 10.0
+DEFAULT_MAX_AUDIO_SECONDS = 600.0
+
+# Below this an echo envelope plus a few samples of audio no longer fits.
+MIN_MAX_MESSAGE_BYTES = 512
+SUPPORTED_SAMPLE_RATES = range(8000, 192001)
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Settings:
+    tavus_api_key: str | None = field(default=None, repr=False)
+    tavus_api_base_url: str = DEFAULT_TAVUS_API_BASE_URL
+    tavus_persona_id: str | None = None
+    tavus_replica_id: str | None = None
+    tavus_conversation_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auth_token: str | None = field(default=None, repr=False)
+    sample_rate: int = DEFAULT_SAMPLE_RATE
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
+    send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
+    max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    record_file: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from `env`, or from os.environ plus `./.env` when None.
+
+        Values already in the environment win over `.env` (as with
+        `load_dotenv(override=False)`), so a shell export can override the file
+        without editing it. Empty values count as unset, which lets a copied
+        `.env.example` work as is.
+        """
+        if env is None:
+            env = {**_dotenv_in_cwd(), **os.environ}
+        read = _Reader(env)
+        return cls(
+            tavus_api_key=read.text("TAVUS_API_KEY"),
+            tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
+            tavus_persona_id=read.text("TAVUS_PERSONA_ID"),
+            tavus_replica_id=read.text("TAVUS_REPLICA_ID"),
+            tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
+            host=read.text("RELAY_HOST") or "127.0.0.1",
+            port=read.number("RELAY_PORT", 8000, int, minimum=0, maximum=65535),
+            auth_token=read.text("RELAY_AUTH_TOKEN"),
+            sample_rate=read.number(
+                "RELAY_SAMPLE_RATE", DEFAULT_SAMPLE_RATE, int,
+                minimum=SUPPORTED_SAMPLE_RATES.start, maximum=SUPPORTED_SAMPLE_RATES.stop - 1,
+            ),
+            max_message_bytes=read.number(
+                "RELAY_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
+            ),
+            max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
+            replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
+            send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
+            max_audio_seconds=read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001),
+            record_file=read.text("RELAY_RECORD_FILE"),
+        )
+
+
+def _dotenv_in_cwd() -> dict[str, str]:
+    """The `.env` of the directory the relay is started from, as the README says."""
+    path = find_dotenv(usecwd=True)
+    if not path:
+        return {}
+    return {key: value for key, value in dotenv_values(path).items() if value is not None}
+
+
+class _Reader:
+    """Reads one variable at a time, raising ConfigError that names it."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def number(
+        self,
+        name: str,
+        default: T,
+        kind: Callable[[str], T],
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+    ) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        noun = "a whole number" if kind is int else "a number"
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
+        if minimum is not None and value < minimum:  # type: ignore[operator]
+            raise ConfigError(f"{name} must be at least {minimum:g}, got {raw}")
+        if maximum is not None and value > maximum:  # type: ignore[operator]
+            raise ConfigError(f"{name} must be at most {maximum:g}, got {raw}")
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        return self.optional_url(name) or default
+
+    def optional_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is None:
+            return None
+        parsed = urlparse(raw)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"{name} must be an http(s) URL such as https://tavus.daily.co/c123, got {raw!r}")
+        return raw

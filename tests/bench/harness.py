@@ -1,0 +1,110 @@
+"""Shared pieces of the benchmarks: a relay on a fake CallClient served by waitress, and a load client.
+
+Benchmarks print figures; they never assert on speed (the machine decides that).
+Run one with `python tests/bench/<name>.py` from the repository root.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import waitress  # noqa: E402
+from waitress import wasyncore  # noqa: E402
+
+from app import SERVER_THREADS, Room, create_app  # noqa: E402
+from config import Settings  # noqa: E402
+from tests.conftest import CONVERSATION_URL, FakeBehaviour  # noqa: E402
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[int]:
+    """Serve a WSGI app with waitress on a free loopback port, as `python app.py` does."""
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=SERVER_THREADS)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server.effective_port  # type: ignore[union-attr]
+    finally:
+        # Finish in-flight requests, then close every channel from the loop's own
+        # thread: closing from here would race the loop's next poll.
+        server.task_dispatcher.shutdown()
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
+        thread.join(5)
+
+
+@contextmanager
+def relay_on_fake_daily(settings: Settings | None = None) -> Iterator[tuple[int, FakeBehaviour]]:
+    """A joined relay whose fake CallClient confirms every send at once, on its own thread."""
+    fake = FakeBehaviour()
+    room = Room(CONVERSATION_URL, client_factory=fake.factory)
+    room.join(timeout=5)
+    app = create_app(settings or Settings(), room)
+    try:
+        with serve_wsgi(app) as port:
+            yield port, fake
+    finally:
+        app.extensions["relay"].close()
+        room.leave()
+
+
+def post_json(connection: http.client.HTTPConnection, path: str, body: Any) -> tuple[int, bytes]:
+    data = json.dumps(body).encode()
+    connection.request("POST", path, body=data, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, response.read()
+
+
+def load(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, float]:
+    """Run `load_here` in a separate process, so the client does not share the server's GIL."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(load_here, (port,), {"clients": clients, "requests_each": requests_each, "body": body, "path": path})
+
+
+def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, float]:
+    """`clients` threads, each on one keep-alive connection, POST `requests_each` times."""
+    latencies: list[float] = []
+    failures = [0]
+    lock = threading.Lock()
+
+    def one_client(index: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine = []
+        for n in range(requests_each):
+            started = time.perf_counter()
+            status, _ = post_json(connection, path, body(index, n))
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                failures[0] += 1
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=one_client, args=(i,)) for i in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "failures": failures[0],
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+    }

@@ -1,0 +1,528 @@
+"""The relay as a user sees it: HTTP in, the exact app messages Daily is asked to send out."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from app import DryRunRoom, JoinError, Room, create_app
+from config import Settings
+from echo_messages import serialized_size
+from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour, FakeCallClient, sent_messages
+
+DOCS_TEXT_BODY = {
+    "message_type": "conversation",
+    "event_type": "conversation.echo",
+    "conversation_id": CONVERSATION_ID,
+    "properties": {
+        "modality": "text",
+        "text": "Hello there!",
+        "audio": "base64-encoded-audio",
+        "sample_rate": 24000,
+        "inference_id": "inference-id-123",
+        "done": "true",
+    },
+}
+
+
+def pcm_of(samples: int, value: int = 1000) -> bytes:
+    return np.full(samples, value, dtype="<i2").tobytes()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+# --- text echo ---------------------------------------------------------------
+
+
+def test_docs_curl_body_sends_exactly_one_clean_text_echo(client, fake_call_client):
+    response = client.post("/send_text_message", json=DOCS_TEXT_BODY)
+
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "Message sent successfully",
+        "inference_id": "inference-id-123",
+        "messages_sent": 1,
+        "mode": "room",
+        "conversation_id": CONVERSATION_ID,
+    }
+    assert sent_messages(fake_call_client) == [
+        {
+            "message_type": "conversation",
+            "event_type": "conversation.echo",
+            "conversation_id": CONVERSATION_ID,
+            "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
+        }
+    ]
+
+
+def test_text_echo_omits_absent_fields_and_defaults_done_and_conversation(client, fake_call_client):
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    inference_id = response.get_json()["inference_id"]
+    assert len(inference_id) == 32 and int(inference_id, 16) >= 0
+    (message,) = sent_messages(fake_call_client)
+    assert message == {
+        "message_type": "conversation",
+        "event_type": "conversation.echo",
+        "conversation_id": CONVERSATION_ID,
+        "properties": {"modality": "text", "text": "Hi", "inference_id": inference_id, "done": True},
+    }
+
+
+@pytest.mark.parametrize("done, expected", [(False, False), ("false", False), ("TRUE", True), (True, True)])
+def test_done_is_always_sent_as_a_json_boolean(client, fake_call_client, done, expected):
+    client.post("/send_text_message", json={"text": "Hi", "done": done})
+
+    assert sent_messages(fake_call_client)[0]["properties"]["done"] is expected
+
+
+def test_form_encoded_curl_without_content_type_still_works(client, fake_call_client):
+    response = client.post(
+        "/send_text_message", data='{"text": "Hi"}', content_type="application/x-www-form-urlencoded"
+    )
+
+    assert response.status_code == 200
+    assert sent_messages(fake_call_client)[0]["properties"]["text"] == "Hi"
+
+
+def test_long_text_is_split_into_fitting_messages_with_one_id_and_done_last(client, fake_call_client, settings):
+    text = " ".join(f"Sentence number {i} is here." for i in range(400))
+
+    response = client.post("/send_text_message", json={"text": text, "inference_id": "long"})
+
+    messages = sent_messages(fake_call_client)
+    assert response.status_code == 200 and response.get_json()["messages_sent"] == len(messages) > 1
+    assert "".join(m["properties"]["text"] for m in messages) == text
+    assert all(serialized_size(m) <= settings.max_message_bytes for m in messages)
+    assert {m["properties"]["inference_id"] for m in messages} == {"long"}
+    assert [m["properties"]["done"] for m in messages] == [False] * (len(messages) - 1) + [True]
+    assert all(m["properties"]["text"].rstrip().endswith(".") for m in messages)
+
+
+def test_interrupt_flag_sends_conversation_interrupt_before_the_utterance(client, fake_call_client):
+    client.post("/send_text_message", json={"text": "Stop, and say this.", "interrupt": True})
+
+    messages = sent_messages(fake_call_client)
+    assert messages[0] == {
+        "message_type": "conversation",
+        "event_type": "conversation.interrupt",
+        "conversation_id": CONVERSATION_ID,
+    }
+    assert messages[1]["properties"]["text"] == "Stop, and say this."
+
+
+# --- audio echo (JSON) -----------------------------------------------------------
+
+
+def test_audio_echo_sends_raw_pcm_untouched_with_true_rate_and_no_done_by_default(client, fake_call_client):
+    pcm = pcm_of(480)
+
+    response = client.post(
+        "/send_audio_message", json={"audio": b64(pcm), "sample_rate": 24000, "inference_id": "a1"}
+    )
+
+    assert response.status_code == 200
+    assert response.get_json()["audio_ms"] == 20 and response.get_json()["sample_rate"] == 24000
+    assert sent_messages(fake_call_client) == [
+        {
+            "message_type": "conversation",
+            "event_type": "conversation.echo",
+            "conversation_id": CONVERSATION_ID,
+            "properties": {"modality": "audio", "audio": b64(pcm), "sample_rate": 24000, "inference_id": "a1", "done": False},
+        }
+    ]
+
+
+def test_audio_echo_defaults_to_16000_as_tavus_and_says_so(client, fake_call_client):
+    client.post("/send_audio_message", json={"properties": {"audio": b64(pcm_of(160)), "done": "true"}})
+
+    properties = sent_messages(fake_call_client)[0]["properties"]
+    assert properties["sample_rate"] == 16000 and properties["done"] is True
+
+
+def test_long_audio_is_split_on_whole_samples_in_order(client, fake_call_client, settings):
+    pcm = np.arange(24000 * 3, dtype="<i2").tobytes()
+
+    response = client.post("/send_audio_message", json={"audio": b64(pcm), "sample_rate": 24000, "done": True})
+
+    messages = sent_messages(fake_call_client)
+    assert response.get_json()["messages_sent"] == len(messages) > 1
+    assert b"".join(base64.b64decode(m["properties"]["audio"]) for m in messages) == pcm
+    assert all(len(base64.b64decode(m["properties"]["audio"])) % 2 == 0 for m in messages)
+    assert all(serialized_size(m) <= settings.max_message_bytes for m in messages)
+    assert [m["properties"]["done"] for m in messages][-2:] == [False, True]
+
+
+def test_base64_wav_is_decoded_and_resampled_to_the_relay_rate(client, fake_call_client):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros((8000, 2), dtype="float32"), 16000, format="WAV", subtype="PCM_16")
+
+    response = client.post("/send_audio_message", json={"audio": b64(buffer.getvalue()), "done": True})
+
+    body = response.get_json()
+    assert response.status_code == 200 and body["sample_rate"] == 24000 and body["audio_ms"] == 500
+    messages = sent_messages(fake_call_client)
+    assert sum(len(base64.b64decode(m["properties"]["audio"])) for m in messages) == 12000 * 2
+    assert {m["properties"]["sample_rate"] for m in messages} == {24000}
+
+
+def test_done_without_audio_closes_the_utterance_with_silence_not_an_empty_string(client, fake_call_client):
+    client.post("/send_audio_message", json={"inference_id": "a1", "done": True, "sample_rate": 24000})
+
+    (message,) = sent_messages(fake_call_client)
+    assert base64.b64decode(message["properties"]["audio"]) == bytes(24000 * 40 // 1000 * 2)
+    assert message["properties"]["done"] is True
+
+
+# --- bad input: the status, the words, and nothing sent ------------------------
+
+BAD_REQUESTS = [
+    ("/send_text_message", "not json", 400, "the body is not valid JSON"),
+    ("/send_text_message", "", 400, "the body is empty"),
+    ("/send_text_message", "[1, 2]", 400, "the body must be a JSON object"),
+    ("/send_text_message", {}, 400, "text is required"),
+    ("/send_text_message", {"properties": {"text": "  "}}, 400, "properties.text is required"),
+    ("/send_text_message", {"text": 5}, 400, "text must be a string"),
+    ("/send_text_message", {"properties": "text"}, 400, "properties must be a JSON object"),
+    ("/send_text_message", {"text": "Hi", "modality": "video"}, 400, 'modality must be "text"'),
+    ("/send_text_message", {"text": "Hi", "modality": "audio"}, 400, "send audio to /send_audio_message"),
+    ("/send_text_message", {"text": "Hi", "done": "yes"}, 400, "done must be true or false"),
+    ("/send_text_message", {"text": "Hi", "inference_id": 7}, 400, "inference_id must be a non-empty string"),
+    ("/send_text_message", {"text": "Hi", "inference_id": "x" * 200}, 400, "inference_id must be at most 128"),
+    ("/send_text_message", {"text": "Hi", "conversation_id": "other"}, 400, "is not this relay's conversation"),
+    ("/send_text_message", {"text": "Hi", "event_type": "conversation.interrupt"}, 400, "use POST /interrupt"),
+    ("/send_text_message", {"text": "Hi", "interrupt": "maybe"}, 400, "interrupt must be true or false"),
+    ("/send_audio_message", {"audio": "!!!notbase64", "done": True}, 400, "audio is not valid base64"),
+    ("/send_audio_message", {"audio": b64(b"\x01\x02\x03")}, 400, "whole 16-bit samples"),
+    ("/send_audio_message", {"audio": b64(pcm_of(10)), "sample_rate": 0}, 400, "sample_rate must be a positive"),
+    ("/send_audio_message", {"audio": b64(pcm_of(10)), "sample_rate": -5}, 400, "sample_rate must be a positive"),
+    ("/send_audio_message", {"audio": b64(pcm_of(10)), "sample_rate": 16000.5}, 400, "sample_rate must be a positive"),
+    ("/send_audio_message", {"audio": b64(pcm_of(10)), "sample_rate": True}, 400, "sample_rate must be a positive"),
+    ("/send_audio_message", {"audio": b64(pcm_of(10)), "sample_rate": 10**9}, 400, "sample_rate must be between"),
+    ("/send_audio_message", {"audio": b64(pcm_of(10)), "modality": "text"}, 400, "send text to /send_text_message"),
+    ("/send_audio_message", {"sample_rate": 24000}, 400, "audio is required"),
+    ("/send_audio_message", {"audio": 12}, 400, "audio must be a string"),
+    ("/send_audio_message", {"audio": b64(b"RIFF\x00\x00\x00\x00WAVEjunk"), "done": True}, 415, "could not decode audio"),
+]
+
+
+@pytest.mark.parametrize("path, body, status, words", BAD_REQUESTS)
+def test_bad_input_gets_a_clear_error_and_sends_nothing(client, fake_call_client, path, body, status, words):
+    data = body if isinstance(body, str) else json.dumps(body)
+
+    response = client.post(path, data=data, content_type="application/json")
+
+    assert response.status_code == status
+    assert words in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_unsupported_content_type_is_415(client, fake_call_client):
+    response = client.post("/send_text_message", data=b"\x00\x01", content_type="image/png")
+
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_body_over_the_limit_is_413_naming_the_setting(room, fake_call_client):
+    app = create_app(Settings(max_body_bytes=2048), room)
+    try:
+        response = app.test_client().post("/send_text_message", json={"text": "x" * 5000})
+    finally:
+        app.extensions["relay"].close()
+
+    assert response.status_code == 413
+    assert "RELAY_MAX_BODY_BYTES" in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_unknown_path_and_wrong_method_answer_in_the_error_shape(client):
+    assert client.get("/nope").get_json()["error"].startswith("no endpoint /nope")
+    response = client.get("/send_text_message")
+    assert response.status_code == 405 and "use POST" in response.get_json()["error"]
+
+
+# --- the bearer token -------------------------------------------------------------
+
+
+@pytest.fixture
+def guarded(room):
+    app = create_app(Settings(auth_token="s3cret-token"), room)
+    yield app.test_client()
+    app.extensions["relay"].close()
+
+
+@pytest.mark.parametrize("header", [None, "Bearer wrong", "s3cret-token", "Basic s3cret-token"])
+def test_missing_or_wrong_bearer_token_is_401_and_sends_nothing(guarded, fake_call_client, header):
+    headers = {"Authorization": header} if header else {}
+
+    response = guarded.post("/send_text_message", json={"text": "Hi"}, headers=headers)
+
+    assert response.status_code == 401
+    assert "Authorization: Bearer" in response.get_json()["error"]
+    assert "s3cret-token" not in response.get_data(as_text=True)
+    assert sent_messages(fake_call_client) == []
+
+
+def test_right_bearer_token_passes_and_health_needs_none(guarded, fake_call_client):
+    assert guarded.post("/send_text_message", json={"text": "Hi"}, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert guarded.get("/health").status_code == 200
+
+
+# --- delivery: confirmation, errors, timeouts, the face ---------------------------
+
+
+def test_daily_send_error_is_502_naming_the_error(client, fake_daily, fake_call_client):
+    fake_daily.send_error = lambda index, message: "AppMessage(Signalling(ChannelNotOpen))"
+
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 502
+    assert "ChannelNotOpen" in response.get_json()["error"]
+    assert client.get("/health").get_json()["send_errors"] == 1
+
+
+def test_no_confirmation_within_send_timeout_is_504_and_the_next_request_still_works(app, client, fake_daily):
+    fake_daily.confirm_sends = False
+    started = time.monotonic()
+
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 504
+    assert "RELAY_SEND_TIMEOUT" in response.get_json()["error"]
+    assert time.monotonic() - started < 5
+    fake_daily.confirm_sends = True
+    assert client.post("/send_text_message", json={"text": "Again"}).status_code == 200
+
+
+def test_replica_never_joining_is_503_saying_the_face_has_not_joined(fake_daily):
+    fake_daily.replica_in_room = False
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    app = create_app(Settings(replica_timeout_s=0.2), room)
+    try:
+        response = app.test_client().post("/send_text_message", json={"text": "Hi"})
+    finally:
+        app.extensions["relay"].close()
+        room.leave()
+
+    assert response.status_code == 503
+    assert "has not joined" in response.get_json()["error"]
+    assert fake_daily.client.sent == []
+
+
+@pytest.mark.parametrize("arrival", ["participant", "app_message"])
+def test_messages_wait_for_the_face_then_go_out(fake_daily, arrival):
+    fake_daily.replica_in_room = False
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    app = create_app(Settings(replica_timeout_s=5), room)
+    fake = fake_daily.client
+    try:
+        threading.Timer(
+            0.2,
+            fake.replica_joins if arrival == "participant" else lambda: fake.room_sends({"event_type": "system.replica_joined"}),
+        ).start()
+        response = app.test_client().post("/send_text_message", json={"text": "Hi"})
+    finally:
+        app.extensions["relay"].close()
+        room.leave()
+
+    assert response.status_code == 200
+    assert len(fake.sent) == 1
+
+
+def test_post_before_join_is_503(fake_daily):
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    app = create_app(Settings(), room)
+    try:
+        response = app.test_client().post("/send_text_message", json={"text": "Hi"})
+    finally:
+        app.extensions["relay"].close()
+
+    assert response.status_code == 503 and "has not joined the room" in response.get_json()["error"]
+
+
+def test_post_after_the_call_ended_is_503_at_once(client, fake_call_client):
+    fake_call_client.call_ends("meeting ended")
+    fake_call_client.settle()
+
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 503
+    assert "conversation has ended" in response.get_json()["error"]
+
+
+def test_failed_join_raises_join_error_with_dailys_words(fake_daily):
+    fake_daily.join_error = "RoomInfoFetchFailed"
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+
+    with pytest.raises(JoinError, match="RoomInfoFetchFailed"):
+        room.join(timeout=2)
+
+
+def test_leave_leaves_then_releases_once(fake_daily):
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+
+    room.leave()
+    room.leave()
+
+    assert fake_daily.client.left and fake_daily.client.released
+
+
+# --- interrupt and ordering --------------------------------------------------------
+
+
+def test_interrupt_drops_queued_messages_and_goes_out_first(client, fake_daily, fake_call_client):
+    gate = threading.Event()
+    original_send = fake_call_client.send_app_message
+
+    def slow_send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
+        if message["event_type"] == "conversation.echo" and message["properties"].get("inference_id") == "long":
+            gate.wait(0.005)  # a slow network: gives the interrupt time to land mid-utterance
+        original_send(message, participant_id, completion)
+
+    fake_call_client.send_app_message = slow_send
+    pcm = pcm_of(24000 * 30)
+    results: dict[str, Any] = {}
+
+    def post(name: str, body: dict) -> None:
+        results[name] = client.post("/send_audio_message", json=body)
+
+    long_request = threading.Thread(target=post, args=("long", {"audio": b64(pcm), "sample_rate": 24000, "inference_id": "long", "done": True}))
+    long_request.start()
+    while not any(m["properties"].get("inference_id") == "long" for m in list(fake_call_client.sent) if "properties" in m):
+        time.sleep(0.001)
+    queued = threading.Thread(target=post, args=("queued", {"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "queued"}))
+    queued.start()
+    while client.get("/health").get_json()["queue_depth"] < 1:
+        time.sleep(0.001)
+
+    response = client.post("/interrupt")
+    long_request.join(10)
+    queued.join(10)
+
+    assert response.status_code == 200 and response.get_json()["requests_dropped"] == 1
+    assert results["long"].status_code == 409 and "interrupted" in results["long"].get_json()["error"]
+    assert results["queued"].status_code == 409
+    messages = sent_messages(fake_call_client)
+    kinds = [m["event_type"] for m in messages]
+    assert kinds.count("conversation.interrupt") == 1 and kinds[-1] == "conversation.interrupt"
+    long_chunks = [m for m in messages if m.get("properties", {}).get("inference_id") == "long"]
+    assert 0 < len(long_chunks) < len(pcm) // 2900
+    assert all(m["properties"]["done"] is False for m in long_chunks)
+    assert not any(m.get("properties", {}).get("inference_id") == "queued" for m in messages)
+
+
+def test_concurrent_requests_never_interleave_their_messages(client, fake_call_client):
+    text = " ".join(["word"] * 3000)
+
+    def post(i: int) -> None:
+        assert client.post("/send_text_message", json={"text": text, "inference_id": f"r{i}"}).status_code == 200
+
+    threads = [threading.Thread(target=post, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+
+    ids = [m["properties"]["inference_id"] for m in sent_messages(fake_call_client)]
+    runs = [ids[0]] + [b for a, b in zip(ids, ids[1:]) if a != b]
+    assert sorted(runs) == sorted(f"r{i}" for i in range(8))
+    assert [m["properties"]["done"] for m in sent_messages(fake_call_client)].count(True) == 8
+
+
+def test_sends_are_pipelined_not_one_round_trip_each(client, fake_call_client):
+    """All chunks are handed to Daily before the first confirmation is awaited."""
+    waits: list[int] = []
+    original = fake_call_client.send_app_message
+
+    def delayed_confirmation(message: Any, participant_id: Any = None, completion: Any = None) -> None:
+        waits.append(len(fake_call_client.sent))
+        original(message, participant_id, lambda error: threading.Timer(0.05, completion, args=(error,)).start())
+
+    fake_call_client.send_app_message = delayed_confirmation
+    started = time.monotonic()
+
+    response = client.post("/send_audio_message", json={"audio": b64(pcm_of(24000 * 2)), "sample_rate": 24000, "done": True})
+
+    assert response.status_code == 200
+    assert response.get_json()["messages_sent"] >= 30
+    assert time.monotonic() - started < 0.05 * 30 / 2
+
+
+# --- health and the dry run ----------------------------------------------------------
+
+
+def test_health_reports_room_and_counters(client, fake_call_client):
+    client.post("/send_text_message", json={"text": "Hi"})
+
+    assert client.get("/health").get_json() == {
+        "status": "ok",
+        "mode": "room",
+        "call_state": "joined",
+        "conversation_id": CONVERSATION_ID,
+        "replica_present": True,
+        "messages_sent": 1,
+        "send_errors": 0,
+        "queue_depth": 0,
+    }
+
+
+def test_dry_run_prints_each_message_as_a_json_line_and_records_it(tmp_path):
+    out = io.StringIO()
+    record = tmp_path / "messages.jsonl"
+    app = create_app(Settings(record_file=str(record)), DryRunRoom(out))
+    try:
+        response = app.test_client().post("/send_text_message", json=DOCS_TEXT_BODY | {"conversation_id": "<conversation_id>"})
+    finally:
+        app.extensions["relay"].close()
+
+    assert response.status_code == 200 and response.get_json()["mode"] == "dry-run"
+    (line,) = out.getvalue().splitlines()
+    expected = {
+        "message_type": "conversation",
+        "event_type": "conversation.echo",
+        "conversation_id": "<conversation_id>",
+        "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
+    }
+    assert json.loads(line) == expected
+    (recorded,) = record.read_text().splitlines()
+    assert json.loads(recorded)["direction"] == "out" and json.loads(recorded)["message"] == expected
+
+
+def test_dry_run_without_a_conversation_id_uses_a_placeholder():
+    out = io.StringIO()
+    app = create_app(Settings(), DryRunRoom(out))
+    try:
+        app.test_client().post("/send_text_message", json={"text": "Hi"})
+    finally:
+        app.extensions["relay"].close()
+
+    assert json.loads(out.getvalue())["conversation_id"] == "dry-run"
+
+
+def test_fake_call_client_has_dailys_signatures():
+    """The fake must not drift from the real CallClient it stands in for."""
+    import inspect
+
+    import daily
+
+    for name in ("join", "send_app_message", "leave", "release", "participants", "update_inputs"):
+        assert hasattr(daily.CallClient, name)
+        assert callable(getattr(FakeCallClient, name))
+    assert list(inspect.signature(FakeCallClient.join).parameters)[1:] == ["meeting_url", "meeting_token", "client_settings", "completion"]
+    assert list(inspect.signature(FakeCallClient.send_app_message).parameters)[1:] == ["message", "participant_id", "completion"]
+    assert isinstance(FakeBehaviour(), FakeBehaviour)

@@ -1,0 +1,133 @@
+"""`python app.py` as a user runs it: a real process, real sockets, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+START_TIMEOUT_S = 20
+
+
+def relay_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("TAVUS_", "RELAY_"))}
+    return env | {"RELAY_PORT": "0", "PYTHONUNBUFFERED": "1"} | extra
+
+
+def start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, APP, *args],
+        cwd=cwd,
+        env=relay_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_port(process: subprocess.Popen[str]) -> int:
+    """Read stderr until the 'listening on' line; RELAY_PORT=0 lets the OS pick a free port."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    assert process.stderr is not None
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if match := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
+            return int(match.group(1))
+        if not line and process.poll() is not None:
+            break
+    process.kill()
+    raise AssertionError(f"relay did not start: {process.communicate()}")
+
+
+@pytest.fixture
+def dry_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    process = start([], tmp_path, RELAY_RECORD_FILE=str(tmp_path / "out.jsonl"))
+    try:
+        yield process, wait_for_port(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm(dry_run, tmp_path):
+    process, port = dry_run
+    body = {
+        "message_type": "conversation",
+        "event_type": "conversation.echo",
+        "conversation_id": "<conversation_id>",
+        "properties": {"modality": "text", "text": "Hello there!", "audio": "base64-encoded-audio",
+                       "sample_rate": 24000, "inference_id": "inference-id-123", "done": "true"},
+    }
+
+    response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=body, timeout=10)
+    health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=20)
+
+    assert response.status_code == 200 and response.json()["mode"] == "dry-run"
+    assert health["mode"] == "dry-run" and health["messages_sent"] == 1
+    assert process.returncode == 0, stderr
+    expected = {
+        "message_type": "conversation",
+        "event_type": "conversation.echo",
+        "conversation_id": "<conversation_id>",
+        "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
+    }
+    assert [json.loads(line) for line in stdout.splitlines()] == [expected]
+    assert json.loads((tmp_path / "out.jsonl").read_text())["message"] == expected
+
+
+def test_sigint_stops_the_dry_run_cleanly_too(dry_run):
+    process, _ = dry_run
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+
+
+def test_real_daily_rejects_an_unparsable_url_and_the_relay_exits_1_at_once(tmp_path):
+    """The real `daily` module, not a fake: Daily fails to parse this port at once, no network needed."""
+    process = start(["https://tavus.daily.co:99999/c123"], tmp_path)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert "could not join https://tavus.daily.co:99999/c123" in stderr
+    assert "Failed to parse url" in stderr
+    assert "Traceback" not in stderr and stdout == ""
+
+
+def test_a_url_with_no_conversation_id_exits_2_with_the_expected_shape(tmp_path):
+    process = start(["https://tavus.daily.co/"], tmp_path)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert "https://tavus.daily.co/c123" in stderr
+
+
+def test_a_bad_setting_exits_2_naming_the_variable(tmp_path):
+    process = start([], tmp_path, RELAY_PORT="eighty")
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert stderr.strip() == "error: RELAY_PORT must be a whole number, got 'eighty'"
+
+
+def test_settings_come_from_a_dotenv_file_in_the_working_directory(tmp_path):
+    (tmp_path / ".env").write_text("RELAY_SAMPLE_RATE=7\n")
+    process = start([], tmp_path)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2 and "RELAY_SAMPLE_RATE must be at least 8000" in stderr

@@ -1,0 +1,97 @@
+"""Settings: defaults, every variable, and one clear line per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, Settings
+
+
+def test_defaults_need_nothing_set():
+    settings = Settings.from_env({})
+
+    assert (settings.host, settings.port, settings.sample_rate, settings.max_message_bytes) == ("127.0.0.1", 8000, 24000, 4096)
+    assert settings.max_body_bytes == 50 * 1024 * 1024
+    assert settings.tavus_api_base_url == "https://tavusapi.com/v2"
+    assert settings.tavus_api_key is None and settings.auth_token is None
+
+
+def test_every_variable_is_read():
+    settings = Settings.from_env(
+        {
+            "TAVUS_API_KEY": "key",
+            "TAVUS_API_BASE_URL": "http://127.0.0.1:9/v2/",
+            "TAVUS_PERSONA_ID": "p1",
+            "TAVUS_REPLICA_ID": "r1",
+            "TAVUS_CONVERSATION_URL": "https://tavus.daily.co/c1",
+            "RELAY_HOST": "0.0.0.0",
+            "RELAY_PORT": "9000",
+            "RELAY_AUTH_TOKEN": "tok",
+            "RELAY_SAMPLE_RATE": "16000",
+            "RELAY_MAX_MESSAGE_BYTES": "8000",
+            "RELAY_MAX_BODY_BYTES": "2048",
+            "RELAY_REPLICA_TIMEOUT": "1.5",
+            "RELAY_SEND_TIMEOUT": "3",
+            "RELAY_MAX_AUDIO_SECONDS": "30",
+            "RELAY_RECORD_FILE": "out.jsonl",
+        }
+    )
+
+    assert settings == Settings(
+        tavus_api_key="key",
+        tavus_api_base_url="http://127.0.0.1:9/v2",
+        tavus_persona_id="p1",
+        tavus_replica_id="r1",
+        tavus_conversation_url="https://tavus.daily.co/c1",
+        host="0.0.0.0",
+        port=9000,
+        auth_token="tok",
+        sample_rate=16000,
+        max_message_bytes=8000,
+        max_body_bytes=2048,
+        replica_timeout_s=1.5,
+        send_timeout_s=3.0,
+        max_audio_seconds=30.0,
+        record_file="out.jsonl",
+    )
+
+
+@pytest.mark.parametrize(
+    "name, value, words",
+    [
+        ("RELAY_PORT", "eighty", "RELAY_PORT must be a whole number"),
+        ("RELAY_PORT", "70000", "RELAY_PORT must be at most 65535"),
+        ("RELAY_SAMPLE_RATE", "100", "RELAY_SAMPLE_RATE must be at least 8000"),
+        ("RELAY_MAX_MESSAGE_BYTES", "100", "RELAY_MAX_MESSAGE_BYTES must be at least 512"),
+        ("RELAY_SEND_TIMEOUT", "soon", "RELAY_SEND_TIMEOUT must be a number"),
+        ("RELAY_REPLICA_TIMEOUT", "-1", "RELAY_REPLICA_TIMEOUT must be at least 0"),
+        ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1", "TAVUS_CONVERSATION_URL must be an http(s) URL"),
+        ("TAVUS_API_BASE_URL", "ftp://x", "TAVUS_API_BASE_URL must be an http(s) URL"),
+    ],
+)
+def test_a_bad_value_fails_with_one_line_naming_the_variable(name, value, words):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: value})
+
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_empty_values_count_as_unset():
+    assert Settings.from_env({"RELAY_PORT": "", "TAVUS_API_KEY": "  "}) == Settings()
+
+
+def test_secrets_never_show_in_repr():
+    text = repr(Settings(tavus_api_key="key-123", auth_token="tok-456"))
+
+    assert "key-123" not in text and "tok-456" not in text
+
+
+def test_dotenv_in_the_current_directory_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("RELAY_PORT=9100\nTAVUS_PERSONA_ID=from-file\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TAVUS_PERSONA_ID", "from-env")
+    monkeypatch.delenv("RELAY_PORT", raising=False)
+
+    settings = Settings.from_env()
+
+    assert settings.port == 9100 and settings.tavus_persona_id == "from-env"
