@@ -357,7 +357,7 @@ def text_echo_messages(
             return
         # Each char costs at least one byte, so no fitting piece is longer than max_bytes chars.
         window = rest[:max_bytes]
-        fit = _longest_fitting_prefix(len(window), lambda n: serialized_size(message(window[:n], False)) <= max_bytes)
+        fit = _longest_fitting_prefix(window, lambda piece: serialized_size(message(piece, False)) <= max_bytes)
         if fit == 0:
             raise MessageError(f"inference_id and conversation_id are too long to fit a {max_bytes}-byte message")
         cut = _natural_break(window[:fit]) or fit
@@ -365,11 +365,12 @@ def text_echo_messages(
         rest = rest[cut:]
 
 
-def _longest_fitting_prefix(upper: int, fits: Callable[[int], bool]) -> int:
-    low, high = 0, upper
+def _longest_fitting_prefix(text: str, fits: Callable[[str], bool]) -> int:
+    """Binary search: serialized size only grows as a prefix grows."""
+    low, high = 0, len(text)
     while low < high:
         middle = (low + high + 1) // 2
-        if fits(middle):
+        if fits(text[:middle]):
             low = middle
         else:
             high = middle - 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import threading
 import time
@@ -439,7 +440,7 @@ def test_concurrent_requests_never_interleave_their_messages(client, fake_call_c
         thread.join(20)
 
     ids = [m["properties"]["inference_id"] for m in sent_messages(fake_call_client)]
-    runs = [ids[0]] + [b for a, b in zip(ids, ids[1:]) if a != b]
+    runs = [ids[0]] + [b for a, b in itertools.pairwise(ids) if a != b]
     assert sorted(runs) == sorted(f"r{i}" for i in range(8))
     assert [m["properties"]["done"] for m in sent_messages(fake_call_client)].count(True) == 8
 

@@ -24,7 +24,7 @@ def main() -> None:
     t = np.arange(SECONDS * RATE) / RATE
     pcm = (np.sin(2 * np.pi * 220 * t) * 8000).astype("<i2").tobytes()
     body = json.dumps({"audio": base64.b64encode(pcm).decode(), "sample_rate": RATE, "done": True}).encode()
-    with relay_on_fake_daily() as (port, fake):
+    with relay_on_fake_daily() as (port, _fake):
         timings = []
         for _ in range(RUNS):
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

@@ -21,12 +21,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-import waitress  # noqa: E402
-from waitress import wasyncore  # noqa: E402
+import waitress
+from waitress import wasyncore
 
-from app import SERVER_THREADS, Room, create_app  # noqa: E402
-from config import Settings  # noqa: E402
-from tests.conftest import CONVERSATION_URL, FakeBehaviour  # noqa: E402
+from app import SERVER_THREADS, Room, create_app
+from config import Settings
+from tests.conftest import CONVERSATION_URL, FakeBehaviour
 
 
 @contextmanager
