@@ -144,6 +144,25 @@ def test_audio_echo_sends_raw_pcm_untouched_with_true_rate_and_no_done_by_defaul
     ]
 
 
+def test_docs_flat_audio_body_works_unchanged(client, fake_call_client):
+    pcm = pcm_of(320)
+    body = {"conversation_id": CONVERSATION_ID, "modality": "audio", "audio": b64(pcm),
+            "sample_rate": 16000, "inference_id": "inference-id-123", "done": "true"}
+
+    response = client.post("/send_audio_message", json=body)
+
+    assert response.status_code == 200
+    assert sent_messages(fake_call_client) == [
+        {
+            "message_type": "conversation",
+            "event_type": "conversation.echo",
+            "conversation_id": CONVERSATION_ID,
+            "properties": {"modality": "audio", "audio": b64(pcm), "sample_rate": 16000,
+                           "inference_id": "inference-id-123", "done": True},
+        }
+    ]
+
+
 def test_audio_echo_defaults_to_16000_as_tavus_and_says_so(client, fake_call_client):
     client.post("/send_audio_message", json={"properties": {"audio": b64(pcm_of(160)), "done": "true"}})
 
