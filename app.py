@@ -33,6 +33,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unsupporte
 import echo_messages
 from config import ConfigError, Settings
 from echo_messages import MessageError
+from tavus_client import TavusAPIError, TavusClient, persona_id_of
 
 log = logging.getLogger("echo_relay")
 
@@ -42,7 +43,8 @@ REPLICA_POLL_S = 0.05  # how often a request waiting for the face re-checks inte
 SERVER_THREADS = 16
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 TAVUS_REPLICA_USER_ID = "tavus-replica"
-VERSION = "0.1.0"
+QUICKSTART_PERSONA_NAME = "Echo Assistant"
+QUICKSTART_CONVERSATION_NAME = "Echo relay"
 
 
 # --- errors a request can end in (status codes in one place: _error_response) --
@@ -687,29 +689,112 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("conversation_url", nargs="?", help="the conversation_url Tavus returned; joins that room")
     parser.add_argument("--dry-run", action="store_true", help="print messages instead of joining a room")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--quickstart",
+        action="store_true",
+        help="with TAVUS_API_KEY: create an echo persona (or reuse TAVUS_PERSONA_ID) and a conversation, "
+        "join it and serve; the conversation is ended when the relay stops",
+    )
+    parser.add_argument("--pal", action="store_true", help="with --quickstart: create a PAL (POST /pals), not a persona")
+    parser.add_argument("--replica-id", help="with --quickstart: the replica (face) to use (default: TAVUS_REPLICA_ID)")
+    parser.add_argument(
+        "--name", default=QUICKSTART_CONVERSATION_NAME, help="with --quickstart: the conversation's name"
+    )
+    args = parser.parse_args(argv)
+    if args.quickstart and (args.conversation_url or args.dry_run):
+        parser.error("--quickstart creates its own conversation: give no URL and no --dry-run")
+    if not args.quickstart and (args.pal or args.replica_id):
+        parser.error("--pal and --replica-id go with --quickstart")
+    return args
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, client_factory: Callable[..., Any] = daily_call_client) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
+    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         settings = Settings.from_env()
-    except ConfigError as error:
+        if args.quickstart:
+            return quickstart(settings, args, client_factory)
+        url = None if args.dry_run else (args.conversation_url or settings.tavus_conversation_url)
+        room = Room(url, client_factory=client_factory) if url else DryRunRoom()
+        return run(settings, room)
+    except (ConfigError, JoinError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    url = None if args.dry_run else (args.conversation_url or settings.tavus_conversation_url)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
+
+
+def quickstart(settings: Settings, args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
+    """Tavus's Echo Mode quickstart in one command; never leaves the conversation it created running."""
+    if not settings.tavus_api_key:
+        print("error: --quickstart needs TAVUS_API_KEY (in the environment or .env)", file=sys.stderr)
+        return 2
+    tavus = TavusClient(settings.tavus_api_key, base_url=settings.tavus_api_base_url)
+    conversation: dict[str, Any] | None = None
     try:
-        room = Room(url) if url else DryRunRoom()
-    except JoinError as error:
+        conversation = start_conversation(tavus, settings, args)
+        room = Room(conversation["conversation_url"], client_factory=client_factory)
+        return run(settings, room, on_listening=lambda port: print_quickstart_banner(conversation, settings, port))
+    except (TavusAPIError, JoinError) as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
-    return run(settings, room)
+        return 1
+    finally:
+        if conversation is not None:
+            end_created_conversation(tavus, conversation["conversation_id"])
+        tavus.close()
 
 
-def run(settings: Settings, room: Any) -> int:
+def start_conversation(tavus: TavusClient, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    owner_key = "pal_id" if args.pal else "persona_id"
+    persona_id = settings.tavus_persona_id
+    if persona_id:
+        log.info("reusing %s %s (TAVUS_PERSONA_ID)", owner_key, persona_id)
+    else:
+        create = tavus.create_pal if args.pal else tavus.create_persona
+        persona_id = persona_id_of(create(QUICKSTART_PERSONA_NAME))
+        log.info("created echo %s %s", "PAL" if args.pal else "persona", persona_id)
+    conversation = tavus.create_conversation(
+        **{owner_key: persona_id},
+        replica_id=args.replica_id or settings.tavus_replica_id,
+        conversation_name=args.name,
+    )
+    log.info("created conversation %s", conversation["conversation_id"])
+    return conversation
+
+
+def end_created_conversation(tavus: TavusClient, conversation_id: str) -> None:
+    try:
+        tavus.end_conversation(conversation_id)
+    except TavusAPIError as error:
+        print(
+            f"warning: could not end conversation {conversation_id}: {error}. End it with: "
+            f"python tavus_client.py end-conversation {conversation_id}",
+            file=sys.stderr,
+        )
+        return
+    print(f"ended conversation {conversation_id}: it no longer bills", file=sys.stderr)
+
+
+def print_quickstart_banner(conversation: Mapping[str, Any], settings: Settings, port: int) -> None:
+    auth = ' -H "Authorization: Bearer $RELAY_AUTH_TOKEN"' if settings.auth_token else ""
+    conversation_id = conversation["conversation_id"]
+    print(
+        f"Conversation {conversation_id} is live. Open it in a browser to see and hear the face:\n"
+        f"    {conversation['conversation_url']}\n"
+        "Make it speak:\n"
+        f"    curl -s -X POST http://{settings.host}:{port}/send_text_message{auth} "
+        f"-H \"Content-Type: application/json\" -d '{{\"text\": \"Hello there!\"}}'\n"
+        f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing.",
+        flush=True,
+    )
+
+
+def run(settings: Settings, room: Any, *, on_listening: Callable[[int], None] | None = None) -> int:
     """Join, serve until SIGINT/SIGTERM, then leave and release. Returns the exit code."""
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     app = None
     try:
         if isinstance(room, Room):
@@ -721,7 +806,7 @@ def run(settings: Settings, room: Any) -> int:
                 return 1
             log.info("joined conversation %s", room.conversation_id)
         app = create_app(settings, room)
-        serve(app, settings)
+        serve(app, settings, on_listening)
         return 0
     except KeyboardInterrupt:
         return 0
@@ -732,19 +817,17 @@ def run(settings: Settings, room: Any) -> int:
         log.info("stopped")
 
 
-def serve(app: Flask, settings: Settings) -> None:
+def serve(app: Flask, settings: Settings, on_listening: Callable[[int], None] | None = None) -> None:
     server = waitress.create_server(app, host=settings.host, port=settings.port, threads=SERVER_THREADS)
-    log.info(
-        "echo relay (%s) listening on http://%s:%s",
-        app.extensions["relay"].room.mode,
-        settings.host,
-        server.effective_port,  # type: ignore[union-attr]
-    )
+    port = server.effective_port  # type: ignore[union-attr]
+    log.info("echo relay (%s) listening on http://%s:%s", app.extensions["relay"].room.mode, settings.host, port)
+    if on_listening:
+        on_listening(port)
     server.run()
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops the server the way Ctrl-C does: waitress finishes in-flight requests and returns."""
+    """SIGTERM stops the relay the way Ctrl-C does: waitress finishes in-flight requests and returns."""
     raise KeyboardInterrupt
 
 

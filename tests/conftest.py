@@ -175,3 +175,13 @@ def client(app: Any) -> Any:
 def sent_messages(call_client: FakeCallClient) -> list[dict[str, Any]]:
     call_client.settle()
     return list(call_client.sent)
+
+
+@pytest.fixture
+def fake_tavus() -> Iterator[Any]:
+    from tests.fake_tavus import start_fake_tavus
+
+    fake = start_fake_tavus()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()

@@ -1,0 +1,168 @@
+"""`python app.py --quickstart` end to end: fake Tavus over real HTTP, fake CallClient, a real SIGTERM.
+
+main() runs in pytest's main thread (signal handlers need it); a helper thread
+acts as the user: waits for the relay, makes the face speak, then sends SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+import app
+from tests.conftest import FakeBehaviour
+from tests.fake_tavus import API_KEY
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def quickstart_env(monkeypatch, tmp_path, fake_tavus):
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for key in list(os.environ):
+        if key.startswith(("TAVUS_", "RELAY_")):
+            monkeypatch.delenv(key)
+    port = free_port()
+    monkeypatch.setenv("TAVUS_API_KEY", API_KEY)
+    monkeypatch.setenv("TAVUS_API_BASE_URL", fake_tavus.base_url)
+    monkeypatch.setenv("RELAY_PORT", str(port))
+    monkeypatch.setenv("RELAY_REPLICA_TIMEOUT", "5")
+    return port
+
+
+class User(threading.Thread):
+    """Waits for the relay, says one thing, then stops the relay with SIGTERM."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__(daemon=True)
+        self.port = port
+        self.response: Any = None
+
+    def run(self) -> None:
+        base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{base}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.02)
+        else:
+            return  # main() never served: do not signal a process that has no handler installed
+        self.response = requests.post(f"{base}/send_text_message", json={"text": "Hello there!"}, timeout=10)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def run_quickstart(argv: list[str], port: int, fake_daily: FakeBehaviour) -> tuple[int, User]:
+    user = User(port)
+    user.start()
+    code = app.main(argv, client_factory=fake_daily.factory)
+    user.join(10)
+    return code, user
+
+
+def test_quickstart_creates_joins_speaks_and_ends_the_conversation_on_sigterm(quickstart_env, fake_tavus, fake_daily, capsys):
+    code, user = run_quickstart(["--quickstart"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert [(c.method, c.path) for c in fake_tavus.requests] == [
+        ("POST", "/v2/personas"),
+        ("POST", "/v2/conversations"),
+        ("POST", "/v2/conversations/c123/end"),
+    ]
+    assert fake_tavus.requests[0].body == {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}
+    assert fake_tavus.requests[1].body == {"persona_id": "p123", "conversation_name": "Echo relay"}
+    assert user.response.status_code == 200
+    fake = fake_daily.client
+    assert fake.joined_with["url"] == "https://tavus.daily.co/c123"
+    assert [m["properties"]["text"] for m in fake.sent] == ["Hello there!"]
+    assert fake.sent[0]["conversation_id"] == "c123"
+    assert fake.left and fake.released
+    out, err = capsys.readouterr()
+    assert "https://tavus.daily.co/c123" in out
+    assert f"curl -s -X POST http://127.0.0.1:{quickstart_env}/send_text_message" in out
+    assert "ended conversation c123" in err
+    assert API_KEY not in out + err
+
+
+def test_quickstart_reuses_tavus_persona_id_and_passes_the_replica(quickstart_env, fake_tavus, fake_daily, monkeypatch):
+    monkeypatch.setenv("TAVUS_PERSONA_ID", "p-existing")
+
+    code, _ = run_quickstart(["--quickstart", "--replica-id", "r77", "--name", "Demo"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert fake_tavus.calls("POST", "/v2/personas") == []
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
+        "persona_id": "p-existing", "replica_id": "r77", "conversation_name": "Demo"
+    }
+    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+
+
+def test_quickstart_with_pal_creates_a_pal_and_uses_pal_id(quickstart_env, fake_tavus, fake_daily):
+    code, _ = run_quickstart(["--quickstart", "--pal"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert fake_tavus.calls("POST", "/v2/pals")[0].body == {"pal_name": "Echo Assistant", "pipeline_mode": "echo"}
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {"pal_id": "pal123", "conversation_name": "Echo relay"}
+
+
+def test_a_failed_join_still_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, capsys):
+    fake_daily.join_error = "RoomInfoFetchFailed"
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 1
+    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+    err = capsys.readouterr().err
+    assert "could not join https://tavus.daily.co/c123: RoomInfoFetchFailed" in err
+    assert "ended conversation c123" in err
+
+
+def test_a_start_up_failure_after_creation_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, monkeypatch):
+    def port_taken(*args: Any, **kwargs: Any) -> None:
+        raise OSError("[Errno 98] Address already in use")
+
+    monkeypatch.setattr(app.waitress, "create_server", port_taken)
+
+    with pytest.raises(OSError):
+        app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+
+
+def test_a_tavus_error_before_any_conversation_exits_1_and_ends_nothing(quickstart_env, fake_tavus, fake_daily, capsys):
+    fake_tavus.fail_next("POST", "/v2/conversations", 400, {"message": "User has reached maximum concurrent conversations"})
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 1
+    assert "maximum concurrent conversations" in capsys.readouterr().err
+    assert fake_tavus.calls("POST", "/v2/conversations/c123/end") == []
+    assert fake_daily.clients == []
+
+
+def test_quickstart_without_a_key_exits_2(quickstart_env, fake_tavus, fake_daily, monkeypatch, capsys):
+    monkeypatch.delenv("TAVUS_API_KEY")
+
+    assert app.main(["--quickstart"], client_factory=fake_daily.factory) == 2
+    assert "needs TAVUS_API_KEY" in capsys.readouterr().err
+    assert fake_tavus.requests == []
+
+
+def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_env, fake_tavus, fake_daily):
+    code, user = run_quickstart(["https://tavus.daily.co/c555"], quickstart_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 200
+    assert fake_tavus.requests == []
+    assert fake_daily.client.left and fake_daily.client.released
