@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import io
 import json
 import logging
 import signal
@@ -22,7 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import IO, Any
+from itertools import chain
+from typing import IO, Any, BinaryIO
 from urllib.parse import urlparse
 
 import daily
@@ -42,7 +44,14 @@ LEAVE_TIMEOUT_S = 5.0
 REPLICA_POLL_S = 0.05  # how often a request waiting for the face re-checks interrupts and the call state
 SERVER_THREADS = 16
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
+AUDIO_FILE_MIMETYPES = (
+    "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/flac",
+    "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "application/octet-stream",
+)
 TAVUS_REPLICA_USER_ID = "tavus-replica"
+MICROPHONE_DEVICE_NAME = "echo-relay-microphone"
+MICROPHONE_FRAME_MS = 10  # daily pads writes to 10 ms multiples; clips are padded so none is cut or padded mid-stream
+MICROPHONE_WRITE_MS = 20  # per write: an interrupt silences the microphone within this
 QUICKSTART_PERSONA_NAME = "Echo Assistant"
 QUICKSTART_CONVERSATION_NAME = "Echo relay"
 
@@ -103,14 +112,36 @@ _daily_init_lock = threading.Lock()
 _daily_initialized = False
 
 
-def daily_call_client(event_handler: daily.EventHandler) -> daily.CallClient:
-    """The real CallClient; Daily.init() runs once per process, before the first client."""
+def _init_daily() -> None:
+    """Daily.init() once per process, before the first client or device."""
     global _daily_initialized
     with _daily_init_lock:
         if not _daily_initialized:
             daily.Daily.init(log_level=daily.LogLevel.Off)
             _daily_initialized = True
+
+
+def daily_call_client(event_handler: daily.EventHandler) -> daily.CallClient:
+    _init_daily()
     return daily.CallClient(event_handler=event_handler)
+
+
+def daily_microphone_device(sample_rate: int) -> Any:
+    """The process's one virtual microphone; blocking, so each write takes the audio's real time."""
+    _init_daily()
+    return daily.Daily.create_microphone_device(
+        MICROPHONE_DEVICE_NAME, sample_rate=sample_rate, channels=1, non_blocking=False
+    )
+
+
+def microphone_client_settings() -> dict[str, Any]:
+    """Join with the virtual microphone as input and the camera off."""
+    return {
+        "inputs": {
+            "camera": False,
+            "microphone": {"isEnabled": True, "settings": {"deviceId": MICROPHONE_DEVICE_NAME}},
+        }
+    }
 
 
 class Room:
@@ -303,6 +334,122 @@ class DryRunRoom:
         """Nothing to leave."""
 
 
+# --- microphone echo ---------------------------------------------------------------
+
+
+class CountingMicrophoneDevice:
+    """The dry run's microphone: counts the frames written, plays nothing."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+
+    def write_frames(self, frames: bytes) -> int:
+        return len(frames) // echo_messages.BYTES_PER_SAMPLE
+
+
+@dataclass
+class _Clip:
+    clip_id: str
+    pcm: bytes
+    offset: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.pcm) - self.offset
+
+
+class Microphone:
+    """Plays queued clips through the relay's microphone in real time, one background thread.
+
+    Clips are padded to whole 10 ms frames and played back to back, so the
+    track stays continuous between clips. The thread also paces itself by the
+    clock, so a device that does not block (or the dry run's) keeps real time.
+    """
+
+    def __init__(self, device: Any, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.frames_played = 0
+        self._device = device
+        self._write_bytes = sample_rate * MICROPHONE_WRITE_MS // 1000 * echo_messages.BYTES_PER_SAMPLE
+        self._frame_bytes = sample_rate * MICROPHONE_FRAME_MS // 1000 * echo_messages.BYTES_PER_SAMPLE
+        self._clips: deque[_Clip] = deque()
+        self._playing: _Clip | None = None
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="relay-microphone", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, pcm: bytes) -> dict[str, Any]:
+        pcm += bytes(-len(pcm) % self._frame_bytes)
+        clip = _Clip(uuid.uuid4().hex, pcm)
+        with self._wakeup:
+            self._clips.append(clip)
+            queued = self._queued_bytes()
+            self._wakeup.notify()
+        return {"clip_id": clip.clip_id, "audio_ms": self._ms(len(pcm)), "queued_ms": self._ms(queued)}
+
+    def clear(self) -> int:
+        """Drop every queued clip and stop the one playing after its current write (<= 20 ms)."""
+        with self._wakeup:
+            dropped = len(self._clips) + (1 if self._playing else 0)
+            self._clips.clear()
+            if self._playing is not None:
+                self._playing.offset = len(self._playing.pcm)
+        return dropped
+
+    def status(self) -> dict[str, Any]:
+        with self._wakeup:
+            playing = self._playing.clip_id if self._playing else None
+            return {
+                "enabled": True,
+                "playing_clip": playing,
+                "queued_ms": self._ms(self._queued_bytes()),
+                "frames_played": self.frames_played,
+            }
+
+    def close(self) -> None:
+        self.clear()
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify_all()
+        self._thread.join(LEAVE_TIMEOUT_S)
+
+    def _queued_bytes(self) -> int:
+        return sum(clip.remaining for clip in self._clips) + (self._playing.remaining if self._playing else 0)
+
+    def _ms(self, pcm_bytes: int) -> int:
+        return echo_messages.pcm_duration_ms(pcm_bytes, self.sample_rate)
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._clips and not self._closed:
+                    self._wakeup.wait()
+                if self._closed:
+                    return
+                clip = self._playing = self._clips.popleft()
+            played = self._play(clip)
+            log.info("microphone: clip %s played %d of %d ms", clip.clip_id, self._ms(played), self._ms(len(clip.pcm)))
+            with self._wakeup:
+                self._playing = None
+
+    def _play(self, clip: _Clip) -> int:
+        started = time.monotonic()
+        played = 0
+        while True:
+            with self._wakeup:
+                chunk = clip.pcm[clip.offset : clip.offset + self._write_bytes]
+                clip.offset += len(chunk)
+            if not chunk:
+                return played
+            self._device.write_frames(chunk)
+            played += len(chunk)
+            self.frames_played += len(chunk) // echo_messages.BYTES_PER_SAMPLE
+            ahead = started + played / echo_messages.BYTES_PER_SAMPLE / self.sample_rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+
+
 # --- recording -------------------------------------------------------------------
 
 
@@ -337,6 +484,7 @@ class Dispatch:
 
     sent: list[Future[None]]
     cut_short: bool  # an interrupt or a send error stopped it before its last message
+    error: MessageError | None = None  # the audio turned out bad halfway (after some was sent)
 
 
 @dataclass
@@ -446,16 +594,17 @@ class Sender:
             self._await_replica(job)
         sent: list[Future[None]] = []
         failed = threading.Event()
-        cut_short = False
-        for message in job.messages:
-            if job.generation != self._generation or failed.is_set():
-                cut_short = True
-                break
-            future = self._room.send(message)
-            future.add_done_callback(lambda done: done.exception() and failed.set())
-            sent.append(future)
-            self._recorder.record("out", message)
-        return Dispatch(sent, cut_short)
+        try:
+            for message in job.messages:
+                if job.generation != self._generation or failed.is_set():
+                    return Dispatch(sent, cut_short=True)
+                future = self._room.send(message)
+                future.add_done_callback(lambda done: done.exception() and failed.set())
+                sent.append(future)
+                self._recorder.record("out", message)
+        except MessageError as error:  # a file that decodes badly halfway: say so after confirming what went
+            return Dispatch(sent, cut_short=True, error=error)
+        return Dispatch(sent, cut_short=False)
 
     def _await_replica(self, job: _Job) -> None:
         while not self._room.wait_for_replica(REPLICA_POLL_S):
@@ -477,6 +626,8 @@ class Sender:
         with self._counts_lock:
             self.messages_sent += confirmed
             self.send_errors += len(errors)
+        if dispatch.error is not None:
+            raise type(dispatch.error)(f"{dispatch.error} (after {confirmed} message(s) were sent)")
         if errors:
             raise SendError(f"Daily reported a send error ({confirmed} of {len(sent)} messages confirmed): {errors[0]}")
         if pending:
@@ -495,9 +646,10 @@ class Sender:
 class Relay:
     """What the routes share: settings, the room, the sender."""
 
-    def __init__(self, settings: Settings, room: Any) -> None:
+    def __init__(self, settings: Settings, room: Any, microphone_device: Any = None) -> None:
         self.settings = settings
         self.room = room
+        self.microphone = Microphone(microphone_device, settings.sample_rate) if microphone_device else None
         self.recorder = Recorder(settings.record_file)
         self.sender = Sender(
             room,
@@ -518,22 +670,27 @@ class Relay:
             )
         return joined
 
-    def send(self, messages: list[dict[str, Any]], *, interrupt: bool, conversation_id: str) -> int:
+    def send(self, messages: Iterable[Mapping[str, Any]], *, interrupt: bool, conversation_id: str) -> int:
         """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped."""
         if interrupt:
-            messages = [echo_messages.interrupt_message(conversation_id), *messages]
+            messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
         return self.sender.confirm(self.sender.submit(messages, drop_queued=interrupt).result())
 
     def close(self) -> None:
+        if self.microphone is not None:
+            self.microphone.close()
         self.sender.close()
         self.recorder.close()
 
 
-def create_app(settings: Settings, room: Any) -> Flask:
-    """The Flask app for one room; `room` is a Room, a DryRunRoom, or a test's stand-in."""
+def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) -> Flask:
+    """The Flask app for one room; `room` is a Room, a DryRunRoom, or a test's stand-in.
+
+    With a `microphone_device` (anything with `write_frames(bytes)`), POST /microphone plays audio through it.
+    """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    relay = Relay(settings, room)
+    relay = Relay(settings, room, microphone_device)
     app.extensions["relay"] = relay
 
     app.before_request(_check_bearer_token)
@@ -558,20 +715,16 @@ def create_app(settings: Settings, room: Any) -> Flask:
 
     @app.post("/send_audio_message")
     def send_audio_message() -> Response:
-        echo = echo_messages.parse_audio_request(
-            _json_body(), target_rate=settings.sample_rate, max_seconds=settings.max_audio_seconds
-        )
+        echo = _audio_request(settings)
         conversation_id = relay.conversation_id_for(echo.conversation_id)
         inference_id = echo.inference_id or new_inference_id()
-        messages = list(
-            echo_messages.audio_echo_messages(
-                echo.pcm,
-                sample_rate=echo.sample_rate,
-                conversation_id=conversation_id,
-                inference_id=inference_id,
-                done=echo.done,
-                max_bytes=settings.max_message_bytes,
-            )
+        messages = echo_messages.audio_echo_messages(  # lazy: the file is decoded as it is sent
+            echo.audio,
+            sample_rate=echo.sample_rate,
+            conversation_id=conversation_id,
+            inference_id=inference_id,
+            done=echo.done,
+            max_bytes=settings.max_message_bytes,
         )
         sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id)
         return _sent(
@@ -579,19 +732,38 @@ def create_app(settings: Settings, room: Any) -> Flask:
             inference_id=inference_id,
             messages_sent=sent,
             conversation_id=conversation_id,
-            audio_ms=echo.audio_ms,
+            audio_ms=echo.audio.audio_ms,
             sample_rate=echo.sample_rate,
         )
+
+    @app.post("/microphone")
+    def microphone_clip() -> tuple[Response, int]:
+        microphone = relay.microphone
+        if microphone is None:
+            raise ModeError(
+                "microphone echo is off: start the relay with --microphone "
+                "(python app.py <conversation_url> --microphone)"
+            )
+        room.check_open()
+        echo = _audio_request(settings)
+        pcm = b"".join(echo.audio)
+        if not pcm:
+            raise MessageError("audio is empty: send an audio file or base64 PCM to play")
+        if echo.sample_rate != microphone.sample_rate:
+            pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
+        return jsonify(status="Queued", mode=room.mode, **microphone.enqueue(pcm)), 202
 
     @app.post("/interrupt")
     def interrupt() -> Response:
         conversation_id = relay.conversation_id_for(None)
+        clips_dropped = relay.microphone.clear() if relay.microphone else 0
         dispatched, dropped = relay.sender.interrupt(conversation_id)
         sent = relay.sender.confirm(dispatched.result())
         return jsonify(
             status="Interrupted",
             messages_sent=sent,
             requests_dropped=dropped,
+            microphone_clips_dropped=clips_dropped,
             conversation_id=conversation_id,
             mode=room.mode,
         )
@@ -607,6 +779,7 @@ def create_app(settings: Settings, room: Any) -> Flask:
             messages_sent=relay.sender.messages_sent,
             send_errors=relay.sender.send_errors,
             queue_depth=relay.sender.queue_depth,
+            microphone=relay.microphone.status() if relay.microphone else {"enabled": False},
         )
 
     return app
@@ -618,6 +791,54 @@ def new_inference_id() -> str:
 
 def _sent(relay: Relay, **fields: Any) -> Response:
     return jsonify(status="Message sent successfully", mode=relay.room.mode, **fields)
+
+
+def _audio_request(settings: Settings) -> echo_messages.AudioEcho:
+    """The three forms of /send_audio_message: JSON, a raw audio file body, or multipart field `file`."""
+    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
+        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
+    if mimetype in AUDIO_FILE_MIMETYPES:
+        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
+    if mimetype.startswith("audio/"):
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
+            "(or application/octet-stream and the relay recognises the format)"
+        )
+    return echo_messages.parse_audio_request(_json_body(), **limits)
+
+
+def _body_file() -> BinaryIO:
+    """The raw body as a seekable file for soundfile, without copying it when the server has one.
+
+    waitress spools large bodies to a seekable temp file (`wsgi.input`); reading
+    that directly (PEP 3333 allows it, within CONTENT_LENGTH) is an order of
+    magnitude faster than werkzeug's chunked get_data() for a 10 MB file, and
+    holds no second copy. Other servers get the plain, copying path.
+    """
+    length = request.content_length
+    if length is not None and request.max_content_length is not None and length > request.max_content_length:
+        raise RequestEntityTooLarge()
+    if length == 0:
+        raise MessageError("audio is empty: the request body has no bytes")
+    stream = request.environ.get("wsgi.input")
+    if length is not None and stream is not None and _seekable(stream):
+        return stream  # type: ignore[no-any-return]
+    body = request.get_data(cache=False)
+    if not body:
+        raise MessageError("audio is empty: the request body has no bytes")
+    return io.BytesIO(body)
+
+
+def _seekable(stream: Any) -> bool:
+    try:
+        return bool(stream.seekable()) and stream.tell() == 0
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _json_body() -> Any:
@@ -695,6 +916,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with TAVUS_API_KEY: create an echo persona (or reuse TAVUS_PERSONA_ID) and a conversation, "
         "join it and serve; the conversation is ended when the relay stops",
     )
+    parser.add_argument(
+        "--microphone",
+        action="store_true",
+        help="join with a virtual microphone for microphone echo (POST /microphone plays audio through it)",
+    )
     parser.add_argument("--pal", action="store_true", help="with --quickstart: create a PAL (POST /pals), not a persona")
     parser.add_argument("--replica-id", help="with --quickstart: the replica (face) to use (default: TAVUS_REPLICA_ID)")
     parser.add_argument(
@@ -708,17 +934,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None, *, client_factory: Callable[..., Any] = daily_call_client) -> int:
+def main(
+    argv: list[str] | None = None,
+    *,
+    client_factory: Callable[..., Any] = daily_call_client,
+    microphone_factory: Callable[[int], Any] = daily_microphone_device,
+) -> int:
+    """The command line; the factories let tests stand in for daily's CallClient and microphone."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
     previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         settings = Settings.from_env()
+        joining = RoomOptions(args.microphone, client_factory, microphone_factory)
         if args.quickstart:
-            return quickstart(settings, args, client_factory)
+            return quickstart(settings, args, joining)
         url = None if args.dry_run else (args.conversation_url or settings.tavus_conversation_url)
-        room = Room(url, client_factory=client_factory) if url else DryRunRoom()
-        return run(settings, room)
+        if not url:
+            return run(settings, DryRunRoom(), microphone_device=CountingMicrophoneDevice(settings.sample_rate))
+        return run(settings, *joining.room(url, settings))
     except (ConfigError, JoinError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -728,7 +962,22 @@ def main(argv: list[str] | None = None, *, client_factory: Callable[..., Any] = 
         signal.signal(signal.SIGTERM, previous_handler)
 
 
-def quickstart(settings: Settings, args: argparse.Namespace, client_factory: Callable[..., Any]) -> int:
+@dataclass(frozen=True)
+class RoomOptions:
+    """How to join: with or without the virtual microphone, and through which factories."""
+
+    microphone: bool
+    client_factory: Callable[..., Any]
+    microphone_factory: Callable[[int], Any]
+
+    def room(self, url: str, settings: Settings) -> tuple[Room, Any]:
+        """The Room and its microphone device (None without --microphone); the device exists before the join."""
+        device = self.microphone_factory(settings.sample_rate) if self.microphone else None
+        client_settings = microphone_client_settings() if self.microphone else None
+        return Room(url, client_factory=self.client_factory, client_settings=client_settings), device
+
+
+def quickstart(settings: Settings, args: argparse.Namespace, joining: RoomOptions) -> int:
     """Tavus's Echo Mode quickstart in one command; never leaves the conversation it created running."""
     if not settings.tavus_api_key:
         print("error: --quickstart needs TAVUS_API_KEY (in the environment or .env)", file=sys.stderr)
@@ -737,8 +986,13 @@ def quickstart(settings: Settings, args: argparse.Namespace, client_factory: Cal
     conversation: dict[str, Any] | None = None
     try:
         conversation = start_conversation(tavus, settings, args)
-        room = Room(conversation["conversation_url"], client_factory=client_factory)
-        return run(settings, room, on_listening=lambda port: print_quickstart_banner(conversation, settings, port))
+        room, microphone_device = joining.room(conversation["conversation_url"], settings)
+        return run(
+            settings,
+            room,
+            microphone_device,
+            on_listening=lambda port: print_quickstart_banner(conversation, settings, port),
+        )
     except (TavusAPIError, JoinError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -793,7 +1047,13 @@ def print_quickstart_banner(conversation: Mapping[str, Any], settings: Settings,
     )
 
 
-def run(settings: Settings, room: Any, *, on_listening: Callable[[int], None] | None = None) -> int:
+def run(
+    settings: Settings,
+    room: Any,
+    microphone_device: Any = None,
+    *,
+    on_listening: Callable[[int], None] | None = None,
+) -> int:
     """Join, serve until SIGINT/SIGTERM, then leave and release. Returns the exit code."""
     app = None
     try:
@@ -805,7 +1065,7 @@ def run(settings: Settings, room: Any, *, on_listening: Callable[[int], None] | 
                 print(f"error: could not join {room.conversation_url}: {error}", file=sys.stderr)
                 return 1
             log.info("joined conversation %s", room.conversation_id)
-        app = create_app(settings, room)
+        app = create_app(settings, room, microphone_device=microphone_device)
         serve(app, settings, on_listening)
         return 0
     except KeyboardInterrupt:

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile
@@ -29,6 +29,7 @@ SILENCE_MS = 40  # a final chunk that only has to carry `done` (never send empty
 MAX_INFERENCE_ID_CHARS = 128
 MAX_CONVERSATION_ID_CHARS = 128
 BYTES_PER_SAMPLE = 2  # s16le mono
+DECODE_BLOCK_FRAMES = 4096  # ~0.1 s: small enough that the first message leaves at once
 
 _SENTENCE_BREAK = re.compile(r"[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*")
 _WORD_BREAK = re.compile(r"\s+")
@@ -61,18 +62,46 @@ class TextEcho:
     interrupt: bool = False
 
 
+class PcmStream:
+    """Mono s16le PCM at one rate, produced block by block and counted as it is consumed.
+
+    Files are decoded lazily so the first message can leave before the last
+    block is decoded, and a long file never sits in memory twice.
+    """
+
+    def __init__(self, blocks: Iterable[bytes], sample_rate: int, *, max_seconds: float | None = None) -> None:
+        self.sample_rate = sample_rate
+        self.bytes_out = 0
+        self._blocks = blocks
+        self._max_seconds = max_seconds
+
+    @classmethod
+    def of(cls, pcm: bytes, sample_rate: int) -> PcmStream:
+        return cls([pcm] if pcm else [], sample_rate)
+
+    @property
+    def audio_ms(self) -> int:
+        """Milliseconds produced so far: all of it once the stream was sent."""
+        return pcm_duration_ms(self.bytes_out, self.sample_rate)
+
+    def __iter__(self) -> Iterator[bytes]:
+        for block in self._blocks:
+            self.bytes_out += len(block)
+            check_duration(self.bytes_out, self.sample_rate, self._max_seconds)
+            yield block
+
+
 @dataclass(frozen=True)
 class AudioEcho:
-    pcm: bytes
-    sample_rate: int
+    audio: PcmStream
     conversation_id: str | None = None
     inference_id: str | None = None
     done: bool = False
     interrupt: bool = False
 
     @property
-    def audio_ms(self) -> int:
-        return pcm_duration_ms(len(self.pcm), self.sample_rate)
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
 
 
 # --- parsing request bodies -------------------------------------------------
@@ -126,16 +155,35 @@ def parse_audio_request(body: Any, *, target_rate: int, max_seconds: float | Non
         )
     declared_rate = fields.sample_rate()
     if looks_like_audio_file(data):
-        pcm, rate = decode_audio_file(data, target_rate=target_rate)
+        audio = open_audio_file(io.BytesIO(data), target_rate=target_rate, max_seconds=max_seconds)
     else:
         pcm, rate = _raw_pcm(data, declared_rate or TAVUS_DEFAULT_SAMPLE_RATE, target_rate, fields.name("audio"))
-    check_duration(len(pcm), rate, max_seconds)
+        check_duration(len(pcm), rate, max_seconds)
+        audio = PcmStream.of(pcm, rate)
     return AudioEcho(
-        pcm=pcm,
-        sample_rate=rate,
+        audio=audio,
         conversation_id=fields.conversation_id(),
         inference_id=fields.inference_id(),
         done=done,
+        interrupt=fields.boolean("interrupt", default=False),
+    )
+
+
+def parse_audio_file(
+    source: BinaryIO, params: Mapping[str, str], *, target_rate: int, max_seconds: float | None = None
+) -> AudioEcho:
+    """An uploaded audio file; its options come as query (or form) parameters.
+
+    `done` defaults to true: a file is a whole utterance unless the caller
+    says `done=false` to keep it open for the next file.
+    """
+    fields = _Fields(dict(params))
+    audio = open_audio_file(source, target_rate=target_rate, max_seconds=max_seconds)
+    return AudioEcho(
+        audio=audio,
+        conversation_id=fields.conversation_id(),
+        inference_id=fields.inference_id(),
+        done=fields.boolean("done", default=True),
         interrupt=fields.boolean("interrupt", default=False),
     )
 
@@ -267,18 +315,62 @@ def looks_like_audio_file(data: bytes) -> bool:
     )
 
 
-def decode_audio_file(data: bytes, *, target_rate: int) -> tuple[bytes, int]:
-    """Decode any soundfile-readable file to mono s16le at `target_rate`."""
+def open_audio_file(source: BinaryIO, *, target_rate: int, max_seconds: float | None = None) -> PcmStream:
+    """Open a file soundfile can read and check it now; decode it lazily, block by block.
+
+    Everything that can be known before sending (format, emptiness, length,
+    the first block decoding) is checked here, so a bad file sends nothing.
+    """
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        sound = soundfile.SoundFile(source)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        raise UnsupportedAudio(f"could not decode audio: {error}") from None
-    if samples.size == 0:
+        raise _decode_error(error) from None
+    if sound.frames == 0:
         raise MessageError("audio is empty: the file has no samples")
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    if rate != target_rate:
-        mono = soxr.resample(mono, rate, target_rate)
-    return float_to_s16le(mono), target_rate
+    check_duration(sound.frames * BYTES_PER_SAMPLE, sound.samplerate, max_seconds)
+    blocks = _decoded_blocks(sound, target_rate)
+    try:
+        first = next(blocks)
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise _decode_error(error) from None
+    return PcmStream(_chain_first(first, blocks), target_rate, max_seconds=max_seconds)
+
+
+def decode_audio_file(data: bytes, *, target_rate: int) -> tuple[bytes, int]:
+    """A whole file to mono s16le at `target_rate`, for callers that need all of it at once."""
+    stream = open_audio_file(io.BytesIO(data), target_rate=target_rate)
+    return b"".join(stream), target_rate
+
+
+def _decoded_blocks(sound: soundfile.SoundFile, target_rate: int) -> Iterator[bytes]:
+    """Downmix, resample (soxr, streaming) and convert each block; the resampler is flushed at the end."""
+    resampler = None if sound.samplerate == target_rate else soxr.ResampleStream(
+        sound.samplerate, target_rate, 1, dtype="float32", quality="HQ"
+    )
+    with sound:
+        for block in sound.blocks(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True):
+            mono = block.mean(axis=1, dtype="float32") if block.shape[1] > 1 else block[:, 0]
+            if resampler is not None:
+                mono = resampler.resample_chunk(mono)
+            if mono.size:
+                yield float_to_s16le(mono)
+    if resampler is not None:
+        tail = resampler.resample_chunk(np.zeros(0, dtype="float32"), last=True)
+        if tail.size:
+            yield float_to_s16le(tail)
+
+
+def _chain_first(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
+def _decode_error(error: Exception) -> MessageError:
+    """libsndfile's words without the file object's repr; unknown formats are 415, damaged files 400."""
+    reason = str(getattr(error, "error_string", "") or error).strip().rstrip(".")
+    if "not recognised" in reason or "unsupported" in reason.lower():
+        return UnsupportedAudio(f"could not decode audio: {reason} (send WAV, MP3, FLAC or OGG)")
+    return MessageError(f"could not decode audio: {reason}")
 
 
 def float_to_s16le(samples: np.ndarray) -> bytes:
@@ -412,16 +504,20 @@ def audio_echo_messages(
             done=done if last else False,
         )
 
-    chunk_bytes = pcm_bytes_per_message(message(b"", last=False), max_bytes)
+    chunk_bytes = pcm_bytes_per_message(message(b"", last=False), max_bytes)  # raises now, not on first next()
     blocks = [pcm] if isinstance(pcm, (bytes, bytearray, memoryview)) else pcm
-    sent_any = False
-    for chunk, last in _with_last_flag(_rechunk(blocks, chunk_bytes)):
-        sent_any = True
-        yield message(chunk, last)
-    if not sent_any:
-        if not done:
-            raise MessageError("audio is empty")
-        yield message(silence(SILENCE_MS, sample_rate)[:chunk_bytes], last=True)
+
+    def messages() -> Iterator[dict[str, Any]]:
+        sent_any = False
+        for chunk, last in _with_last_flag(_rechunk(blocks, chunk_bytes)):
+            sent_any = True
+            yield message(chunk, last)
+        if not sent_any:
+            if not done:
+                raise MessageError("audio is empty")
+            yield message(silence(SILENCE_MS, sample_rate)[:chunk_bytes], last=True)
+
+    return messages()
 
 
 def pcm_bytes_per_message(empty_message: Mapping[str, Any], max_bytes: int) -> int:

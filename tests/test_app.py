@@ -232,7 +232,7 @@ BAD_REQUESTS = [
     ("/send_audio_message", {"audio": b64(pcm_of(10)), "modality": "text"}, 400, "send text to /send_text_message"),
     ("/send_audio_message", {"sample_rate": 24000}, 400, "audio is required"),
     ("/send_audio_message", {"audio": 12}, 400, "audio must be a string"),
-    ("/send_audio_message", {"audio": b64(b"RIFF\x00\x00\x00\x00WAVEjunk"), "done": True}, 415, "could not decode audio"),
+    ("/send_audio_message", {"audio": b64(b"RIFF\x00\x00\x00\x00WAVEjunk"), "done": True}, 400, "could not decode audio"),
 ]
 
 
@@ -498,6 +498,7 @@ def test_health_reports_room_and_counters(client, fake_call_client):
         "messages_sent": 1,
         "send_errors": 0,
         "queue_depth": 0,
+        "microphone": {"enabled": False},
     }
 
 

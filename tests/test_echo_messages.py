@@ -20,6 +20,7 @@ from echo_messages import (
     echo_message,
     float_to_s16le,
     interrupt_message,
+    open_audio_file,
     parse_audio_request,
     parse_text_request,
     serialized_size,
@@ -51,14 +52,14 @@ def test_text_request_defaults():
 def test_audio_request_defaults_done_false_and_rate_16000():
     echo = parse_audio_request({"audio": b64(bytes(4))}, target_rate=24000)
 
-    assert (echo.done, echo.sample_rate, echo.pcm) == (False, 16000, bytes(4))
+    assert (echo.done, echo.sample_rate, b"".join(echo.audio)) == (False, 16000, bytes(4))
 
 
 def test_audio_base64_with_line_breaks_from_the_base64_tool_is_accepted():
     pcm = bytes(range(200))
     wrapped = base64.encodebytes(pcm).decode()  # 76-column lines, as `base64 file` prints
 
-    assert parse_audio_request({"audio": wrapped}, target_rate=24000).pcm == pcm
+    assert b"".join(parse_audio_request({"audio": wrapped}, target_rate=24000).audio) == pcm
 
 
 @pytest.mark.parametrize("rate", [16000, 24000])
@@ -67,7 +68,7 @@ def test_raw_pcm_at_a_documented_rate_passes_through_byte_identical(rate):
 
     echo = parse_audio_request({"audio": b64(pcm), "sample_rate": rate}, target_rate=24000)
 
-    assert echo.pcm == pcm and echo.sample_rate == rate
+    assert b"".join(echo.audio) == pcm and echo.sample_rate == rate
 
 
 def test_raw_pcm_at_another_rate_is_resampled_to_the_target():
@@ -75,7 +76,7 @@ def test_raw_pcm_at_another_rate_is_resampled_to_the_target():
 
     echo = parse_audio_request({"audio": b64(pcm), "sample_rate": "44100"}, target_rate=24000)
 
-    assert echo.sample_rate == 24000 and len(echo.pcm) == 24000 * 2
+    assert echo.sample_rate == 24000 and len(b"".join(echo.audio)) == 24000 * 2
 
 
 def test_wav_is_decoded_downmixed_and_resampled():
@@ -86,15 +87,25 @@ def test_wav_is_decoded_downmixed_and_resampled():
 
     echo = parse_audio_request({"audio": b64(buffer.getvalue()), "sample_rate": 16000}, target_rate=24000)
 
-    samples = np.frombuffer(echo.pcm, dtype="<i2")
+    samples = np.frombuffer(b"".join(echo.audio), dtype="<i2")
     assert echo.sample_rate == 24000 and len(samples) == 24000
     peak_hz = np.argmax(np.abs(np.fft.rfft(samples))) * 24000 / len(samples)
     assert abs(peak_hz - 1000) <= 2
 
 
-def test_corrupt_wav_is_unsupported_audio():
-    with pytest.raises(UnsupportedAudio, match="could not decode audio"):
+def test_corrupt_wav_is_a_bad_request_naming_the_damage():
+    with pytest.raises(MessageError, match="could not decode audio: .*WAV") as caught:
         parse_audio_request({"audio": b64(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")}, target_rate=24000)
+
+    assert caught.value.status == 400
+
+
+def test_an_unknown_format_is_unsupported_audio_without_the_file_objects_repr():
+    with pytest.raises(UnsupportedAudio) as caught:
+        open_audio_file(io.BytesIO(b"not audio at all" * 20), target_rate=24000)
+
+    assert str(caught.value) == "could not decode audio: Format not recognised (send WAV, MP3, FLAC or OGG)"
+    assert caught.value.status == 415
 
 
 def test_audio_over_the_length_limit_is_refused():

@@ -45,13 +45,30 @@ def serve_wsgi(app: Any) -> Iterator[int]:
         thread.join(5)
 
 
+class RequestClock:
+    """WSGI middleware noting when each request reaches the app: waitress has the whole body by then."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.arrivals: list[float] = []
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        self.arrivals.append(time.monotonic())
+        return self.app(environ, start_response)
+
+
 @contextmanager
 def relay_on_fake_daily(settings: Settings | None = None) -> Iterator[tuple[int, FakeBehaviour]]:
-    """A joined relay whose fake CallClient confirms every send at once, on its own thread."""
+    """A joined relay whose fake CallClient confirms every send at once, on its own thread.
+
+    The fake behaviour gets a `clock` (RequestClock) for when requests reached the relay.
+    """
     fake = FakeBehaviour()
     room = Room(CONVERSATION_URL, client_factory=fake.factory)
     room.join(timeout=5)
     app = create_app(settings or Settings(), room)
+    fake.clock = RequestClock(app.wsgi_app)  # type: ignore[attr-defined]
+    app.wsgi_app = fake.clock  # type: ignore[method-assign]
     try:
         with serve_wsgi(app) as port:
             yield port, fake

@@ -1,0 +1,356 @@
+"""Audio files in (raw body, multipart, base64 in JSON), size-safe audio echo out; microphone echo."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+import echo_messages
+from app import create_app
+from config import Settings
+from echo_messages import serialized_size
+from tests.conftest import CONVERSATION_URL, FakeBehaviour, sent_messages
+
+TARGET = 24000
+FRAME_10MS = TARGET // 100
+
+
+def tone(seconds: float, rate: int, hz: float = 1000.0, channels: int = 1, amplitude: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    mono = amplitude * np.sin(2 * np.pi * hz * t)
+    return np.stack([mono] * channels, axis=1) if channels > 1 else mono
+
+
+def chirp(seconds: float, rate: int) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return 0.4 * np.sin(2 * np.pi * (200 + 900 * t / seconds) * t)
+
+
+def noise(seconds: float, rate: int) -> np.ndarray:
+    return np.random.default_rng(7).uniform(-0.3, 0.3, (int(seconds * rate), 2))
+
+
+def encode(samples: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def decoded_pcm(messages: list[dict[str, Any]]) -> np.ndarray:
+    return np.frombuffer(b"".join(base64.b64decode(m["properties"]["audio"]) for m in messages), dtype="<i2")
+
+
+def peak_hz(samples: np.ndarray, rate: int) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(samples.astype(np.float64)))) * rate / len(samples))
+
+
+FILES = [
+    # (name, samples, rate, format, subtype, content type)
+    ("wav16-8k-mono-tone", tone(1.0, 8000), 8000, "WAV", "PCM_16", "audio/wav"),
+    ("wav24-16k-stereo-tone", tone(1.0, 16000, channels=2), 16000, "WAV", "PCM_24", "audio/x-wav"),
+    ("wavfloat-44k1-mono-tone", tone(1.0, 44100), 44100, "WAV", "FLOAT", "audio/wav"),
+    ("wav16-48k-stereo-noise", noise(1.0, 48000), 48000, "WAV", "PCM_16", "audio/wav"),
+    ("wav16-24k-mono-chirp", chirp(1.0, 24000), 24000, "WAV", "PCM_16", "audio/wav"),
+    ("flac-22k05-mono-tone", tone(1.0, 22050), 22050, "FLAC", "PCM_16", "audio/flac"),
+    ("flac-48k-stereo-tone", tone(1.0, 48000, channels=2), 48000, "FLAC", "PCM_24", "audio/flac"),
+    ("ogg-vorbis-44k1-mono-tone", tone(1.0, 44100), 44100, "OGG", "VORBIS", "audio/ogg"),
+    ("ogg-opus-48k-mono-tone", tone(1.0, 48000), 48000, "OGG", "OPUS", "audio/ogg"),
+    ("mp3-44k1-stereo-tone", tone(1.0, 44100, channels=2), 44100, "MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    ("octet-stream-wav", tone(1.0, 16000), 16000, "WAV", "PCM_16", "application/octet-stream"),
+]
+
+
+@pytest.mark.parametrize("name, samples, rate, fmt, subtype, content_type", FILES, ids=[f[0] for f in FILES])
+def test_audio_files_become_one_size_safe_utterance_at_the_relay_rate(
+    client, fake_call_client, settings, name, samples, rate, fmt, subtype, content_type
+):
+    data = encode(samples, rate, fmt, subtype)
+
+    response = client.post("/send_audio_message", data=data, content_type=content_type)
+
+    assert response.status_code == 200, response.get_json()
+    messages = sent_messages(fake_call_client)
+    pcm = decoded_pcm(messages)
+    expected = len(samples) * TARGET / rate
+    assert abs(len(pcm) - expected) <= FRAME_10MS
+    assert all(serialized_size(m) <= settings.max_message_bytes for m in messages)
+    assert {m["properties"]["sample_rate"] for m in messages} == {TARGET}
+    assert len({m["properties"]["inference_id"] for m in messages}) == 1
+    assert [m["properties"]["done"] for m in messages] == [False] * (len(messages) - 1) + [True]
+    body = response.get_json()
+    assert body["sample_rate"] == TARGET and body["messages_sent"] == len(messages)
+    assert abs(body["audio_ms"] - len(samples) * 1000 / rate) <= 10
+    if "tone" in name:
+        assert abs(peak_hz(pcm, TARGET) - 1000) <= 2
+
+
+def test_loud_audio_is_clipped_not_wrapped_around(client, fake_call_client):
+    data = encode(np.full(2400, 1.5, dtype="float32"), 24000, "WAV", "FLOAT")
+
+    client.post("/send_audio_message", data=data, content_type="audio/wav")
+
+    pcm = decoded_pcm(sent_messages(fake_call_client))
+    assert pcm.min() == 32767 and pcm.max() == 32767
+
+
+def test_multipart_field_file_with_form_options(client, fake_call_client):
+    data = encode(tone(0.5, 16000), 16000, "WAV", "PCM_16")
+
+    response = client.post(
+        "/send_audio_message",
+        data={"file": (io.BytesIO(data), "speech.wav"), "inference_id": "upload-1", "done": "false"},
+        content_type="multipart/form-data",
+    )
+
+    assert response.status_code == 200
+    messages = sent_messages(fake_call_client)
+    assert {m["properties"]["inference_id"] for m in messages} == {"upload-1"}
+    assert not any(m["properties"]["done"] for m in messages)
+
+
+def test_query_parameters_set_id_interrupt_and_keep_the_utterance_open(client, fake_call_client):
+    data = encode(tone(0.3, 24000), 24000, "WAV", "PCM_16")
+
+    response = client.post(
+        "/send_audio_message?inference_id=part-1&interrupt=true&done=false", data=data, content_type="audio/wav"
+    )
+
+    assert response.status_code == 200 and response.get_json()["inference_id"] == "part-1"
+    messages = sent_messages(fake_call_client)
+    assert messages[0]["event_type"] == "conversation.interrupt"
+    assert {m["properties"]["done"] for m in messages[1:]} == {False}
+
+
+def test_json_base64_wav_is_streamed_like_a_file(client, fake_call_client):
+    data = encode(tone(0.5, 44100, channels=2), 44100, "WAV", "PCM_16")
+
+    response = client.post("/send_audio_message", json={"audio": base64.b64encode(data).decode(), "done": True})
+
+    assert response.status_code == 200 and response.get_json()["sample_rate"] == TARGET
+    assert abs(len(decoded_pcm(sent_messages(fake_call_client))) - TARGET // 2) <= FRAME_10MS
+
+
+@pytest.mark.parametrize(
+    "data, content_type, status, words",
+    [
+        (b"\x00\x01garbage" * 50, "audio/wav", 415, "could not decode audio: Format not recognised"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav", 400, "could not decode audio"),
+        (b"", "audio/wav", 400, "audio is empty"),
+        (encode(np.zeros(0), 16000, "WAV", "PCM_16"), "audio/wav", 400, "audio is empty: the file has no samples"),
+        (b"\x89PNG\r\n", "image/png", 415, "Content-Type 'image/png' is not supported"),
+        (b"\x00" * 100, "audio/aac", 415, "send WAV, MP3, FLAC or OGG"),
+        (b"{}", "multipart/form-data; boundary=x", 400, "a field named file"),
+    ],
+    ids=["junk", "truncated-wav-header", "zero-length", "no-samples", "png", "aac", "multipart-without-file"],
+)
+def test_bad_audio_gets_a_clear_error_and_sends_nothing(client, fake_call_client, data, content_type, status, words):
+    response = client.post("/send_audio_message", data=data, content_type=content_type)
+
+    assert response.status_code == status
+    assert words in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_audio_longer_than_the_limit_is_413_and_sends_nothing(room, fake_call_client):
+    app = create_app(Settings(max_audio_seconds=1), room)
+    try:
+        response = app.test_client().post("/send_audio_message", data=encode(tone(2, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
+    finally:
+        app.extensions["relay"].close()
+
+    assert response.status_code == 413 and "RELAY_MAX_AUDIO_SECONDS" in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_a_raw_audio_body_over_the_body_limit_is_413(room, fake_call_client):
+    app = create_app(Settings(max_body_bytes=4096), room)
+    try:
+        response = app.test_client().post("/send_audio_message", data=encode(tone(1, 16000), 16000, "WAV", "PCM_16"), content_type="audio/wav")
+    finally:
+        app.extensions["relay"].close()
+
+    assert response.status_code == 413 and "RELAY_MAX_BODY_BYTES" in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_the_first_chunk_of_a_long_file_leaves_before_the_file_is_decoded(client, fake_call_client, monkeypatch):
+    """Ordering, not wall time: the first send precedes the decoder producing its last block."""
+    produced_at: list[float] = []
+    original = echo_messages._decoded_blocks
+
+    def timed_blocks(*args: Any, **kwargs: Any):
+        for block in original(*args, **kwargs):
+            produced_at.append(time.monotonic())
+            yield block
+
+    monkeypatch.setattr(echo_messages, "_decoded_blocks", timed_blocks)
+    data = encode(np.zeros(16000 * 600, dtype="int16"), 16000, "WAV", "PCM_16")  # ten minutes
+
+    response = client.post("/send_audio_message", data=data, content_type="audio/wav")
+
+    assert response.status_code == 200
+    assert response.get_json()["audio_ms"] == 600_000
+    fake_call_client.settle()
+    assert fake_call_client.sent_at[0] < produced_at[-1]
+    assert fake_call_client.sent_at[0] < produced_at[len(produced_at) // 100]
+
+
+def test_streaming_a_ten_minute_file_needs_far_less_memory_than_its_pcm():
+    """The pipeline holds a few blocks at a time, never every message (tracemalloc counts numpy too)."""
+    import tracemalloc
+
+    data = encode(np.zeros(16000 * 600, dtype="int16"), 16000, "WAV", "PCM_16")
+    decoded_bytes = 600 * TARGET * 2
+    tracemalloc.start()
+    try:
+        audio = echo_messages.open_audio_file(io.BytesIO(data), target_rate=TARGET)
+        count = sum(1 for _ in echo_messages.audio_echo_messages(audio, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert count > 9000
+    assert peak < decoded_bytes * 0.1
+
+
+# --- microphone echo -----------------------------------------------------------------------
+
+
+class FakeMicrophoneDevice:
+    """A blocking virtual microphone: each write takes the audio's real duration, as daily's does in a call."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.writes: list[tuple[float, bytes]] = []
+
+    def write_frames(self, frames: bytes) -> int:
+        self.writes.append((time.monotonic(), frames))
+        time.sleep(len(frames) / 2 / self.sample_rate)
+        return len(frames) // 2
+
+    @property
+    def played(self) -> bytes:
+        return b"".join(frames for _, frames in self.writes)
+
+
+@pytest.fixture
+def microphone_app(room):
+    device = FakeMicrophoneDevice(TARGET)
+    app = create_app(Settings(), room, microphone_device=device)
+    yield app.test_client(), device
+    app.extensions["relay"].close()
+
+
+def pcm_clip(ms: int, value: int) -> bytes:
+    return np.full(TARGET * ms // 1000, value, dtype="<i2").tobytes()
+
+
+def wait_until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def test_microphone_clips_play_in_order_in_real_time_and_answer_202_at_once(microphone_app, fake_call_client):
+    client, device = microphone_app
+    first, second = pcm_clip(105, 100), pcm_clip(50, 200)
+
+    started = time.monotonic()
+    a = client.post("/microphone", json={"audio": base64.b64encode(first).decode(), "sample_rate": TARGET})
+    b = client.post("/microphone", json={"audio": base64.b64encode(second).decode(), "sample_rate": TARGET})
+    answered = time.monotonic() - started
+
+    assert (a.status_code, b.status_code) == (202, 202)
+    assert set(a.get_json()) == {"status", "mode", "clip_id", "audio_ms", "queued_ms"}
+    assert a.get_json()["audio_ms"] == 110  # padded to whole 10 ms frames
+    assert b.get_json()["queued_ms"] >= 50 and answered < 0.1
+    wait_until(lambda: len(device.played) >= len(first) + 240 + len(second))
+    assert device.played == first + bytes(240) + second
+    assert all(len(frames) % (TARGET // 100 * 2) == 0 for _, frames in device.writes)
+    assert sent_messages(fake_call_client) == []  # microphone echo sends no app messages
+
+
+def test_microphone_resamples_files_to_its_rate(microphone_app):
+    client, device = microphone_app
+
+    response = client.post("/microphone", data=encode(tone(0.1, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
+
+    assert response.status_code == 202 and response.get_json()["audio_ms"] == 100
+    wait_until(lambda: len(device.played) >= TARGET // 10 * 2)
+    assert abs(peak_hz(np.frombuffer(device.played, dtype="<i2"), TARGET) - 1000) <= 10
+
+
+def test_interrupt_empties_the_microphone_queue_and_stops_the_clip_within_20ms(microphone_app):
+    client, device = microphone_app
+    client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(2000, 1)).decode(), "sample_rate": TARGET})
+    client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(500, 2)).decode(), "sample_rate": TARGET})
+    wait_until(lambda: len(device.writes) >= 3)
+    assert client.get("/health").get_json()["microphone"]["playing_clip"] is not None
+
+    interrupted_at = time.monotonic()
+    response = client.post("/interrupt")
+    time.sleep(0.1)
+
+    assert response.get_json()["microphone_clips_dropped"] == 2
+    late = [at for at, _ in device.writes if at > interrupted_at + 0.02]
+    assert late == []
+    assert 2 not in set(np.frombuffer(device.played, dtype="<i2").tolist())
+    assert client.get("/health").get_json()["microphone"] == {
+        "enabled": True, "playing_clip": None, "queued_ms": 0, "frames_played": len(device.played) // 2
+    }
+
+
+def test_microphone_without_the_flag_is_409_saying_how_to_start_it(client):
+    response = client.post("/microphone", data=encode(tone(0.1, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
+
+    assert response.status_code == 409
+    assert "--microphone" in response.get_json()["error"]
+
+
+def test_empty_microphone_clip_is_400(microphone_app):
+    client, _ = microphone_app
+
+    response = client.post("/microphone", json={"done": True})
+
+    assert response.status_code == 400 and "audio is empty" in response.get_json()["error"]
+
+
+def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(monkeypatch, tmp_path):
+    import app as relay_app
+
+    monkeypatch.chdir(tmp_path)
+    fake = FakeBehaviour()
+    devices: list[FakeMicrophoneDevice] = []
+
+    def make_device(rate: int) -> FakeMicrophoneDevice:
+        devices.append(FakeMicrophoneDevice(rate))
+        return devices[-1]
+
+    monkeypatch.setattr(relay_app, "serve", lambda app, settings, on_listening=None: None)
+
+    assert relay_app.main([CONVERSATION_URL, "--microphone"], client_factory=fake.factory, microphone_factory=make_device) == 0
+    assert [d.sample_rate for d in devices] == [24000]
+    assert fake.client.joined_with["client_settings"] == {
+        "inputs": {"camera": False, "microphone": {"isEnabled": True, "settings": {"deviceId": "echo-relay-microphone"}}}
+    }
+
+
+def test_dry_run_microphone_counts_frames_without_playing(monkeypatch):
+    from app import CountingMicrophoneDevice, DryRunRoom
+
+    app = create_app(Settings(), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(TARGET))
+    client = app.test_client()
+    try:
+        response = client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(40, 5)).decode(), "sample_rate": TARGET})
+        wait_until(lambda: client.get("/health").get_json()["microphone"]["frames_played"] == 960)
+    finally:
+        app.extensions["relay"].close()
+
+    assert response.status_code == 202 and response.get_json()["mode"] == "dry-run"
