@@ -9,27 +9,30 @@ Run `python app.py --help` for the modes.
 from __future__ import annotations
 
 import argparse
+import heapq
 import hmac
 import io
 import json
 import logging
+import queue
 import signal
 import sys
 import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent import futures
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import chain
+from itertools import chain, islice
 from typing import IO, Any, BinaryIO
 from urllib.parse import urlparse
 
 import daily
 import waitress
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 import echo_messages
@@ -42,16 +45,20 @@ log = logging.getLogger("echo_relay")
 JOIN_TIMEOUT_S = 60.0  # daily gives up on an unreachable room after ~19 s by itself
 LEAVE_TIMEOUT_S = 5.0
 REPLICA_POLL_S = 0.05  # how often a request waiting for the face re-checks interrupts and the call state
-SERVER_THREADS = 16
+SERVER_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 AUDIO_FILE_MIMETYPES = (
     "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/flac",
     "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "application/octet-stream",
 )
 TAVUS_REPLICA_USER_ID = "tavus-replica"
+PUBLIC_PATHS = ("/health", "/openapi.json")  # no token needed: they carry nothing from the conversation
 MICROPHONE_DEVICE_NAME = "echo-relay-microphone"
 MICROPHONE_FRAME_MS = 10  # daily pads writes to 10 ms multiples; clips are padded so none is cut or padded mid-stream
 MICROPHONE_WRITE_MS = 20  # per write: an interrupt silences the microphone within this
+EVENT_KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from cutting an idle stream
+EVENT_REORDER_WINDOW_S = 0.005  # room messages with a `seq` arriving this close together are put in seq order
+MAX_EVENT_LISTENERS = 64  # each SSE stream holds a server thread; POSTs keep SERVER_THREADS of their own
 QUICKSTART_PERSONA_NAME = "Echo Assistant"
 QUICKSTART_CONVERSATION_NAME = "Echo relay"
 
@@ -91,6 +98,10 @@ class Interrupted(RelayError):
 
 class ModeError(RelayError):
     status = 409
+
+
+class TooManyListeners(RelayError):
+    status = 503
 
 
 class JoinError(Exception):
@@ -221,9 +232,19 @@ class Room:
     def wait_for_replica(self, timeout: float) -> bool:
         return self._replica_here.wait(timeout)
 
+    def delivery_problem(self) -> RelayError | None:
+        """Why a request being sent right now should stop: the call ended or the face left."""
+        if self.call_state == "left":
+            reason = f" ({self.left_reason})" if self.left_reason else ""
+            return ConversationEnded(f"the conversation ended mid-utterance{reason}")
+        if not self.replica_present:
+            return ReplicaAbsent("the face (Tavus replica) left the room mid-utterance")
+        return None
+
     def leave(self, timeout: float = LEAVE_TIMEOUT_S) -> None:
         """Leave the call if in it, then release the client; safe to call twice."""
         if self.call_state in ("joined", "joining"):
+            self.left_reason = self.left_reason or "the relay stopped"
             left: Future[None] = Future()
             self._client.leave(completion=lambda error: left.set_result(None))
             try:
@@ -321,6 +342,9 @@ class DryRunRoom:
 
     def wait_for_replica(self, timeout: float) -> bool:
         return True
+
+    def delivery_problem(self) -> None:
+        """Nothing can go wrong mid-utterance without a room."""
 
     def send(self, message: Mapping[str, Any]) -> Future[None]:
         line = json.dumps(message)
@@ -450,6 +474,196 @@ class Microphone:
                 time.sleep(ahead)
 
 
+# --- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    type: str
+    time: float
+    fields: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "time": self.time, **self.fields}
+
+    def sse(self) -> str:
+        return _sse_frame(self.as_dict(), event_id=self.id)
+
+
+def _sse_frame(event: Mapping[str, Any], *, event_id: int | None = None) -> str:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+def events_dropped(count: int) -> dict[str, Any]:
+    """Told to a listener that asked for events older than the buffer holds (it has no id of its own)."""
+    return {"type": "relay.events_dropped", "time": time.time(), "count": count}
+
+
+class EventLog:
+    """Every event the relay reports, numbered from 1, in a bounded buffer that listeners read by id.
+
+    Publishing only appends and wakes readers; a slow listener falls behind in
+    the buffer (and is told how many it missed) instead of slowing anyone.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self._events: deque[Event] = deque(maxlen=capacity)
+        self._next_id = 1
+        self._changed = threading.Condition()
+        self._closed = False
+        self._listeners = 0
+
+    @property
+    def last_id(self) -> int:
+        return self._next_id - 1
+
+    def publish(self, event_type: str, **fields: Any) -> Event:
+        with self._changed:
+            event = Event(self._next_id, event_type, time.time(), fields)
+            self._next_id += 1
+            self._events.append(event)
+            self._changed.notify_all()
+        return event
+
+    def after(self, last_id: int) -> tuple[list[Event], int]:
+        """Events newer than `last_id`, and how many newer ones the buffer no longer holds."""
+        with self._changed:
+            if last_id > self.last_id:  # an id from an earlier run of the relay: start over
+                last_id = 0
+            if not self._events or last_id >= self._events[-1].id:
+                return [], 0
+            first = self._events[0].id
+            start = max(0, last_id - first + 1)
+            return list(islice(self._events, start, None)), max(0, first - last_id - 1)
+
+    def wait_after(self, last_id: int, timeout: float) -> bool:
+        """Wait until there is an event newer than `last_id` (or the log closed); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._closed or self.last_id > last_id, timeout)
+
+    def stream(self, last_id: int) -> Iterator[str]:
+        """Server-Sent Events from `last_id` on, with keep-alive comments, until the log closes."""
+        with self._changed:
+            if self._listeners >= MAX_EVENT_LISTENERS:
+                raise TooManyListeners(
+                    f"{MAX_EVENT_LISTENERS} event streams are open already: close one, or poll GET /events?after=<id>"
+                )
+            self._listeners += 1
+        return self._frames(last_id)
+
+    def _frames(self, cursor: int) -> Iterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                events, dropped = self.after(cursor)
+                if dropped:
+                    yield _sse_frame(events_dropped(dropped))
+                for event in events:
+                    yield event.sse()
+                    cursor = event.id
+                if self._closed:
+                    return
+                if not self.wait_after(cursor, EVENT_KEEPALIVE_S):
+                    yield ": keep-alive\n\n"
+        finally:
+            with self._changed:
+                self._listeners -= 1
+
+    def close(self) -> None:
+        """End every stream, so stopping the server does not wait for listeners to hang up."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+
+class RoomEvents:
+    """The room's events, off Daily's threads: ordered by `seq`, published, recorded, and read for speaking.
+
+    The Room calls this object on Daily's threads; it only queues. One thread
+    holds app messages that carry a `seq` for EVENT_REORDER_WINDOW_S and
+    releases them in seq order (Tavus's events can arrive out of order, and
+    some twice, with unified and legacy role names: both are passed on).
+    """
+
+    def __init__(self, log: EventLog, recorder: Recorder) -> None:
+        self.replica_speaking = False
+        self._log = log
+        self._recorder = recorder
+        self._inbox: queue.SimpleQueue[tuple[str, Mapping[str, Any]] | None] = queue.SimpleQueue()
+        self._held: list[tuple[Any, int, Mapping[str, Any]]] = []
+        self._held_since = 0.0
+        self._arrivals = 0
+        self._thread = threading.Thread(target=self._run, name="relay-events", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event_type: str, data: Mapping[str, Any]) -> None:
+        self._inbox.put((event_type, data))
+
+    def close(self) -> None:
+        self._inbox.put(None)
+        self._thread.join(LEAVE_TIMEOUT_S)
+
+    def _run(self) -> None:
+        while True:
+            timeout = None if not self._held else max(0.0, self._held_since + EVENT_REORDER_WINDOW_S - time.monotonic())
+            try:
+                item = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                self._release_held()
+                continue
+            if item is None:
+                self._release_held()
+                return
+            event_type, data = item
+            seq = _seq_of(data)
+            if event_type == "app_message" and seq is not None:
+                if not self._held:
+                    self._held_since = time.monotonic()
+                self._arrivals += 1
+                heapq.heappush(self._held, (seq, self._arrivals, data))
+            else:
+                self._publish(event_type, data)
+
+    def _release_held(self) -> None:
+        while self._held:
+            _, _, data = heapq.heappop(self._held)
+            self._publish("app_message", data)
+
+    def _publish(self, event_type: str, data: Mapping[str, Any]) -> None:
+        if event_type != "app_message":
+            self._log.publish(event_type, **data)
+            return
+        message = data["message"]
+        kind = message.get("event_type") if isinstance(message, Mapping) else None
+        self._log.publish(kind if isinstance(kind, str) and kind else "app_message", **data)
+        self._recorder.record("in", message, sender=data["sender"])
+        speaking = _replica_speaking_after(message)
+        if speaking is not None:
+            self.replica_speaking = speaking
+
+
+def _seq_of(data: Mapping[str, Any]) -> Any:
+    message = data.get("message")
+    seq = message.get("seq") if isinstance(message, Mapping) else None
+    return seq if isinstance(seq, (int, float)) and not isinstance(seq, bool) else None
+
+
+def _replica_speaking_after(message: Any) -> bool | None:
+    """True/False when `message` says the face started/stopped speaking; None when it says neither."""
+    if not isinstance(message, Mapping):
+        return None
+    kind = message.get("event_type")
+    if kind in ("conversation.replica.started_speaking", "conversation.replica.stopped_speaking"):
+        return kind.endswith("started_speaking")
+    properties = message.get("properties")
+    role = properties.get("role") if isinstance(properties, Mapping) else None
+    if kind in ("conversation.started_speaking", "conversation.stopped_speaking") and role in ("replica", "pal"):
+        return kind.endswith("started_speaking")
+    return None
+
+
 # --- recording -------------------------------------------------------------------
 
 
@@ -484,7 +698,7 @@ class Dispatch:
 
     sent: list[Future[None]]
     cut_short: bool  # an interrupt or a send error stopped it before its last message
-    error: MessageError | None = None  # the audio turned out bad halfway (after some was sent)
+    error: MessageError | RelayError | None = None  # bad audio halfway, the face left, the call ended
 
 
 @dataclass
@@ -598,6 +812,9 @@ class Sender:
             for message in job.messages:
                 if job.generation != self._generation or failed.is_set():
                     return Dispatch(sent, cut_short=True)
+                problem = self._room.delivery_problem()
+                if problem is not None:
+                    return Dispatch(sent, cut_short=True, error=problem)
                 future = self._room.send(message)
                 future.add_done_callback(lambda done: done.exception() and failed.set())
                 sent.append(future)
@@ -649,8 +866,13 @@ class Relay:
     def __init__(self, settings: Settings, room: Any, microphone_device: Any = None) -> None:
         self.settings = settings
         self.room = room
+        self.started = time.monotonic()
         self.microphone = Microphone(microphone_device, settings.sample_rate) if microphone_device else None
         self.recorder = Recorder(settings.record_file)
+        self.events = EventLog(settings.event_buffer)
+        self.room_events = RoomEvents(self.events, self.recorder)
+        self._publish_joined_state()
+        room.add_listener(self.room_events)
         self.sender = Sender(
             room,
             replica_timeout_s=settings.replica_timeout_s,
@@ -670,16 +892,32 @@ class Relay:
             )
         return joined
 
-    def send(self, messages: Iterable[Mapping[str, Any]], *, interrupt: bool, conversation_id: str) -> int:
+    def send(
+        self, messages: Iterable[Mapping[str, Any]], *, interrupt: bool, conversation_id: str, inference_id: str
+    ) -> int:
         """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped."""
         if interrupt:
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
-        return self.sender.confirm(self.sender.submit(messages, drop_queued=interrupt).result())
+            self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
+        try:
+            return self.sender.confirm(self.sender.submit(messages, drop_queued=interrupt).result())
+        except (SendError, SendTimeout) as error:
+            self.events.publish("relay.send_failed", inference_id=inference_id, error=str(error))
+            raise
+
+    def _publish_joined_state(self) -> None:
+        """The room joined before this relay listened to it: say so first."""
+        if self.room.call_state == "joined":
+            self.events.publish("relay.joined", conversation_id=self.room.conversation_id)
+            if self.room.replica_present:
+                self.events.publish("relay.replica_joined")
 
     def close(self) -> None:
+        self.events.close()
         if self.microphone is not None:
             self.microphone.close()
         self.sender.close()
+        self.room_events.close()
         self.recorder.close()
 
 
@@ -693,7 +931,9 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
     relay = Relay(settings, room, microphone_device)
     app.extensions["relay"] = relay
 
+    app.before_request(_start_request_clock)
     app.before_request(_check_bearer_token)
+    app.after_request(_log_request)
     app.register_error_handler(Exception, _error_response)
 
     @app.post("/send_text_message")
@@ -710,7 +950,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
                 max_bytes=settings.max_message_bytes,
             )
         )
-        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id)
+        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id)
         return _sent(relay, inference_id=inference_id, messages_sent=sent, conversation_id=conversation_id)
 
     @app.post("/send_audio_message")
@@ -726,7 +966,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             done=echo.done,
             max_bytes=settings.max_message_bytes,
         )
-        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id)
+        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id)
         return _sent(
             relay,
             inference_id=inference_id,
@@ -758,7 +998,11 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
         conversation_id = relay.conversation_id_for(None)
         clips_dropped = relay.microphone.clear() if relay.microphone else 0
         dispatched, dropped = relay.sender.interrupt(conversation_id)
+        relay.events.publish(
+            "relay.interrupted", reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped
+        )
         sent = relay.sender.confirm(dispatched.result())
+        g.messages_sent = sent
         return jsonify(
             status="Interrupted",
             messages_sent=sent,
@@ -768,14 +1012,34 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             mode=room.mode,
         )
 
+    @app.get("/events")
+    def events() -> Response:
+        last_id = _event_cursor()
+        if "text/event-stream" in request.headers.get("Accept", ""):
+            return Response(
+                relay.events.stream(last_id),
+                mimetype="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        newer, dropped = relay.events.after(last_id)
+        return jsonify(([events_dropped(dropped)] if dropped else []) + [event.as_dict() for event in newer])
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        return app.send_static_file("openapi.json")
+
     @app.get("/health")
     def health() -> Response:
         return jsonify(
             status="ok",
             mode=room.mode,
             call_state=room.call_state,
+            left_reason=getattr(room, "left_reason", None) if room.call_state == "left" else None,
             conversation_id=room.conversation_id,
             replica_present=room.replica_present,
+            replica_speaking=relay.room_events.replica_speaking,
+            last_event_id=relay.events.last_id,
+            uptime_s=round(time.monotonic() - relay.started, 3),
             messages_sent=relay.sender.messages_sent,
             send_errors=relay.sender.send_errors,
             queue_depth=relay.sender.queue_depth,
@@ -790,7 +1054,35 @@ def new_inference_id() -> str:
 
 
 def _sent(relay: Relay, **fields: Any) -> Response:
+    g.inference_id, g.messages_sent = fields["inference_id"], fields["messages_sent"]
     return jsonify(status="Message sent successfully", mode=relay.room.mode, **fields)
+
+
+def _event_cursor() -> int:
+    """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
+    raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
+    if not raw.isdigit() or len(raw) > 18:
+        raise MessageError(f"after (or Last-Event-ID) must be an event id, a whole number >= 0, got {raw[:40]!r}")
+    return int(raw)
+
+
+def _start_request_clock() -> None:
+    g.started = time.perf_counter()
+
+
+def _log_request(response: Response) -> Response:
+    """One line per request: never a body, audio or token."""
+    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+    log.info(
+        "%s %s %d %.1fms inference_id=%s messages_sent=%s",
+        request.method,
+        request.path,
+        response.status_code,
+        elapsed_ms,
+        g.get("inference_id", "-"),
+        g.get("messages_sent", "-"),
+    )
+    return response
 
 
 def _audio_request(settings: Settings) -> echo_messages.AudioEcho:
@@ -864,7 +1156,7 @@ def _check_bearer_token() -> Response | None:
     from flask import current_app
 
     token = current_app.extensions["relay"].settings.auth_token
-    if token is None or request.path == "/health":
+    if token is None or request.path in PUBLIC_PATHS:
         return None
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
@@ -1066,7 +1358,8 @@ def run(
                 return 1
             log.info("joined conversation %s", room.conversation_id)
         app = create_app(settings, room, microphone_device=microphone_device)
-        serve(app, settings, on_listening)
+        with _stopping_closes(app.extensions["relay"].events):
+            serve(app, settings, on_listening)
         return 0
     except KeyboardInterrupt:
         return 0
@@ -1078,12 +1371,30 @@ def run(
 
 
 def serve(app: Flask, settings: Settings, on_listening: Callable[[int], None] | None = None) -> None:
-    server = waitress.create_server(app, host=settings.host, port=settings.port, threads=SERVER_THREADS)
+    server = waitress.create_server(
+        app, host=settings.host, port=settings.port, threads=SERVER_THREADS + MAX_EVENT_LISTENERS
+    )
     port = server.effective_port  # type: ignore[union-attr]
     log.info("echo relay (%s) listening on http://%s:%s", app.extensions["relay"].room.mode, settings.host, port)
     if on_listening:
         on_listening(port)
     server.run()
+
+
+@contextmanager
+def _stopping_closes(events: EventLog) -> Iterator[None]:
+    """While serving, Ctrl-C and SIGTERM first end the event streams, then stop the server."""
+
+    def stop(signum: int, frame: Any) -> None:
+        events.close()
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

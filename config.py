@@ -22,6 +22,7 @@ DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_REPLICA_TIMEOUT_S = 120.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
+DEFAULT_EVENT_BUFFER = 1000
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -51,6 +52,7 @@ class Settings:
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
 
     @classmethod
@@ -85,6 +87,7 @@ class Settings:
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
             max_audio_seconds=read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001),
+            event_buffer=read.number("RELAY_EVENT_BUFFER", DEFAULT_EVENT_BUFFER, int, minimum=1),
             record_file=read.text("RELAY_RECORD_FILE"),
         )
 

@@ -489,12 +489,17 @@ def test_sends_are_pipelined_not_one_round_trip_each(client, fake_call_client):
 def test_health_reports_room_and_counters(client, fake_call_client):
     client.post("/send_text_message", json={"text": "Hi"})
 
-    assert client.get("/health").get_json() == {
+    health = client.get("/health").get_json()
+    assert 0 <= health.pop("uptime_s") < 60
+    assert health == {
         "status": "ok",
         "mode": "room",
         "call_state": "joined",
+        "left_reason": None,
         "conversation_id": CONVERSATION_ID,
         "replica_present": True,
+        "replica_speaking": False,
+        "last_event_id": 2,  # relay.joined, relay.replica_joined
         "messages_sent": 1,
         "send_errors": 0,
         "queue_depth": 0,

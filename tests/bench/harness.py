@@ -19,30 +19,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # benches run as scripts: the imports below need the repository root
 
-import waitress
-from waitress import wasyncore
-
-from app import SERVER_THREADS, Room, create_app
+from app import Room, create_app
 from config import Settings
 from tests.conftest import CONVERSATION_URL, FakeBehaviour
-
-
-@contextmanager
-def serve_wsgi(app: Any) -> Iterator[int]:
-    """Serve a WSGI app with waitress on a free loopback port, as `python app.py` does."""
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=SERVER_THREADS)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield server.effective_port  # type: ignore[union-attr]
-    finally:
-        # Finish in-flight requests, then close every channel from the loop's own
-        # thread: closing from here would race the loop's next poll.
-        server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
-        thread.join(5)
+from tests.wsgi_server import serve_wsgi
 
 
 class RequestClock:

@@ -1,0 +1,267 @@
+"""GET /events (JSON and Server-Sent Events), the face's state in /health, recording and request logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+
+import app as relay_app
+from app import Room, create_app
+from config import Settings
+from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, REPLICA
+from tests.wsgi_server import serve_wsgi
+
+
+def events_after(client: Any, after: int = 0) -> list[dict[str, Any]]:
+    return client.get(f"/events?after={after}").get_json()
+
+
+def wait_for_events(client: Any, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while len(found := events_after(client)) < count:
+        assert time.monotonic() < deadline, f"only {len(found)} events: {found}"
+        time.sleep(0.005)
+    return found
+
+
+def started_speaking(seq: int, role: str | None = None) -> dict[str, Any]:
+    kind = "conversation.started_speaking" if role else "conversation.replica.started_speaking"
+    message = {"message_type": "conversation", "event_type": kind, "conversation_id": CONVERSATION_ID, "seq": seq, "timestamp": 1700000000 + seq}
+    if role:
+        message["properties"] = {"role": role}
+    return message
+
+
+def test_room_messages_and_relay_events_arrive_in_order_with_increasing_ids(client, fake_call_client):
+    message = started_speaking(1)
+    fake_call_client.room_sends(message)
+
+    events = wait_for_events(client, 3)
+
+    assert [e["type"] for e in events] == ["relay.joined", "relay.replica_joined", "conversation.replica.started_speaking"]
+    assert [e["id"] for e in events] == [1, 2, 3]
+    assert events[0]["conversation_id"] == CONVERSATION_ID
+    assert events[2]["sender"] == REPLICA["id"] and events[2]["message"] == message
+    assert events_after(client, 2) == events[2:]
+
+
+def test_messages_with_a_seq_are_ordered_by_it_and_duplicates_pass_through(client, fake_call_client):
+    for seq, role in ((7, "pal"), (5, None), (6, "replica")):
+        fake_call_client.room_sends(started_speaking(seq, role))
+
+    events = wait_for_events(client, 5)[2:]
+
+    assert [e["message"]["seq"] for e in events] == [5, 6, 7]
+    assert [e["type"] for e in events] == [
+        "conversation.replica.started_speaking", "conversation.started_speaking", "conversation.started_speaking"
+    ]
+
+
+def test_health_follows_whether_the_face_is_speaking(client, fake_call_client):
+    fake_call_client.room_sends(started_speaking(1, "replica"))
+    wait_for_events(client, 3)
+    assert client.get("/health").get_json()["replica_speaking"] is True
+
+    fake_call_client.room_sends({"event_type": "conversation.replica.stopped_speaking", "seq": 2, "properties": {"duration": 1.2, "interrupted": False}})
+    wait_for_events(client, 4)
+
+    health = client.get("/health").get_json()
+    assert health["replica_speaking"] is False and health["last_event_id"] == 4
+
+
+def test_a_listener_behind_the_buffer_is_told_how_many_it_missed(room, fake_call_client):
+    app = create_app(Settings(event_buffer=3), room)
+    client = app.test_client()
+    try:
+        for seq in range(1, 6):
+            fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq})
+        deadline = time.monotonic() + 3
+        while client.get("/health").get_json()["last_event_id"] < 7:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+
+        events = events_after(client, 0)
+    finally:
+        app.extensions["relay"].close()
+
+    assert events[0]["type"] == "relay.events_dropped" and events[0]["count"] == 4 and "id" not in events[0]
+    assert [e["id"] for e in events[1:]] == [5, 6, 7]
+
+
+def test_last_event_id_header_works_like_after(client, fake_call_client):
+    wait_for_events(client, 2)
+
+    assert [e["id"] for e in client.get("/events", headers={"Last-Event-ID": "1"}).get_json()] == [2]
+
+
+@pytest.mark.parametrize("after", ["-1", "abc", "1.5", "9" * 40])
+def test_a_bad_event_id_is_400(client, after):
+    response = client.get(f"/events?after={after}")
+
+    assert response.status_code == 400 and "must be an event id" in response.get_json()["error"]
+
+
+def test_interrupts_and_send_failures_are_events(client, fake_daily, fake_call_client):
+    client.post("/interrupt")
+    fake_daily.send_error = lambda index, message: "AppMessage(Signalling(ChannelNotOpen))"
+    client.post("/send_text_message", json={"text": "Hi", "inference_id": "doomed"})
+
+    events = wait_for_events(client, 4)[2:]
+
+    assert events[0]["type"] == "relay.interrupted" and events[0]["reason"] == "POST /interrupt"
+    assert events[1]["type"] == "relay.send_failed" and events[1]["inference_id"] == "doomed"
+    assert "ChannelNotOpen" in events[1]["error"]
+
+
+def test_the_call_ending_is_an_event_and_health_says_why(client, fake_call_client):
+    fake_call_client.call_ends("Meeting has ended")
+    wait_for_events(client, 3)
+
+    health = client.get("/health").get_json()
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert events_after(client, 2)[0] == {**events_after(client, 2)[0], "type": "relay.left", "reason": "Meeting has ended"}
+    assert health["call_state"] == "left" and health["left_reason"] == "Meeting has ended"
+    assert response.status_code == 503 and "conversation has ended (Meeting has ended)" in response.get_json()["error"]
+
+
+def test_the_record_file_has_outgoing_and_incoming_lines(room, fake_call_client, tmp_path):
+    record = tmp_path / "session.jsonl"
+    app = create_app(Settings(record_file=str(record)), room)
+    client = app.test_client()
+    try:
+        client.post("/send_text_message", json={"text": "Hi", "inference_id": "r1"})
+        fake_call_client.room_sends(started_speaking(1))
+        wait_for_events(client, 3)
+    finally:
+        app.extensions["relay"].close()
+
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [line["direction"] for line in lines] == ["out", "in"]
+    assert lines[0]["message"]["properties"]["inference_id"] == "r1"
+    assert lines[1]["message"] == started_speaking(1) and lines[1]["sender"] == REPLICA["id"]
+
+
+def test_one_log_line_per_request_without_bodies(client, fake_call_client, caplog):
+    caplog.set_level(logging.INFO, logger="echo_relay")
+
+    client.post("/send_text_message", json={"text": "a secret sentence", "inference_id": "log-1"})
+    client.post("/send_text_message", json={"text": 5})
+
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST ")]
+    assert len(lines) == 2
+    assert lines[0].startswith("POST /send_text_message 200 ") and lines[0].endswith("inference_id=log-1 messages_sent=1")
+    assert lines[1].startswith("POST /send_text_message 400 ")
+    assert "secret" not in caplog.text
+
+
+# --- Server-Sent Events over real sockets -------------------------------------------------------
+
+
+@pytest.fixture
+def served(app):
+    with serve_wsgi(app) as port:
+        yield f"http://127.0.0.1:{port}"
+        app.extensions["relay"].events.close()  # as stopping the relay does: open streams end first
+
+
+def read_sse(response: Any, count: int) -> list[dict[str, Any]]:
+    """Parse `count` events (frames with data) from a streaming response."""
+    events, frame = [], {}
+    for line in response.iter_lines(decode_unicode=True):
+        if line == "":
+            if "data" in frame:
+                events.append({**json.loads(frame["data"]), "_sse_id": frame.get("id"), "_sse_event": frame.get("event")})
+                if len(events) == count:
+                    return events
+            frame = {}
+        elif not line.startswith(":"):
+            key, _, value = line.partition(": ")
+            frame[key] = value
+    raise AssertionError(f"stream ended after {events}")
+
+
+def test_sse_stream_frames_events_with_id_and_type(served, fake_call_client):
+    with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        fake_call_client.room_sends(started_speaking(3))
+        events = read_sse(response, 3)
+
+    assert [(e["_sse_id"], e["_sse_event"]) for e in events] == [
+        ("1", "relay.joined"), ("2", "relay.replica_joined"), ("3", "conversation.replica.started_speaking")
+    ]
+
+
+def test_sse_reconnect_with_last_event_id_gets_only_what_it_missed(served, fake_call_client):
+    fake_call_client.room_sends(started_speaking(1))
+    fake_call_client.room_sends(started_speaking(2))
+    headers = {"Accept": "text/event-stream", "Last-Event-ID": "2"}
+    with requests.get(f"{served}/events", headers=headers, stream=True, timeout=5) as response:
+        events = read_sse(response, 2)
+
+    assert [e["id"] for e in events] == [3, 4]
+
+
+def test_sse_sends_keep_alive_comments_when_idle(served, monkeypatch):
+    monkeypatch.setattr(relay_app, "EVENT_KEEPALIVE_S", 0.05)
+    with requests.get(f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+        lines = []
+        for line in response.iter_lines(decode_unicode=True):
+            lines.append(line)
+            if line == ": keep-alive":
+                break
+
+    assert ": keep-alive" in lines
+
+
+def test_many_listeners_each_get_every_event_and_a_stalled_one_slows_nobody(served, client, fake_call_client):
+    stalled = requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5)
+    results: list[list[int]] = []
+
+    def listen() -> None:
+        with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=10) as response:
+            results.append([e["id"] for e in read_sse(response, 202)])
+
+    listeners = [threading.Thread(target=listen) for _ in range(20)]
+    for listener in listeners:
+        listener.start()
+    for seq in range(200):
+        fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq, "properties": {"speech": "x" * 2000}})
+    started = time.monotonic()
+    response = requests.post(f"{served}/send_text_message", json={"text": "Still fast"}, timeout=5)
+    post_took = time.monotonic() - started
+    for listener in listeners:
+        listener.join(20)
+    stalled.close()
+
+    assert response.status_code == 200 and post_took < 2
+    assert results == [list(range(1, 203))] * 20
+
+
+def test_too_many_listeners_is_503_pointing_at_polling(served, monkeypatch):
+    monkeypatch.setattr(relay_app, "MAX_EVENT_LISTENERS", 1)
+    with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as first:
+        read_sse(first, 1)
+        second = requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, timeout=5)
+
+    assert second.status_code == 503 and "GET /events?after=" in second.json()["error"]
+
+
+def test_closing_the_relay_ends_open_streams(fake_daily):
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    app = create_app(Settings(), room)
+    with serve_wsgi(app) as port:
+        response = requests.get(f"http://127.0.0.1:{port}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5)
+        read_sse(response, 2)
+        app.extensions["relay"].close()
+        remaining = list(response.iter_lines(decode_unicode=True))
+    room.leave()
+
+    assert all(not line.startswith("data") for line in remaining)

@@ -1,0 +1,73 @@
+"""The OpenAPI document cannot drift: schemathesis generates requests from it against the dry-run app.
+
+Every response must be no 5xx, with a status, content type and body the document declares.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from app import CountingMicrophoneDevice, DryRunRoom, create_app
+from config import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+EXAMPLES_PER_OPERATION = 300
+cases_run: list[tuple[str, str, int]] = []
+
+
+@pytest.fixture(scope="module")
+def dry_run_app():
+    app = create_app(Settings(max_body_bytes=256 * 1024), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(24000))
+    yield app
+    app.extensions["relay"].close()
+
+
+@pytest.fixture(scope="module")
+def api_schema(dry_run_app):
+    return schemathesis.openapi.from_wsgi("/openapi.json", dry_run_app)
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_generated_request_gets_a_documented_answer(case):
+    response = case.call_and_validate(checks=CHECKS)
+    cases_run.append((case.method, case.path, response.status_code))
+
+
+def test_at_least_1000_generated_cases_ran():
+    """Runs after the generated tests (pytest keeps file order); fewer would mean they were skipped."""
+    assert len(cases_run) >= 1000, f"only {len(cases_run)} generated cases ran"
+    assert {path for _, path, _ in cases_run} >= {"/send_text_message", "/send_audio_message", "/events", "/microphone"}
+    assert not [case for case in cases_run if case[2] >= 500]
+
+
+def test_the_document_is_served_and_is_openapi_3_1(client):
+    served = client.get("/openapi.json")
+
+    assert served.status_code == 200 and served.mimetype == "application/json"
+    assert served.get_json() == json.loads((ROOT / "static" / "openapi.json").read_text())
+    assert served.get_json()["openapi"] == "3.1.0"
+
+
+def test_every_route_of_the_app_is_documented(app):
+    document = json.loads((ROOT / "static" / "openapi.json").read_text())
+    routes = {rule.rule for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
+
+    assert routes == set(document["paths"])
+

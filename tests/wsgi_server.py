@@ -1,0 +1,31 @@
+"""Serve a WSGI app with waitress on a free loopback port, as `python app.py` does; for tests and benches."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import waitress
+from waitress import wasyncore
+
+from app import MAX_EVENT_LISTENERS, SERVER_THREADS
+
+
+@contextmanager
+def serve_wsgi(app: Any) -> Iterator[int]:
+    """Serve a WSGI app with waitress on a free loopback port, as `python app.py` does."""
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=SERVER_THREADS + MAX_EVENT_LISTENERS)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server.effective_port  # type: ignore[union-attr]
+    finally:
+        # Finish in-flight requests, then close every channel from the loop's own
+        # thread: closing from here would race the loop's next poll.
+        server.task_dispatcher.shutdown()
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
+        thread.join(5)
+
+
