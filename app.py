@@ -705,7 +705,7 @@ class Dispatch:
 class _Job:
     messages: Iterable[Mapping[str, Any]]
     generation: int
-    wait_for_replica: bool
+    is_interrupt: bool
     replica_deadline: float
     result: Future[Dispatch] = field(default_factory=Future)
 
@@ -749,16 +749,22 @@ class Sender:
         with self._wakeup:
             if drop_queued:
                 self._drop_queued()
-            job = _Job(messages, self._generation, True, time.monotonic() + self._replica_timeout_s)
+            job = _Job(messages, self._generation, False, time.monotonic() + self._replica_timeout_s)
             self._enqueue(job)
         return job.result
 
     def interrupt(self, conversation_id: str) -> tuple[Future[Dispatch], int]:
-        """Drop queued requests, stop the one being sent, send `conversation.interrupt` next."""
+        """Drop queued requests, stop the one being sent, send `conversation.interrupt` next.
+
+        An interrupt already waiting at the front is shared, not repeated: a
+        second one sent right after it would cut off nothing more.
+        """
         self._room.check_open()
         with self._wakeup:
             dropped = self._drop_queued()
-            job = _Job([echo_messages.interrupt_message(conversation_id)], self._generation, False, 0.0)
+            if self._jobs and self._jobs[0].is_interrupt:
+                return self._jobs[0].result, dropped
+            job = _Job([echo_messages.interrupt_message(conversation_id)], self._generation, True, 0.0)
             self._enqueue(job, first=True)
         return job.result, dropped
 
@@ -780,11 +786,14 @@ class Sender:
         self._wakeup.notify()
 
     def _drop_queued(self) -> int:
-        """Fail every queued job and stop the one in flight; callers hold _wakeup."""
+        """Fail every queued utterance and stop the one in flight; queued interrupts stay. Callers hold _wakeup."""
         self._generation += 1
-        dropped = len(self._jobs)
-        while self._jobs:
-            self._jobs.popleft().result.set_exception(Interrupted("interrupted before any of it was sent"))
+        kept = deque(job for job in self._jobs if job.is_interrupt)
+        for job in self._jobs:
+            if not job.is_interrupt:
+                job.result.set_exception(Interrupted("interrupted before any of it was sent"))
+        dropped = len(self._jobs) - len(kept)
+        self._jobs = kept
         return dropped
 
     def _run(self) -> None:
@@ -804,18 +813,19 @@ class Sender:
                 job.result.set_exception(error)
 
     def _deliver(self, job: _Job) -> Dispatch:
-        if job.wait_for_replica:
+        if not job.is_interrupt:  # an interrupt with no face to hear it is harmless; a message would be lost
             self._await_replica(job)
         sent: list[Future[None]] = []
         failed = threading.Event()
         try:
             for message in job.messages:
-                if job.generation != self._generation or failed.is_set():
+                if (job.generation != self._generation and not job.is_interrupt) or failed.is_set():
                     return Dispatch(sent, cut_short=True)
                 problem = self._room.delivery_problem()
                 if problem is not None:
                     return Dispatch(sent, cut_short=True, error=problem)
                 future = self._room.send(message)
+                future.add_done_callback(self._count)
                 future.add_done_callback(lambda done: done.exception() and failed.set())
                 sent.append(future)
                 self._recorder.record("out", message)
@@ -834,15 +844,20 @@ class Sender:
                     "(RELAY_REPLICA_TIMEOUT); nothing was sent. A cold start can take minutes: try again"
                 )
 
+    def _count(self, future: Future[None]) -> None:
+        """Counted as Daily answers (on its thread), so a dispatch two callers wait for counts once."""
+        with self._counts_lock:
+            if future.exception():
+                self.send_errors += 1
+            else:
+                self.messages_sent += 1
+
     def confirm(self, dispatch: Dispatch) -> int:
         """Wait (on the caller's thread) until Daily confirmed every message; how many it confirmed."""
         sent = dispatch.sent
         done, pending = futures.wait(sent, timeout=self._send_timeout_s)
         errors = [future.exception() for future in sent if future in done and future.exception()]
         confirmed = len(done) - len(errors)
-        with self._counts_lock:
-            self.messages_sent += confirmed
-            self.send_errors += len(errors)
         if dispatch.error is not None:
             raise type(dispatch.error)(f"{dispatch.error} (after {confirmed} message(s) were sent)")
         if errors:

@@ -118,7 +118,7 @@ def parse_text_request(body: Any) -> TextEcho:
     if modality not in (None, "text"):
         raise MessageError(
             f"{fields.name('modality')} must be \"text\" on /send_text_message"
-            + (" (send audio to /send_audio_message)" if modality == "audio" else f", got {modality!r}")
+            + (" (send audio to /send_audio_message)" if modality == "audio" else f", got {modality[:40]!r}")
         )
     text = fields.optional_str("text")
     if text is None or not text.strip():
@@ -133,7 +133,7 @@ def parse_text_request(body: Any) -> TextEcho:
 
 
 def parse_audio_request(body: Any, *, target_rate: int, max_seconds: float | None = None) -> AudioEcho:
-    """Accept base64 raw s16le mono PCM or a base64 WAV (or other audio file).
+    """Accept base64 raw s16le mono PCM or a base64 WAV.
 
     Raw PCM at a documented rate (16000, 24000) passes through byte for byte;
     any other rate, and every file, is resampled to `target_rate`.
@@ -143,7 +143,7 @@ def parse_audio_request(body: Any, *, target_rate: int, max_seconds: float | Non
     if modality not in (None, "audio"):
         raise MessageError(
             f"{fields.name('modality')} must be \"audio\" on /send_audio_message"
-            + (" (send text to /send_text_message)" if modality == "text" else f", got {modality!r}")
+            + (" (send text to /send_text_message)" if modality == "text" else f", got {modality[:40]!r}")
         )
     done = fields.boolean("done", default=False)
     audio = fields.optional_str("audio")
@@ -154,7 +154,7 @@ def parse_audio_request(body: Any, *, target_rate: int, max_seconds: float | Non
             '(send "done": true with no audio to close an utterance)'
         )
     declared_rate = fields.sample_rate()
-    if looks_like_audio_file(data):
+    if looks_like_wav(data):
         audio = open_audio_file(io.BytesIO(data), target_rate=target_rate, max_seconds=max_seconds)
     else:
         pcm, rate = _raw_pcm(data, declared_rate or TAVUS_DEFAULT_SAMPLE_RATE, target_rate, fields.name("audio"))
@@ -194,12 +194,22 @@ def parse_bool(value: Any, name: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
-    raise MessageError(f"{name} must be true or false, got {json.dumps(value)}")
+    raise MessageError(f"{name} must be true or false, got {json.dumps(value)[:60]}")
+
+
+def check_unicode(value: str, name: str) -> str:
+    """JSON can carry lone surrogates ("\\ud800") that no UTF-8 encoder, daily's included, accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MessageError(f"{name} is not valid Unicode (it has an unpaired surrogate such as \\ud800)") from None
+    return value
 
 
 def check_inference_id(value: Any, name: str = "inference_id") -> str:
     if not isinstance(value, str) or not value.strip():
-        raise MessageError(f"{name} must be a non-empty string, got {json.dumps(value)}")
+        raise MessageError(f"{name} must be a non-empty string, got {json.dumps(value)[:60]}")
+    check_unicode(value, name)
     if len(value) > MAX_INFERENCE_ID_CHARS:
         raise MessageError(f"{name} must be at most {MAX_INFERENCE_ID_CHARS} characters, got {len(value)}")
     return value
@@ -226,7 +236,7 @@ class _Fields:
             value = self._body.get(key)
             if value is not None and value != expected:
                 hint = " (use POST /interrupt to interrupt)" if value == "conversation.interrupt" else ""
-                raise MessageError(f'{key} must be "{expected}" or left out, got {json.dumps(value)}{hint}')
+                raise MessageError(f'{key} must be "{expected}" or left out, got {json.dumps(value)[:60]}{hint}')
 
     def name(self, key: str) -> str:
         return self._prefix + key
@@ -239,8 +249,8 @@ class _Fields:
     def optional_str(self, key: str) -> str | None:
         value = self.get(key)
         if value is not None and not isinstance(value, str):
-            raise MessageError(f"{self.name(key)} must be a string, got {json.dumps(value)}")
-        return value
+            raise MessageError(f"{self.name(key)} must be a string, got {json.dumps(value)[:60]}")
+        return None if value is None else check_unicode(value, self.name(key))
 
     def boolean(self, key: str, *, default: bool) -> bool:
         value = self.get(key)
@@ -259,7 +269,7 @@ class _Fields:
                 f"conversation_id must be a non-empty string of at most {MAX_CONVERSATION_ID_CHARS} "
                 f"characters (or left out), got {json.dumps(value)[:60]}"
             )
-        return value
+        return check_unicode(value, "conversation_id")
 
     def sample_rate(self) -> int | None:
         value = self.get("sample_rate")
@@ -269,9 +279,9 @@ class _Fields:
         if isinstance(value, str) and value.strip().isdigit():
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise MessageError(f"{name} must be a positive whole number such as 24000, got {json.dumps(value)}")
+            raise MessageError(f"{name} must be a positive whole number such as 24000, got {json.dumps(value)[:60]}")
         if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
-            raise MessageError(f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {value}")
+            raise MessageError(f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {str(value)[:20]}")
         return value
 
 
@@ -305,14 +315,10 @@ def check_duration(pcm_bytes: int, rate: int, max_seconds: float | None) -> None
 # --- audio decoding and resampling -------------------------------------------
 
 
-def looks_like_audio_file(data: bytes) -> bool:
-    """True for the containers soundfile reads (WAV, FLAC, OGG, MP3, AIFF)."""
-    return (
-        (data[:4] in (b"RIFF", b"RIFX", b"RF64") and data[8:12] == b"WAVE")
-        or data[:4] in (b"fLaC", b"OggS", b"FORM")
-        or data[:3] == b"ID3"
-        or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0 and data[1] & 0x06 != 0)
-    )
+def looks_like_wav(data: bytes) -> bool:
+    """A WAV's 12-byte signature. JSON `audio` is raw PCM or a WAV: sniffing for
+    anything shorter (an MP3 frame sync is two bytes) would mistake real PCM for a file."""
+    return data[:4] in (b"RIFF", b"RIFX", b"RF64") and data[8:12] == b"WAVE"
 
 
 def open_audio_file(source: BinaryIO, *, target_rate: int, max_seconds: float | None = None) -> PcmStream:

@@ -60,7 +60,7 @@ class FakeCallClient:
     def send_app_message(self, message: Any, participant_id: str | None = None, completion: Any = None) -> None:
         with self._lock:
             index = len(self.sent)
-            self.sent.append(message)
+            self.sent.append(self.behaviour.keep(message))
             self.sent_at.append(time.monotonic())
         if not self.behaviour.confirm_sends:
             return
@@ -125,6 +125,7 @@ class FakeBehaviour:
         self.replica_in_room = True
         self.confirm_sends = True
         self.send_error: Callable[[int, Any], str | None] | None = None
+        self.keep: Callable[[Any], Any] = lambda message: message  # what the room's log keeps of each message
         self.clients: list[FakeCallClient] = []
 
     def factory(self, event_handler: Any = None) -> FakeCallClient:

@@ -233,3 +233,12 @@ def test_pcm_pieces_fit_rebuild_the_input_on_whole_samples(samples, rate, infere
     assert {m["properties"]["inference_id"] for m in messages} == {inference_id}
     assert {m["properties"]["sample_rate"] for m in messages} == {rate}
     assert [m["properties"]["done"] for m in messages] == [False] * (len(messages) - 1) + [done]
+
+
+def test_raw_pcm_that_starts_like_an_mp3_frame_is_still_raw_pcm():
+    """0xFF 0xE0 is just a small negative sample; only a WAV's 12-byte signature makes JSON audio a file."""
+    pcm = bytes([0xFF, 0xE0]) + bytes(958)
+
+    echo = parse_audio_request({"audio": b64(pcm), "sample_rate": 24000}, target_rate=24000)
+
+    assert b"".join(echo.audio) == pcm

@@ -1,0 +1,120 @@
+"""A corpus of malformed requests: every one is a 4xx in the documented {"error": "..."} shape, and sends nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import sent_messages
+
+JSON = "application/json"
+
+
+def body(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+# (id, method, path, raw body, content type, extra headers, expected status)
+CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]] = [
+    # types
+    ("text-list", "POST", "/send_text_message", body({"text": ["Hi"]}), JSON, {}, 400),
+    ("text-object", "POST", "/send_text_message", body({"text": {"en": "Hi"}}), JSON, {}, 400),
+    ("text-bool", "POST", "/send_text_message", body({"text": True}), JSON, {}, 400),
+    ("text-null", "POST", "/send_text_message", body({"text": None}), JSON, {}, 400),
+    ("text-number", "POST", "/send_text_message", body({"properties": {"text": 3.14}}), JSON, {}, 400),
+    ("properties-list", "POST", "/send_text_message", body({"properties": [{"text": "Hi"}]}), JSON, {}, 400),
+    ("body-string", "POST", "/send_text_message", body("Hello there!"), JSON, {}, 400),
+    ("body-number", "POST", "/send_text_message", b"42", JSON, {}, 400),
+    ("body-null", "POST", "/send_text_message", b"null", JSON, {}, 400),
+    ("done-number", "POST", "/send_text_message", body({"text": "Hi", "done": 1}), JSON, {}, 400),
+    ("done-word", "POST", "/send_text_message", body({"text": "Hi", "done": "yes please"}), JSON, {}, 400),
+    ("interrupt-list", "POST", "/send_text_message", body({"text": "Hi", "interrupt": []}), JSON, {}, 400),
+    ("modality-number", "POST", "/send_text_message", body({"text": "Hi", "modality": 1}), JSON, {}, 400),
+    ("message-type-wrong", "POST", "/send_text_message", body({"message_type": "system", "properties": {"text": "Hi"}}), JSON, {}, 400),
+    ("sample-rate-list", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": [24000]}), JSON, {}, 400),
+    ("sample-rate-word", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": "fast"}), JSON, {}, 400),
+    ("sample-rate-negative-string", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": "-1"}), JSON, {}, 400),
+    ("audio-object", "POST", "/send_audio_message", body({"audio": {"data": "AAAA"}}), JSON, {}, 400),
+    # encodings
+    ("invalid-utf8", "POST", "/send_text_message", b'{"text": "caf\xe9"}', JSON, {}, 400),
+    ("truncated-json", "POST", "/send_text_message", b'{"text": "Hi"', JSON, {}, 400),
+    ("trailing-garbage", "POST", "/send_text_message", b'{"text": "Hi"} x', JSON, {}, 400),
+    ("single-quotes", "POST", "/send_text_message", b"{'text': 'Hi'}", JSON, {}, 400),
+    ("base64-urlsafe", "POST", "/send_audio_message", body({"audio": "AA-_AA==", "done": True}), JSON, {}, 400),
+    ("base64-no-padding", "POST", "/send_audio_message", body({"audio": "AAAAAA", "done": True}), JSON, {}, 400),
+    ("base64-odd-pcm", "POST", "/send_audio_message", body({"audio": "AAAA", "done": True}), JSON, {}, 400),
+    ("base64-blank", "POST", "/send_audio_message", body({"audio": "   "}), JSON, {}, 400),
+    # sizes
+    ("inference-id-too-long", "POST", "/send_text_message", body({"text": "Hi", "inference_id": "i" * 129}), JSON, {}, 400),
+    ("inference-id-blank", "POST", "/send_text_message", body({"text": "Hi", "inference_id": "   "}), JSON, {}, 400),
+    ("conversation-id-too-long", "POST", "/send_text_message", body({"text": "Hi", "conversation_id": "c" * 200}), JSON, {}, 400),
+    ("body-over-limit", "POST", "/send_text_message", body({"text": "x" * 70_000}), JSON, {}, 413),
+    ("empty-body", "POST", "/send_text_message", b"", JSON, {}, 400),
+    # headers
+    ("content-type-png", "POST", "/send_text_message", b"\x89PNG", "image/png", {}, 415),
+    ("content-type-html", "POST", "/send_text_message", b"<p>Hi</p>", "text/html", {}, 415),
+    ("content-type-audio-on-text", "POST", "/send_text_message", b"RIFF", "audio/wav", {}, 415),
+    ("content-type-video-on-audio", "POST", "/send_audio_message", b"\x00\x00", "video/mp4", {}, 415),
+    ("multipart-without-file", "POST", "/send_audio_message", b"--b\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--b--\r\n",
+     "multipart/form-data; boundary=b", {}, 400),
+    ("bad-last-event-id", "GET", "/events", None, None, {"Last-Event-ID": "yesterday"}, 400),
+    # methods
+    ("get-send-text", "GET", "/send_text_message", None, None, {}, 405),
+    ("put-send-audio", "PUT", "/send_audio_message", body({"audio": "AAAA"}), JSON, {}, 405),
+    ("delete-interrupt", "DELETE", "/interrupt", None, None, {}, 405),
+    ("post-health", "POST", "/health", body({}), JSON, {}, 405),
+    ("post-events", "POST", "/events", body({}), JSON, {}, 405),
+    # paths
+    ("typo-path", "POST", "/send_text_messages", body({"text": "Hi"}), JSON, {}, 404),
+    ("upper-case-path", "POST", "/SEND_TEXT_MESSAGE", body({"text": "Hi"}), JSON, {}, 404),
+    ("trailing-slash", "POST", "/send_text_message/", body({"text": "Hi"}), JSON, {}, 404),
+    ("dot-dot-path", "GET", "/static/../app.py", None, None, {}, 404),
+    ("root", "GET", "/", None, None, {}, 404),
+    # unicode edge cases
+    ("lone-surrogate-text", "POST", "/send_text_message", b'{"text": "Hi \\ud800"}', JSON, {}, 400),
+    ("lone-surrogate-id", "POST", "/send_text_message", b'{"text": "Hi", "inference_id": "\\udfff"}', JSON, {}, 400),
+    ("only-unicode-spaces", "POST", "/send_text_message", body({"text": "\u2003\u3000\n\t"}), JSON, {}, 400),
+    ("bidi-modality", "POST", "/send_text_message", body({"text": "Hi", "modality": "\u202etxet"}), JSON, {}, 400),
+    # huge numbers
+    ("sample-rate-huge", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": 10**400}), JSON, {}, 400),
+    ("sample-rate-infinity", "POST", "/send_audio_message", b'{"audio": "AAAA", "sample_rate": 1e999}', JSON, {}, 400),
+    ("sample-rate-nan", "POST", "/send_audio_message", b'{"audio": "AAAA", "sample_rate": NaN}', JSON, {}, 400),
+    ("number-too-long-to-parse", "POST", "/send_audio_message", b'{"audio": "AAAA", "sample_rate": ' + b"9" * 5000 + b"}", JSON, {}, 400),
+    ("event-id-huge", "GET", "/events?after=" + "9" * 30, None, None, {}, 400),
+    # nested junk
+    ("deeply-nested", "POST", "/send_text_message", b"[" * 100_000 + b"]" * 100_000, JSON, {}, 413),
+    ("nested-properties", "POST", "/send_text_message", body({"properties": {"properties": {"text": "Hi"}}}), JSON, {}, 400),
+    ("junk-everywhere", "POST", "/send_audio_message", body({"properties": {"audio": [[[{"x": None}]]], "done": {"a": 1}}}), JSON, {}, 400),
+    ("microphone-without-flag", "POST", "/microphone", body({"audio": "AAAA"}), JSON, {}, 409),
+]
+
+
+@pytest.fixture
+def small_client(room, settings):
+    """The relay with a 64 KB body limit, so size cases stay small."""
+    from dataclasses import replace
+
+    from app import create_app
+
+    app = create_app(replace(settings, max_body_bytes=64 * 1024), room)
+    yield app.test_client()
+    app.extensions["relay"].close()
+
+
+@pytest.mark.parametrize("name, method, path, data, content_type, headers, status", CORPUS, ids=[c[0] for c in CORPUS])
+def test_malformed_requests_get_a_documented_4xx_and_send_nothing(
+    small_client, fake_call_client, name, method, path, data, content_type, headers, status
+):
+    response = small_client.open(path, method=method, data=data, content_type=content_type, headers=headers)
+
+    assert response.status_code == status, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert set(answer) == {"error"} and isinstance(answer["error"], str) and answer["error"]
+    assert "\n" not in answer["error"] and len(answer["error"]) < 400
+    assert sent_messages(fake_call_client) == []
+
+
+def test_the_corpus_is_at_least_40_requests():
+    assert len(CORPUS) >= 40 and len({c[0] for c in CORPUS}) == len(CORPUS)

@@ -1,0 +1,161 @@
+"""Faults in the room: failed and missing confirmations, the face leaving, the call ending, SIGTERM mid-send."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import requests
+
+import app as relay_app
+from app import create_app
+from config import Settings
+from tests.conftest import CONVERSATION_URL, FakeCallClient, sent_messages
+
+
+def long_audio(seconds: float = 20.0) -> str:
+    return base64.b64encode(np.zeros(int(24000 * seconds), dtype="<i2").tobytes()).decode()
+
+
+def slow_sends(fake: FakeCallClient, delay_s: float) -> None:
+    """Each send takes `delay_s` (a slow network), so a test can act mid-utterance."""
+    original = fake.send_app_message
+
+    def send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
+        time.sleep(delay_s)
+        original(message, participant_id, completion)
+
+    fake.send_app_message = send  # type: ignore[method-assign]
+
+
+def event_of_type(client: Any, event_type: str, timeout: float = 3.0) -> dict[str, Any]:
+    """Events reach /events through the relay's event thread, a moment after the fact they report."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in client.get("/events").get_json() if e["type"] == event_type]
+        if found:
+            return found[0]
+        time.sleep(0.005)
+    raise AssertionError(f"no {event_type} event")
+
+
+def test_every_nth_failed_completion_fails_exactly_its_request(client, fake_daily, fake_call_client):
+    failed_ids: set[str] = set()
+
+    def every_seventh(index: int, message: Any) -> str | None:
+        if index % 7 == 3:
+            failed_ids.add(message["properties"]["inference_id"])
+            return "AppMessage(Signalling(SendFailed))"
+        return None
+
+    fake_daily.send_error = every_seventh
+
+    def post(i: int) -> tuple[str, int]:
+        return f"r{i}", client.post("/send_text_message", json={"text": f"Number {i}", "inference_id": f"r{i}"}).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = dict(pool.map(post, range(70)))
+
+    assert len(failed_ids) == 10
+    assert {i for i, status in statuses.items() if status == 502} == failed_ids
+    assert {status for i, status in statuses.items() if i not in failed_ids} == {200}
+    assert client.get("/health").get_json()["send_errors"] == 10
+
+
+def test_missing_confirmations_time_out_without_holding_up_other_requests(room, fake_daily, fake_call_client):
+    app = create_app(Settings(send_timeout_s=0.5), room)
+    client = app.test_client()
+    original = fake_call_client.send_app_message
+
+    def lose_the_first(message: Any, participant_id: Any = None, completion: Any = None) -> None:
+        lost = message.get("properties", {}).get("inference_id") == "lost"
+        original(message, participant_id, None if lost else completion)
+
+    fake_call_client.send_app_message = lose_the_first  # type: ignore[method-assign]
+    finished: dict[str, float] = {}
+
+    def post(inference_id: str) -> int:
+        status = client.post("/send_text_message", json={"text": "Hi", "inference_id": inference_id}).status_code
+        finished[inference_id] = time.monotonic()
+        return status
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            lost = pool.submit(post, "lost")
+            time.sleep(0.05)
+            fine = pool.submit(post, "fine")
+            assert (lost.result(5), fine.result(5)) == (504, 200)
+        assert finished["fine"] < finished["lost"]
+        assert post("after") == 200
+    finally:
+        app.extensions["relay"].close()
+
+
+def test_the_face_leaving_mid_utterance_fails_fast_with_503_and_an_event(client, fake_call_client):
+    slow_sends(fake_call_client, 0.002)
+    threading.Timer(0.1, fake_call_client.replica_leaves).start()
+    started = time.monotonic()
+
+    response = client.post("/send_audio_message", json={"audio": long_audio(), "sample_rate": 24000, "done": True})
+
+    assert response.status_code == 503 and "left the room mid-utterance" in response.get_json()["error"]
+    assert time.monotonic() - started < 1.5  # not the replica timeout, not the whole utterance
+    assert 0 < len(sent_messages(fake_call_client)) < 400
+    assert event_of_type(client, "relay.replica_left")["participant_id"] == "replica-1"
+
+
+def test_the_call_ending_mid_utterance_fails_fast_with_503_and_relay_left(client, fake_call_client):
+    slow_sends(fake_call_client, 0.002)
+    threading.Timer(0.1, lambda: fake_call_client.call_ends("ejected")).start()
+
+    response = client.post("/send_audio_message", json={"audio": long_audio(), "sample_rate": 24000, "done": True})
+
+    assert response.status_code == 503 and "conversation ended mid-utterance (ejected)" in response.get_json()["error"]
+    assert event_of_type(client, "relay.left")["reason"] == "ejected"
+    assert client.post("/send_text_message", json={"text": "Hi"}).status_code == 503
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sigterm_during_a_long_audio_send_finishes_cleanly_then_leaves(monkeypatch, tmp_path, fake_daily):
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    monkeypatch.setenv("RELAY_PORT", str(port))
+    outcome: dict[str, Any] = {}
+
+    def user() -> None:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{base}/health", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.02)
+        else:
+            return
+        slow_sends(fake_daily.client, 0.001)
+        threading.Timer(0.15, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+        response = requests.post(f"{base}/send_audio_message", json={"audio": long_audio(10), "sample_rate": 24000, "done": True}, timeout=20)
+        outcome["status"], outcome["body"] = response.status_code, response.json()
+
+    thread = threading.Thread(target=user)
+    thread.start()
+    code = relay_app.main([CONVERSATION_URL], client_factory=fake_daily.factory)
+    thread.join(20)
+
+    assert code == 0
+    assert outcome["status"] == 200, outcome  # the in-flight request completed before the relay stopped
+    assert outcome["body"]["messages_sent"] == len([m for m in fake_daily.client.sent if m.get("event_type") == "conversation.echo"])
+    assert fake_daily.client.left and fake_daily.client.released

@@ -1,0 +1,163 @@
+"""16 clients, 5,000 mixed requests over real sockets: what a 200 promises holds for every one of them.
+
+Every 200's messages are in the room's log exactly once, in order, and contiguous
+(no other request's message in between). Every 409 (an interrupt cut it) sent
+exactly as many messages as it says, as a prefix. Nothing else sends anything.
+Memory after the run stays within 10% of memory after a warm-up.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import threading
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+
+import echo_messages
+from app import Room, create_app
+from config import Settings
+from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour
+from tests.wsgi_server import serve_wsgi
+
+CLIENTS = 16
+REQUESTS = 5000
+WARM_UP = 1500
+WORDS = ["the", "face", "says", "exactly", "what", "was", "sent", "with", "no", "lost", "reordered", "truncated", "or", "choppy", "speech"]
+
+
+def digest(message: Any) -> str:
+    return hashlib.sha1(json.dumps(message, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def compact(message: Any) -> tuple[str, str]:
+    """What the fake room keeps: whose message it is, and a digest of all of it."""
+    key = message.get("properties", {}).get("inference_id") or message["event_type"]
+    return key, digest(message)
+
+
+@dataclass
+class Request:
+    inference_id: str
+    kind: str  # text | audio | interrupt
+    payload: Any = None
+    status: int = 0
+    detail: Any = None  # messages_sent of a 200, the error of anything else: all the test needs to keep
+
+    def body(self) -> dict[str, Any]:
+        if self.kind == "text":
+            return {"text": self.payload, "inference_id": self.inference_id}
+        return {"audio": base64.b64encode(self.payload).decode(), "sample_rate": 24000, "inference_id": self.inference_id, "done": True}
+
+    def expected(self) -> list[str]:
+        if self.kind == "text":
+            messages = echo_messages.text_echo_messages(self.payload, conversation_id=CONVERSATION_ID, inference_id=self.inference_id, done=True)
+        else:
+            messages = echo_messages.audio_echo_messages(self.payload, sample_rate=24000, conversation_id=CONVERSATION_ID, inference_id=self.inference_id, done=True)
+        return [digest(m) for m in messages]
+
+
+def make_requests(prefix: str, count: int, seed: int) -> list[Request]:
+    rng = random.Random(seed)
+    made = []
+    for n in range(count):
+        roll = rng.random()
+        inference_id = f"{prefix}-{n}"
+        if roll < 0.6:
+            text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 900))) + "."
+            made.append(Request(inference_id, "text", text))
+        elif roll < 0.9:
+            samples = rng.randint(1200, 9600)
+            pcm = np.random.default_rng(n).integers(-3000, 3000, samples, dtype=np.int16).astype("<i2").tobytes()
+            made.append(Request(inference_id, "audio", pcm))
+        else:
+            made.append(Request(inference_id, "interrupt"))
+    return made
+
+
+def run_clients(port: int, requests_: list[Request]) -> None:
+    shares = [requests_[i::CLIENTS] for i in range(CLIENTS)]
+
+    def client(share: list[Request]) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for request in share:
+            path = {"text": "/send_text_message", "audio": "/send_audio_message", "interrupt": "/interrupt"}[request.kind]
+            body = b"" if request.kind == "interrupt" else json.dumps(request.body()).encode()
+            connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+            request.status, request.detail = response.status, answer.get("messages_sent", answer.get("error"))
+        connection.close()
+
+    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def sent_before_interrupt(request: Request) -> int:
+    match = re.search(r"after (\d+) message", request.detail)
+    return int(match.group(1)) if match else 0
+
+
+@pytest.mark.slow
+def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing():
+    warm_up = make_requests("warm", WARM_UP, seed=1)
+    load = make_requests("load", REQUESTS, seed=2)  # made before measuring, so their bodies are not counted as growth
+    fake = FakeBehaviour()
+    fake.keep = compact
+    room = Room(CONVERSATION_URL, client_factory=fake.factory)
+    room.join(timeout=5)
+    app = create_app(Settings(), room)
+    try:
+        with serve_wsgi(app) as port:
+            run_clients(port, warm_up)
+            warm_rss = rss_bytes()
+            run_clients(port, load)
+            fake.client.settle()
+            after_rss = rss_bytes()
+    finally:
+        app.extensions["relay"].close()
+        room.leave()
+
+    log = fake.client.sent
+    positions: dict[str, list[int]] = defaultdict(list)
+    for index, (key, _) in enumerate(log):
+        positions[key].append(index)
+    statuses = defaultdict(int)
+    for request in load:
+        statuses[request.status] += 1
+        if request.kind == "interrupt":
+            assert request.status == 200, request.detail
+            continue
+        where = positions.get(request.inference_id, [])
+        if request.status == 200:
+            expected = request.expected()
+            assert request.detail == len(expected)
+        else:
+            assert request.status == 409, request.detail  # only an interrupt may stop a request here
+            expected = request.expected()[: sent_before_interrupt(request)]
+        assert len(where) == len(expected), (request.inference_id, request.status, request.detail)
+        assert where == list(range(where[0], where[0] + len(where))) if where else True  # contiguous
+        assert [log[i][1] for i in where] == expected  # in order, byte for byte
+    # An /interrupt queued behind another that is not sent yet shares it (sending two in a row cuts off nothing more).
+    interrupts = sum(1 for r in load + warm_up if r.kind == "interrupt")
+    assert 0 < len(positions["conversation.interrupt"]) <= interrupts
+    assert statuses[200] > REQUESTS * 0.8, dict(statuses)
+    print(f"\nRSS after warm-up {warm_rss >> 20} MB, after {REQUESTS} requests {after_rss >> 20} MB")
+    assert after_rss <= warm_rss * 1.10, f"RSS grew from {warm_rss >> 20} MB to {after_rss >> 20} MB"
