@@ -16,6 +16,7 @@ import os
 import random
 import re
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -52,6 +53,7 @@ class Request:
     payload: Any = None
     status: int = 0
     detail: Any = None  # messages_sent of a 200, the error of anything else: all the test needs to keep
+    took_s: float = 0.0
 
     def body(self) -> dict[str, Any]:
         if self.kind == "text":
@@ -92,9 +94,11 @@ def run_clients(port: int, requests_: list[Request]) -> None:
         for request in share:
             path = {"text": "/send_text_message", "audio": "/send_audio_message", "interrupt": "/interrupt"}[request.kind]
             body = b"" if request.kind == "interrupt" else json.dumps(request.body()).encode()
+            started = time.perf_counter()
             connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
             response = connection.getresponse()
             answer = json.loads(response.read())
+            request.took_s = time.perf_counter() - started
             request.status, request.detail = response.status, answer.get("messages_sent", answer.get("error"))
         connection.close()
 

@@ -15,13 +15,20 @@ from app import MAX_EVENT_LISTENERS, SERVER_THREADS
 
 @contextmanager
 def serve_wsgi(app: Any) -> Iterator[int]:
-    """Serve a WSGI app with waitress on a free loopback port, as `python app.py` does."""
+    """Serve a WSGI app with waitress on a free loopback port, as `python app.py` does.
+
+    Like the relay's own Ctrl-C, stopping first ends the relay's event streams
+    (when `app` is the relay), so the server does not wait on listeners.
+    """
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=SERVER_THREADS + MAX_EVENT_LISTENERS)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
         yield server.effective_port  # type: ignore[union-attr]
     finally:
+        relay = getattr(app, "extensions", {}).get("relay")
+        if relay is not None:
+            relay.events.close()
         # Finish in-flight requests, then close every channel from the loop's own
         # thread: closing from here would race the loop's next poll.
         server.task_dispatcher.shutdown()
