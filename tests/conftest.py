@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from app import Room, create_app
+from app import create_app
 from config import Settings
+from relay.room import Room
 
 CONVERSATION_URL = "https://tavus.daily.co/c123"
 CONVERSATION_ID = "c123"

@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from app import DryRunRoom, JoinError, Room, create_app
+from app import create_app
 from config import Settings
 from echo_messages import serialized_size
+from relay.errors import JoinError
+from relay.room import DryRunRoom, Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour, FakeCallClient, sent_messages
 
 DOCS_TEXT_BODY = {

@@ -343,7 +343,8 @@ def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(m
 
 
 def test_dry_run_microphone_counts_frames_without_playing(monkeypatch):
-    from app import CountingMicrophoneDevice, DryRunRoom
+    from relay.microphone import CountingMicrophoneDevice
+    from relay.room import DryRunRoom
 
     app = create_app(Settings(), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(TARGET))
     client = app.test_client()

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import requests
 
-import app as relay_app
-from app import Room, create_app
+from app import create_app
 from config import Settings
+from relay import events as relay_events
+from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, REPLICA
 from tests.wsgi_server import serve_wsgi
 
@@ -208,7 +209,7 @@ def test_sse_reconnect_with_last_event_id_gets_only_what_it_missed(served, fake_
 
 
 def test_sse_sends_keep_alive_comments_when_idle(served, monkeypatch):
-    monkeypatch.setattr(relay_app, "EVENT_KEEPALIVE_S", 0.05)
+    monkeypatch.setattr(relay_events, "EVENT_KEEPALIVE_S", 0.05)
     with requests.get(f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
         lines = []
         for line in response.iter_lines(decode_unicode=True):
@@ -244,7 +245,7 @@ def test_many_listeners_each_get_every_event_and_a_stalled_one_slows_nobody(serv
 
 
 def test_too_many_listeners_is_503_pointing_at_polling(served, monkeypatch):
-    monkeypatch.setattr(relay_app, "MAX_EVENT_LISTENERS", 1)
+    monkeypatch.setattr(relay_events, "MAX_EVENT_LISTENERS", 1)
     with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as first:
         read_sse(first, 1)
         second = requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, timeout=5)

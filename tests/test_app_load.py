@@ -25,8 +25,9 @@ import numpy as np
 import pytest
 
 import echo_messages
-from app import Room, create_app
+from app import create_app
 from config import Settings
+from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour
 from tests.wsgi_server import serve_wsgi
 

@@ -19,8 +19,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app import CountingMicrophoneDevice, DryRunRoom, create_app
+from app import create_app
 from config import Settings
+from relay.microphone import CountingMicrophoneDevice
+from relay.room import DryRunRoom
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

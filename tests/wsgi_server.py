@@ -10,7 +10,8 @@ from typing import Any
 import waitress
 from waitress import wasyncore
 
-from app import MAX_EVENT_LISTENERS, SERVER_THREADS
+from app import SERVER_THREADS
+from relay.events import MAX_EVENT_LISTENERS
 
 
 @contextmanager

@@ -21,8 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # benches run as scripts: the imports below need the repository root
 
-from app import Room, create_app
+from app import create_app
 from config import Settings
+from relay.room import Room
 from tests.conftest import CONVERSATION_URL, FakeBehaviour
 from tests.wsgi_server import serve_wsgi
 

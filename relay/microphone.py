@@ -1,0 +1,132 @@
+"""Microphone echo: clips played through the relay's virtual microphone in real time."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import echo_messages
+from relay.room import LEAVE_TIMEOUT_S
+
+log = logging.getLogger("echo_relay")
+
+MICROPHONE_FRAME_MS = 10  # daily pads writes to 10 ms multiples; clips are padded so none is cut or padded mid-stream
+MICROPHONE_WRITE_MS = 20  # per write: an interrupt silences the microphone within this
+
+
+class CountingMicrophoneDevice:
+    """The dry run's microphone: counts the frames written, plays nothing."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+
+    def write_frames(self, frames: bytes) -> int:
+        return len(frames) // echo_messages.BYTES_PER_SAMPLE
+
+
+@dataclass
+class _Clip:
+    clip_id: str
+    pcm: bytes
+    offset: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.pcm) - self.offset
+
+
+class Microphone:
+    """Plays queued clips through the relay's microphone in real time, one background thread.
+
+    Clips are padded to whole 10 ms frames and played back to back, so the
+    track stays continuous between clips. The thread also paces itself by the
+    clock, so a device that does not block (or the dry run's) keeps real time.
+    """
+
+    def __init__(self, device: Any, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self.frames_played = 0
+        self._device = device
+        self._write_bytes = sample_rate * MICROPHONE_WRITE_MS // 1000 * echo_messages.BYTES_PER_SAMPLE
+        self._frame_bytes = sample_rate * MICROPHONE_FRAME_MS // 1000 * echo_messages.BYTES_PER_SAMPLE
+        self._clips: deque[_Clip] = deque()
+        self._playing: _Clip | None = None
+        self._wakeup = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="relay-microphone", daemon=True)
+        self._thread.start()
+
+    def enqueue(self, pcm: bytes) -> dict[str, Any]:
+        pcm += bytes(-len(pcm) % self._frame_bytes)
+        clip = _Clip(uuid.uuid4().hex, pcm)
+        with self._wakeup:
+            self._clips.append(clip)
+            queued = self._queued_bytes()
+            self._wakeup.notify()
+        return {"clip_id": clip.clip_id, "audio_ms": self._ms(len(pcm)), "queued_ms": self._ms(queued)}
+
+    def clear(self) -> int:
+        """Drop every queued clip and stop the one playing after its current write (<= 20 ms)."""
+        with self._wakeup:
+            dropped = len(self._clips) + (1 if self._playing else 0)
+            self._clips.clear()
+            if self._playing is not None:
+                self._playing.offset = len(self._playing.pcm)
+        return dropped
+
+    def status(self) -> dict[str, Any]:
+        with self._wakeup:
+            playing = self._playing.clip_id if self._playing else None
+            return {
+                "enabled": True,
+                "playing_clip": playing,
+                "queued_ms": self._ms(self._queued_bytes()),
+                "frames_played": self.frames_played,
+            }
+
+    def close(self) -> None:
+        self.clear()
+        with self._wakeup:
+            self._closed = True
+            self._wakeup.notify_all()
+        self._thread.join(LEAVE_TIMEOUT_S)
+
+    def _queued_bytes(self) -> int:
+        return sum(clip.remaining for clip in self._clips) + (self._playing.remaining if self._playing else 0)
+
+    def _ms(self, pcm_bytes: int) -> int:
+        return echo_messages.pcm_duration_ms(pcm_bytes, self.sample_rate)
+
+    def _run(self) -> None:
+        while True:
+            with self._wakeup:
+                while not self._clips and not self._closed:
+                    self._wakeup.wait()
+                if self._closed:
+                    return
+                clip = self._playing = self._clips.popleft()
+            played = self._play(clip)
+            log.info("microphone: clip %s played %d of %d ms", clip.clip_id, self._ms(played), self._ms(len(clip.pcm)))
+            with self._wakeup:
+                self._playing = None
+
+    def _play(self, clip: _Clip) -> int:
+        started = time.monotonic()
+        played = 0
+        while True:
+            with self._wakeup:
+                chunk = clip.pcm[clip.offset : clip.offset + self._write_bytes]
+                clip.offset += len(chunk)
+            if not chunk:
+                return played
+            self._device.write_frames(chunk)
+            played += len(chunk)
+            self.frames_played += len(chunk) // echo_messages.BYTES_PER_SAMPLE
+            ahead = started + played / echo_messages.BYTES_PER_SAMPLE / self.sample_rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)

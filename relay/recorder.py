@@ -1,0 +1,30 @@
+"""RELAY_RECORD_FILE: every message in and out, one JSON line each."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+
+class Recorder:
+    """Appends every message, out to the room and in from it, to RELAY_RECORD_FILE as one JSON line."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 (closed in close())
+        self._lock = threading.Lock()
+
+    def record(self, direction: str, message: Any, **extra: Any) -> None:
+        if self._file is None:
+            return
+        line = json.dumps({"time": time.time(), "direction": direction, **extra, "message": message}, ensure_ascii=False)
+        with self._lock:
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            with self._lock:
+                self._file.close()
+                self._file = None
