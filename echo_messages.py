@@ -31,6 +31,7 @@ MAX_CONVERSATION_ID_CHARS = 128
 BYTES_PER_SAMPLE = 2  # s16le mono
 DECODE_BLOCK_FRAMES = 4096  # ~0.1 s: small enough that the first message leaves at once
 
+MODALITY_ENDPOINTS = {"text": "/send_text_message", "audio": "/send_audio_message"}
 _SENTENCE_BREAK = re.compile(r"[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*")
 _WORD_BREAK = re.compile(r"\s+")
 
@@ -114,12 +115,7 @@ def parse_text_request(body: Any) -> TextEcho:
     the docs' own curl sends them to the text endpoint.
     """
     fields = _Fields(body)
-    modality = fields.optional_str("modality")
-    if modality not in (None, "text"):
-        raise MessageError(
-            f"{fields.name('modality')} must be \"text\" on /send_text_message"
-            + (" (send audio to /send_audio_message)" if modality == "audio" else f", got {modality[:40]!r}")
-        )
+    fields.require_modality("text")
     text = fields.optional_str("text")
     if text is None or not text.strip():
         raise MessageError(f"{fields.name('text')} is required: a non-empty string for the face to say")
@@ -139,12 +135,7 @@ def parse_audio_request(body: Any, *, target_rate: int, max_seconds: float | Non
     any other rate, and every file, is resampled to `target_rate`.
     """
     fields = _Fields(body)
-    modality = fields.optional_str("modality")
-    if modality not in (None, "audio"):
-        raise MessageError(
-            f"{fields.name('modality')} must be \"audio\" on /send_audio_message"
-            + (" (send text to /send_text_message)" if modality == "text" else f", got {modality[:40]!r}")
-        )
+    fields.require_modality("audio")
     done = fields.boolean("done", default=False)
     audio = fields.optional_str("audio")
     data = _decode_base64(audio, fields.name("audio")) if audio else b""
@@ -245,6 +236,14 @@ class _Fields:
         """A property, falling back to the top level (where the flat form keeps it)."""
         value = self._props.get(key)
         return self._body.get(key) if value is None else value
+
+    def require_modality(self, expected: str) -> None:
+        """`modality` may be left out; the other modality names the endpoint that takes it."""
+        modality = self.optional_str("modality")
+        if modality in (None, expected):
+            return
+        hint = f" (send {modality} to {MODALITY_ENDPOINTS[modality]})" if modality in MODALITY_ENDPOINTS else f", got {modality[:40]!r}"
+        raise MessageError(f'{self.name("modality")} must be "{expected}" on {MODALITY_ENDPOINTS[expected]}{hint}')
 
     def optional_str(self, key: str) -> str | None:
         value = self.get(key)

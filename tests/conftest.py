@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from app import create_app
 from config import Settings
@@ -16,6 +18,20 @@ from relay.room import Room
 
 CONVERSATION_URL = "https://tavus.daily.co/c123"
 CONVERSATION_ID = "c123"
+# Step 5 of Tavus's Echo Mode quickstart, verbatim (the docs tell you to replace <conversation_id>).
+DOCS_TEXT_BODY = {
+    "message_type": "conversation",
+    "event_type": "conversation.echo",
+    "conversation_id": "<conversation_id>",
+    "properties": {
+        "modality": "text",
+        "text": "Hello there!",
+        "audio": "base64-encoded-audio",
+        "sample_rate": 24000,
+        "inference_id": "inference-id-123",
+        "done": "true",
+    },
+}
 REPLICA = {"id": "replica-1", "info": {"userId": "tavus-replica-abc", "userName": "Echo Assistant", "isLocal": False}}
 
 
@@ -187,3 +203,22 @@ def fake_tavus() -> Iterator[Any]:
     yield fake
     fake.server.shutdown()
     fake.server.server_close()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for RELAY_PORT, or a refused connection)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_relay(port: int, timeout: float = 15.0) -> bool:
+    """True once the relay on `port` answers /health; False if it never does (then do not signal it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return True
+        except requests.ConnectionError:
+            time.sleep(0.02)
+    return False

@@ -20,20 +20,9 @@ from echo_messages import serialized_size
 from relay.errors import JoinError
 from relay.room import DryRunRoom, Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour, FakeCallClient, sent_messages
+from tests.conftest import DOCS_TEXT_BODY as DOCS_BODY
 
-DOCS_TEXT_BODY = {
-    "message_type": "conversation",
-    "event_type": "conversation.echo",
-    "conversation_id": CONVERSATION_ID,
-    "properties": {
-        "modality": "text",
-        "text": "Hello there!",
-        "audio": "base64-encoded-audio",
-        "sample_rate": 24000,
-        "inference_id": "inference-id-123",
-        "done": "true",
-    },
-}
+DOCS_TEXT_BODY = DOCS_BODY | {"conversation_id": CONVERSATION_ID}  # with the id filled in, as the docs say
 
 
 def pcm_of(samples: int, value: int = 1000) -> bytes:
@@ -514,7 +503,7 @@ def test_dry_run_prints_each_message_as_a_json_line_and_records_it(tmp_path):
     record = tmp_path / "messages.jsonl"
     app = create_app(Settings(record_file=str(record)), DryRunRoom(out))
     try:
-        response = app.test_client().post("/send_text_message", json=DOCS_TEXT_BODY | {"conversation_id": "<conversation_id>"})
+        response = app.test_client().post("/send_text_message", json=DOCS_BODY)
     finally:
         app.extensions["relay"].close()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import os
 import signal
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,7 @@ import requests
 import app as relay_app
 from app import create_app
 from config import Settings
-from tests.conftest import CONVERSATION_URL, FakeCallClient, sent_messages
+from tests.conftest import CONVERSATION_URL, FakeCallClient, free_port, sent_messages, wait_for_relay
 
 
 def long_audio(seconds: float = 20.0) -> str:
@@ -122,12 +121,6 @@ def test_the_call_ending_mid_utterance_fails_fast_with_503_and_relay_left(client
     assert client.post("/send_text_message", json={"text": "Hi"}).status_code == 503
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_sigterm_during_a_long_audio_send_finishes_cleanly_then_leaves(monkeypatch, tmp_path, fake_daily):
     monkeypatch.chdir(tmp_path)
     port = free_port()
@@ -136,14 +129,7 @@ def test_sigterm_during_a_long_audio_send_finishes_cleanly_then_leaves(monkeypat
 
     def user() -> None:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{base}/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.02)
-        else:
+        if not wait_for_relay(port):
             return
         slow_sends(fake_daily.client, 0.001)
         threading.Timer(0.15, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conftest import DOCS_TEXT_BODY
+
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
 START_TIMEOUT_S = 20
@@ -63,15 +65,8 @@ def dry_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 
 def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm(dry_run, tmp_path):
     process, port = dry_run
-    body = {
-        "message_type": "conversation",
-        "event_type": "conversation.echo",
-        "conversation_id": "<conversation_id>",
-        "properties": {"modality": "text", "text": "Hello there!", "audio": "base64-encoded-audio",
-                       "sample_rate": 24000, "inference_id": "inference-id-123", "done": "true"},
-    }
 
-    response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=body, timeout=10)
+    response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=DOCS_TEXT_BODY, timeout=10)
     health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=20)

@@ -8,23 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
-import time
 from typing import Any
 
 import pytest
 import requests
 
 import app
-from tests.conftest import FakeBehaviour
+from tests.conftest import FakeBehaviour, free_port, wait_for_relay
 from tests.fake_tavus import API_KEY
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -50,17 +42,9 @@ class User(threading.Thread):
         self.response: Any = None
 
     def run(self) -> None:
-        base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{base}/health", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.02)
-        else:
+        if not wait_for_relay(self.port):
             return  # main() never served: do not signal a process that has no handler installed
-        self.response = requests.post(f"{base}/send_text_message", json={"text": "Hello there!"}, timeout=10)
+        self.response = requests.post(f"http://127.0.0.1:{self.port}/send_text_message", json={"text": "Hello there!"}, timeout=10)
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tavus_client import TavusAPIError, TavusClient, __version__
+from tests.conftest import free_port
 from tests.fake_tavus import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,9 +156,7 @@ def test_timeout_is_the_same_error_with_no_status(tavus, fake_tavus):
 
 
 def test_refused_connection_is_the_same_error_with_no_status():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     client = TavusClient(API_KEY, base_url=f"http://127.0.0.1:{port}/v2", retry_backoff_s=0.01)
 
     with pytest.raises(TavusAPIError, match=rf"Tavus API GET /replicas failed: could not connect to 127.0.0.1:{port}") as caught:

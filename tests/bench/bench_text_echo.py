@@ -17,19 +17,14 @@ from flask import Flask, jsonify, request
 from harness import load, relay_on_fake_daily
 from werkzeug.serving import make_server
 
+from tests.conftest import DOCS_TEXT_BODY
+
 CLIENTS = 8
 REQUESTS_EACH = 300
-DOCS_BODY = {
-    "message_type": "conversation",
-    "event_type": "conversation.echo",
-    "conversation_id": "c123",
-    "properties": {"modality": "text", "text": "Hello there!", "audio": "base64-encoded-audio",
-                   "sample_rate": 24000, "inference_id": "inference-id-123", "done": "true"},
-}
 
 
 def body(client: int, n: int) -> dict[str, Any]:
-    return DOCS_BODY | {"properties": DOCS_BODY["properties"] | {"inference_id": f"c{client}-{n}"}}
+    return DOCS_TEXT_BODY | {"properties": DOCS_TEXT_BODY["properties"] | {"inference_id": f"c{client}-{n}"}}
 
 
 def docs_script_app(call_client: Any) -> Flask:
