@@ -57,6 +57,10 @@ AUDIO_FILE_MIMETYPES = (
 )
 PUBLIC_PATHS = ("/health", "/openapi.json")  # no token needed: they carry nothing from the conversation
 QUICKSTART_PERSONA_NAME = "Echo Assistant"
+
+
+class ListenError(Exception):
+    """The server cannot bind its address; main() prints it and exits 1."""
 QUICKSTART_CONVERSATION_NAME = "Echo relay"
 
 
@@ -564,6 +568,9 @@ def run(
         with _stopping_closes(app.extensions["relay"].events):
             serve(app, settings, on_listening)
         return 0
+    except ListenError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 0
     finally:
@@ -574,9 +581,15 @@ def run(
 
 
 def serve(app: Flask, settings: Settings, on_listening: Callable[[int], None] | None = None) -> None:
-    server = waitress.create_server(
-        app, host=settings.host, port=settings.port, threads=SERVER_THREADS + MAX_EVENT_LISTENERS
-    )
+    try:
+        server = waitress.create_server(
+            app, host=settings.host, port=settings.port, threads=SERVER_THREADS + MAX_EVENT_LISTENERS
+        )
+    except OSError as error:
+        raise ListenError(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
+            "set RELAY_PORT (or RELAY_HOST) to a free address, or stop the other relay"
+        ) from None
     port = server.effective_port  # type: ignore[union-attr]
     log.info("echo relay (%s) listening on http://%s:%s", app.extensions["relay"].room.mode, settings.host, port)
     if on_listening:

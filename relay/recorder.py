@@ -7,12 +7,17 @@ import threading
 import time
 from typing import Any
 
+from config import ConfigError
+
 
 class Recorder:
     """Appends every message, out to the room and in from it, to RELAY_RECORD_FILE as one JSON line."""
 
     def __init__(self, path: str | None) -> None:
-        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 (closed in close())
+        try:
+            self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 (closed in close())
+        except OSError as error:
+            raise ConfigError(f"RELAY_RECORD_FILE {path!r} cannot be opened for appending: {error.strerror}") from None
         self._lock = threading.Lock()
 
     def record(self, direction: str, message: Any, **extra: Any) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -126,3 +127,25 @@ def test_settings_come_from_a_dotenv_file_in_the_working_directory(tmp_path):
     _, stderr = process.communicate(timeout=30)
 
     assert process.returncode == 2 and "RELAY_SAMPLE_RATE must be at least 8000" in stderr
+
+
+def test_a_port_in_use_exits_1_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start([], tmp_path, RELAY_PORT=str(port))
+        _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_an_unwritable_record_file_exits_2_naming_the_variable(tmp_path):
+    process = start([], tmp_path, RELAY_RECORD_FILE=str(tmp_path / "no" / "such" / "dir.jsonl"))
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 2
+    assert "error: RELAY_RECORD_FILE" in stderr and "cannot be opened for appending: No such file or directory" in stderr
+    assert "Traceback" not in stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -113,16 +114,19 @@ def test_a_failed_join_still_ends_the_conversation(quickstart_env, fake_tavus, f
     assert "ended conversation c123" in err
 
 
-def test_a_start_up_failure_after_creation_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, monkeypatch):
-    def port_taken(*args: Any, **kwargs: Any) -> None:
-        raise OSError("[Errno 98] Address already in use")
+def test_a_start_up_failure_after_creation_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", quickstart_env))
+        taken.listen()
 
-    monkeypatch.setattr(app.waitress, "create_server", port_taken)
+        code = app.main(["--quickstart"], client_factory=fake_daily.factory)
 
-    with pytest.raises(OSError):
-        app.main(["--quickstart"], client_factory=fake_daily.factory)
-
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"error: cannot listen on 127.0.0.1:{quickstart_env}: Address already in use; set RELAY_PORT" in err
+    assert "Traceback" not in err and "ended conversation c123" in err
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+    assert fake_daily.client.left and fake_daily.client.released
 
 
 def test_a_tavus_error_before_any_conversation_exits_1_and_ends_nothing(quickstart_env, fake_tavus, fake_daily, capsys):
