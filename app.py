@@ -57,11 +57,11 @@ AUDIO_FILE_MIMETYPES = (
 )
 PUBLIC_PATHS = ("/health", "/openapi.json")  # no token needed: they carry nothing from the conversation
 QUICKSTART_PERSONA_NAME = "Echo Assistant"
+QUICKSTART_CONVERSATION_NAME = "Echo relay"
 
 
 class ListenError(Exception):
     """The server cannot bind its address; main() prints it and exits 1."""
-QUICKSTART_CONVERSATION_NAME = "Echo relay"
 
 
 # --- the HTTP app -----------------------------------------------------------------
