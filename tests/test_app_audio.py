@@ -299,8 +299,8 @@ def test_interrupt_empties_the_microphone_queue_and_stops_the_clip_within_20ms(m
     time.sleep(0.1)
 
     assert response.get_json()["microphone_clips_dropped"] == 2
-    late = [at for at, _ in device.writes if at > interrupted_at + 0.02]
-    assert late == []
+    played_after = sum(len(frames) for at, frames in device.writes if at > interrupted_at)
+    assert played_after <= TARGET * 20 // 1000 * 2  # at most the one 20 ms write already under way
     assert 2 not in set(np.frombuffer(device.played, dtype="<i2").tolist())
     assert client.get("/health").get_json()["microphone"] == {
         "enabled": True, "playing_clip": None, "queued_ms": 0, "frames_played": len(device.played) // 2
