@@ -113,7 +113,7 @@ class Relay:
             raise
 
     def _publish_joined_state(self) -> None:
-        """The room joined before this relay listened to it: say so first."""
+        """The room joined before this relay listened to it, so the relay says so first."""
         if self.room.call_state == "joined":
             self.events.publish("relay.joined", conversation_id=self.room.conversation_id)
             if self.room.replica_present:
@@ -241,7 +241,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             status="ok",
             mode=room.mode,
             call_state=room.call_state,
-            left_reason=getattr(room, "left_reason", None) if room.call_state == "left" else None,
+            left_reason=room.left_reason if room.call_state == "left" else None,
             conversation_id=room.conversation_id,
             replica_present=room.replica_present,
             replica_speaking=relay.room_events.replica_speaking,
@@ -322,10 +322,8 @@ def _body_file() -> BinaryIO:
     length = request.content_length
     if length is not None and request.max_content_length is not None and length > request.max_content_length:
         raise RequestEntityTooLarge()
-    if length == 0:
-        raise MessageError("audio is empty: the request body has no bytes")
     stream = request.environ.get("wsgi.input")
-    if length is not None and stream is not None and _seekable(stream):
+    if length and stream is not None and _seekable(stream):
         return stream  # type: ignore[no-any-return]
     body = request.get_data(cache=False)
     if not body:

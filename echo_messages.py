@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -338,13 +339,7 @@ def open_audio_file(source: BinaryIO, *, target_rate: int, max_seconds: float | 
         first = next(blocks)
     except (soundfile.LibsndfileError, RuntimeError) as error:
         raise _decode_error(error) from None
-    return PcmStream(_chain_first(first, blocks), target_rate, max_seconds=max_seconds)
-
-
-def decode_audio_file(data: bytes, *, target_rate: int) -> tuple[bytes, int]:
-    """A whole file to mono s16le at `target_rate`, for callers that need all of it at once."""
-    stream = open_audio_file(io.BytesIO(data), target_rate=target_rate)
-    return b"".join(stream), target_rate
+    return PcmStream(chain([first], blocks), target_rate, max_seconds=max_seconds)
 
 
 def _decoded_blocks(sound: soundfile.SoundFile, target_rate: int) -> Iterator[bytes]:
@@ -363,11 +358,6 @@ def _decoded_blocks(sound: soundfile.SoundFile, target_rate: int) -> Iterator[by
         tail = resampler.resample_chunk(np.zeros(0, dtype="float32"), last=True)
         if tail.size:
             yield float_to_s16le(tail)
-
-
-def _chain_first(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield first
-    yield from rest
 
 
 def _decode_error(error: Exception) -> MessageError:

@@ -124,7 +124,6 @@ class Room:
         self.call_state = "joined"
         for participant in self._client.participants().values():
             self._see_participant(participant)
-        self._emit("relay.joined", {"conversation_id": self.conversation_id})
 
     def send(self, message: Mapping[str, Any]) -> Future[None]:
         sent: Future[None] = Future()
@@ -141,8 +140,9 @@ class Room:
     def check_open(self) -> None:
         """Raise what a request sent now would run into."""
         if self.call_state == "left":
-            reason = f" ({self.left_reason})" if self.left_reason else ""
-            raise ConversationEnded(f"the conversation has ended{reason}; start the relay with a new conversation")
+            raise ConversationEnded(
+                f"the conversation has ended{self._why_left()}; start the relay with a new conversation"
+            )
         if self.call_state != "joined":
             raise NotJoined(f"the relay has not joined the room yet (call state: {self.call_state})")
 
@@ -152,8 +152,7 @@ class Room:
     def delivery_problem(self) -> RelayError | None:
         """Why a request being sent right now should stop: the call ended or the face left."""
         if self.call_state == "left":
-            reason = f" ({self.left_reason})" if self.left_reason else ""
-            return ConversationEnded(f"the conversation ended mid-utterance{reason}")
+            return ConversationEnded(f"the conversation ended mid-utterance{self._why_left()}")
         if not self.replica_present:
             return ReplicaAbsent("the face (Tavus replica) left the room mid-utterance")
         return None
@@ -171,6 +170,9 @@ class Room:
         if self.call_state != "released":
             self.call_state = "released"
             self._client.release()
+
+    def _why_left(self) -> str:
+        return f" ({self.left_reason})" if self.left_reason else ""
 
     def _see_participant(self, participant: Mapping[str, Any]) -> None:
         info = participant.get("info") or {}
@@ -242,6 +244,7 @@ class DryRunRoom:
     mode = "dry-run"
     conversation_id: str | None = None
     call_state = "dry-run"
+    left_reason: str | None = None
     replica_present = True
 
     def __init__(self, out: IO[str] | None = None) -> None:
