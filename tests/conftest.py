@@ -179,10 +179,26 @@ def fake_call_client(room: Room, fake_daily: FakeBehaviour) -> FakeCallClient:
 
 
 @pytest.fixture
-def app(settings: Settings, room: Room) -> Iterator[Any]:
-    app = create_app(settings, room)
-    yield app
-    app.extensions["relay"].close()
+def make_app() -> Iterator[Callable[..., Any]]:
+    """`make_app(settings, room, **kwargs)`: create_app, with every app made closed after the test.
+
+    Closing stops the relay's sender, event and microphone threads; an app left
+    open would keep them running into later tests.
+    """
+    made: list[Any] = []
+
+    def make(settings: Settings, room: Any, **kwargs: Any) -> Any:
+        made.append(create_app(settings, room, **kwargs))
+        return made[-1]
+
+    yield make
+    for app in made:
+        app.extensions["relay"].close()
+
+
+@pytest.fixture
+def app(settings: Settings, room: Room, make_app: Callable[..., Any]) -> Any:
+    return make_app(settings, room)
 
 
 @pytest.fixture

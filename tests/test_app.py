@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import soundfile
 
-from app import create_app
 from config import Settings
 from echo_messages import serialized_size
 from relay.errors import JoinError
@@ -246,12 +245,9 @@ def test_unsupported_content_type_is_415(client, fake_call_client):
     assert sent_messages(fake_call_client) == []
 
 
-def test_body_over_the_limit_is_413_naming_the_setting(room, fake_call_client):
-    app = create_app(Settings(max_body_bytes=2048), room)
-    try:
-        response = app.test_client().post("/send_text_message", json={"text": "x" * 5000})
-    finally:
-        app.extensions["relay"].close()
+def test_body_over_the_limit_is_413_naming_the_setting(room, fake_call_client, make_app):
+    app = make_app(Settings(max_body_bytes=2048), room)
+    response = app.test_client().post("/send_text_message", json={"text": "x" * 5000})
 
     assert response.status_code == 413
     assert "RELAY_MAX_BODY_BYTES" in response.get_json()["error"]
@@ -268,10 +264,8 @@ def test_unknown_path_and_wrong_method_answer_in_the_error_shape(client):
 
 
 @pytest.fixture
-def guarded(room):
-    app = create_app(Settings(auth_token="s3cret-token"), room)
-    yield app.test_client()
-    app.extensions["relay"].close()
+def guarded(room, make_app):
+    return make_app(Settings(auth_token="s3cret-token"), room).test_client()
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", "s3cret-token", "Basic s3cret-token"])
@@ -317,15 +311,14 @@ def test_no_confirmation_within_send_timeout_is_504_and_the_next_request_still_w
     assert client.post("/send_text_message", json={"text": "Again"}).status_code == 200
 
 
-def test_replica_never_joining_is_503_saying_the_face_has_not_joined(fake_daily):
+def test_replica_never_joining_is_503_saying_the_face_has_not_joined(fake_daily, make_app):
     fake_daily.replica_in_room = False
     room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
     room.join(timeout=2)
-    app = create_app(Settings(replica_timeout_s=0.2), room)
+    app = make_app(Settings(replica_timeout_s=0.2), room)
     try:
         response = app.test_client().post("/send_text_message", json={"text": "Hi"})
     finally:
-        app.extensions["relay"].close()
         room.leave()
 
     assert response.status_code == 503
@@ -334,11 +327,11 @@ def test_replica_never_joining_is_503_saying_the_face_has_not_joined(fake_daily)
 
 
 @pytest.mark.parametrize("arrival", ["participant", "app_message"])
-def test_messages_wait_for_the_face_then_go_out(fake_daily, arrival):
+def test_messages_wait_for_the_face_then_go_out(fake_daily, make_app, arrival):
     fake_daily.replica_in_room = False
     room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
     room.join(timeout=2)
-    app = create_app(Settings(replica_timeout_s=5), room)
+    app = make_app(Settings(replica_timeout_s=5), room)
     fake = fake_daily.client
     try:
         threading.Timer(
@@ -347,20 +340,16 @@ def test_messages_wait_for_the_face_then_go_out(fake_daily, arrival):
         ).start()
         response = app.test_client().post("/send_text_message", json={"text": "Hi"})
     finally:
-        app.extensions["relay"].close()
         room.leave()
 
     assert response.status_code == 200
     assert len(fake.sent) == 1
 
 
-def test_post_before_join_is_503(fake_daily):
+def test_post_before_join_is_503(fake_daily, make_app):
     room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
-    app = create_app(Settings(), room)
-    try:
-        response = app.test_client().post("/send_text_message", json={"text": "Hi"})
-    finally:
-        app.extensions["relay"].close()
+    app = make_app(Settings(), room)
+    response = app.test_client().post("/send_text_message", json={"text": "Hi"})
 
     assert response.status_code == 503 and "has not joined the room" in response.get_json()["error"]
 
@@ -498,14 +487,11 @@ def test_health_reports_room_and_counters(client, fake_call_client):
     }
 
 
-def test_dry_run_prints_each_message_as_a_json_line_and_records_it(tmp_path):
+def test_dry_run_prints_each_message_as_a_json_line_and_records_it(tmp_path, make_app):
     out = io.StringIO()
     record = tmp_path / "messages.jsonl"
-    app = create_app(Settings(record_file=str(record)), DryRunRoom(out))
-    try:
-        response = app.test_client().post("/send_text_message", json=DOCS_BODY)
-    finally:
-        app.extensions["relay"].close()
+    app = make_app(Settings(record_file=str(record)), DryRunRoom(out))
+    response = app.test_client().post("/send_text_message", json=DOCS_BODY)
 
     assert response.status_code == 200 and response.get_json()["mode"] == "dry-run"
     (line,) = out.getvalue().splitlines()
@@ -520,13 +506,10 @@ def test_dry_run_prints_each_message_as_a_json_line_and_records_it(tmp_path):
     assert json.loads(recorded)["direction"] == "out" and json.loads(recorded)["message"] == expected
 
 
-def test_dry_run_without_a_conversation_id_uses_a_placeholder():
+def test_dry_run_without_a_conversation_id_uses_a_placeholder(make_app):
     out = io.StringIO()
-    app = create_app(Settings(), DryRunRoom(out))
-    try:
-        app.test_client().post("/send_text_message", json={"text": "Hi"})
-    finally:
-        app.extensions["relay"].close()
+    app = make_app(Settings(), DryRunRoom(out))
+    app.test_client().post("/send_text_message", json={"text": "Hi"})
 
     assert json.loads(out.getvalue())["conversation_id"] == "dry-run"
 

@@ -12,7 +12,6 @@ import pytest
 import soundfile
 
 import echo_messages
-from app import create_app
 from config import Settings
 from echo_messages import serialized_size
 from tests.conftest import CONVERSATION_URL, FakeBehaviour, sent_messages
@@ -157,23 +156,17 @@ def test_bad_audio_gets_a_clear_error_and_sends_nothing(client, fake_call_client
     assert sent_messages(fake_call_client) == []
 
 
-def test_audio_longer_than_the_limit_is_413_and_sends_nothing(room, fake_call_client):
-    app = create_app(Settings(max_audio_seconds=1), room)
-    try:
-        response = app.test_client().post("/send_audio_message", data=encode(tone(2, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
-    finally:
-        app.extensions["relay"].close()
+def test_audio_longer_than_the_limit_is_413_and_sends_nothing(room, fake_call_client, make_app):
+    app = make_app(Settings(max_audio_seconds=1), room)
+    response = app.test_client().post("/send_audio_message", data=encode(tone(2, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
 
     assert response.status_code == 413 and "RELAY_MAX_AUDIO_SECONDS" in response.get_json()["error"]
     assert sent_messages(fake_call_client) == []
 
 
-def test_a_raw_audio_body_over_the_body_limit_is_413(room, fake_call_client):
-    app = create_app(Settings(max_body_bytes=4096), room)
-    try:
-        response = app.test_client().post("/send_audio_message", data=encode(tone(1, 16000), 16000, "WAV", "PCM_16"), content_type="audio/wav")
-    finally:
-        app.extensions["relay"].close()
+def test_a_raw_audio_body_over_the_body_limit_is_413(room, fake_call_client, make_app):
+    app = make_app(Settings(max_body_bytes=4096), room)
+    response = app.test_client().post("/send_audio_message", data=encode(tone(1, 16000), 16000, "WAV", "PCM_16"), content_type="audio/wav")
 
     assert response.status_code == 413 and "RELAY_MAX_BODY_BYTES" in response.get_json()["error"]
     assert sent_messages(fake_call_client) == []
@@ -240,11 +233,9 @@ class FakeMicrophoneDevice:
 
 
 @pytest.fixture
-def microphone_app(room):
+def microphone_app(room, make_app):
     device = FakeMicrophoneDevice(TARGET)
-    app = create_app(Settings(), room, microphone_device=device)
-    yield app.test_client(), device
-    app.extensions["relay"].close()
+    return make_app(Settings(), room, microphone_device=device).test_client(), device
 
 
 def pcm_clip(ms: int, value: int) -> bytes:
@@ -342,16 +333,14 @@ def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(m
     }
 
 
-def test_dry_run_microphone_counts_frames_without_playing(monkeypatch):
+def test_dry_run_microphone_counts_frames_without_playing(make_app):
     from relay.microphone import CountingMicrophoneDevice
     from relay.room import DryRunRoom
 
-    app = create_app(Settings(), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(TARGET))
+    app = make_app(Settings(), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(TARGET))
     client = app.test_client()
-    try:
-        response = client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(40, 5)).decode(), "sample_rate": TARGET})
-        wait_until(lambda: client.get("/health").get_json()["microphone"]["frames_played"] == 960)
-    finally:
-        app.extensions["relay"].close()
+
+    response = client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(40, 5)).decode(), "sample_rate": TARGET})
+    wait_until(lambda: client.get("/health").get_json()["microphone"]["frames_played"] == 960)
 
     assert response.status_code == 202 and response.get_json()["mode"] == "dry-run"

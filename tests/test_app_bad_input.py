@@ -92,15 +92,11 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
 
 
 @pytest.fixture
-def small_client(room, settings):
+def small_client(room, settings, make_app):
     """The relay with a 64 KB body limit, so size cases stay small."""
     from dataclasses import replace
 
-    from app import create_app
-
-    app = create_app(replace(settings, max_body_bytes=64 * 1024), room)
-    yield app.test_client()
-    app.extensions["relay"].close()
+    return make_app(replace(settings, max_body_bytes=64 * 1024), room).test_client()
 
 
 @pytest.mark.parametrize("name, method, path, data, content_type, headers, status", CORPUS, ids=[c[0] for c in CORPUS])

@@ -76,20 +76,16 @@ def test_health_follows_whether_the_face_is_speaking(client, fake_call_client):
     assert health["replica_speaking"] is False and health["last_event_id"] == 4
 
 
-def test_a_listener_behind_the_buffer_is_told_how_many_it_missed(room, fake_call_client):
-    app = create_app(Settings(event_buffer=3), room)
-    client = app.test_client()
-    try:
-        for seq in range(1, 6):
-            fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq})
-        deadline = time.monotonic() + 3
-        while client.get("/health").get_json()["last_event_id"] < 7:
-            assert time.monotonic() < deadline
-            time.sleep(0.005)
+def test_a_listener_behind_the_buffer_is_told_how_many_it_missed(room, fake_call_client, make_app):
+    client = make_app(Settings(event_buffer=3), room).test_client()
+    for seq in range(1, 6):
+        fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq})
+    deadline = time.monotonic() + 3
+    while client.get("/health").get_json()["last_event_id"] < 7:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
 
-        events = events_after(client, 0)
-    finally:
-        app.extensions["relay"].close()
+    events = events_after(client, 0)
 
     assert events[0]["type"] == "relay.events_dropped" and events[0]["count"] == 4 and "id" not in events[0]
     assert [e["id"] for e in events[1:]] == [5, 6, 7]
@@ -132,16 +128,14 @@ def test_the_call_ending_is_an_event_and_health_says_why(client, fake_call_clien
     assert response.status_code == 503 and "conversation has ended (Meeting has ended)" in response.get_json()["error"]
 
 
-def test_the_record_file_has_outgoing_and_incoming_lines(room, fake_call_client, tmp_path):
+def test_the_record_file_has_outgoing_and_incoming_lines(room, fake_call_client, tmp_path, make_app):
     record = tmp_path / "session.jsonl"
-    app = create_app(Settings(record_file=str(record)), room)
+    app = make_app(Settings(record_file=str(record)), room)
     client = app.test_client()
-    try:
-        client.post("/send_text_message", json={"text": "Hi", "inference_id": "r1"})
-        fake_call_client.room_sends(started_speaking(1))
-        wait_for_events(client, 3)
-    finally:
-        app.extensions["relay"].close()
+    client.post("/send_text_message", json={"text": "Hi", "inference_id": "r1"})
+    fake_call_client.room_sends(started_speaking(1))
+    wait_for_events(client, 3)
+    app.extensions["relay"].close()  # flushes and closes the record file before it is read
 
     lines = [json.loads(line) for line in record.read_text().splitlines()]
     assert [line["direction"] for line in lines] == ["out", "in"]

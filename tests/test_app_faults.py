@@ -14,7 +14,6 @@ import numpy as np
 import requests
 
 import app as relay_app
-from app import create_app
 from config import Settings
 from tests.conftest import CONVERSATION_URL, FakeCallClient, free_port, sent_messages, wait_for_relay
 
@@ -68,9 +67,8 @@ def test_every_nth_failed_completion_fails_exactly_its_request(client, fake_dail
     assert client.get("/health").get_json()["send_errors"] == 10
 
 
-def test_missing_confirmations_time_out_without_holding_up_other_requests(room, fake_daily, fake_call_client):
-    app = create_app(Settings(send_timeout_s=0.5), room)
-    client = app.test_client()
+def test_missing_confirmations_time_out_without_holding_up_other_requests(room, fake_daily, fake_call_client, make_app):
+    client = make_app(Settings(send_timeout_s=0.5), room).test_client()
     original = fake_call_client.send_app_message
 
     def lose_the_first(message: Any, participant_id: Any = None, completion: Any = None) -> None:
@@ -85,16 +83,13 @@ def test_missing_confirmations_time_out_without_holding_up_other_requests(room, 
         finished[inference_id] = time.monotonic()
         return status
 
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            lost = pool.submit(post, "lost")
-            time.sleep(0.05)
-            fine = pool.submit(post, "fine")
-            assert (lost.result(5), fine.result(5)) == (504, 200)
-        assert finished["fine"] < finished["lost"]
-        assert post("after") == 200
-    finally:
-        app.extensions["relay"].close()
+    with ThreadPoolExecutor(2) as pool:
+        lost = pool.submit(post, "lost")
+        time.sleep(0.05)
+        fine = pool.submit(post, "fine")
+        assert (lost.result(5), fine.result(5)) == (504, 200)
+    assert finished["fine"] < finished["lost"]
+    assert post("after") == 200
 
 
 def test_the_face_leaving_mid_utterance_fails_fast_with_503_and_an_event(client, fake_call_client):

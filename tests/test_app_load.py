@@ -25,7 +25,6 @@ import numpy as np
 import pytest
 
 import echo_messages
-from app import create_app
 from config import Settings
 from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour
@@ -121,14 +120,14 @@ def sent_before_interrupt(request: Request) -> int:
 
 
 @pytest.mark.slow
-def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing():
+def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing(make_app):
     warm_up = make_requests("warm", WARM_UP, seed=1)
     load = make_requests("load", REQUESTS, seed=2)  # made before measuring, so their bodies are not counted as growth
     fake = FakeBehaviour()
     fake.keep = compact
     room = Room(CONVERSATION_URL, client_factory=fake.factory)
     room.join(timeout=5)
-    app = create_app(Settings(), room)
+    app = make_app(Settings(), room)
     try:
         with serve_wsgi(app) as port:
             run_clients(port, warm_up)
@@ -137,7 +136,6 @@ def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing
             fake.client.settle()
             after_rss = rss_bytes()
     finally:
-        app.extensions["relay"].close()
         room.leave()
 
     log = fake.client.sent
