@@ -20,50 +20,33 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
 from itertools import chain
 from typing import Any, BinaryIO
 
-import waitress
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
 
 import echo_messages
 from config import ConfigError, Settings
 from echo_messages import MessageError
-from relay.errors import JoinError, ModeError, RelayError, SendError, SendTimeout
-from relay.events import MAX_EVENT_LISTENERS, EventLog, RoomEvents, events_dropped
-from relay.microphone import CountingMicrophoneDevice, Microphone
+from relay import run as relay_run
+from relay.errors import ModeError, RelayError, SendError, SendTimeout
+from relay.events import EventLog, RoomEvents, events_dropped
+from relay.microphone import Microphone
 from relay.recorder import Recorder
-from relay.room import (
-    DryRunRoom,
-    Room,
-    daily_call_client,
-    daily_microphone_device,
-    microphone_client_settings,
-)
+from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
+from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
 from relay.sender import Sender
-from tavus_client import TavusAPIError, TavusClient, persona_id_of
 
 log = logging.getLogger("echo_relay")
 
-SERVER_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 AUDIO_FILE_MIMETYPES = (
     "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/flac",
     "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "application/octet-stream",
 )
 PUBLIC_PATHS = ("/health", "/openapi.json")  # no token needed: they carry nothing from the conversation
-QUICKSTART_PERSONA_NAME = "Echo Assistant"
-QUICKSTART_CONVERSATION_NAME = "Echo relay"
-
-
-class ListenError(Exception):
-    """The server cannot bind its address; main() prints it and exits 1."""
-
-
 # --- the HTTP app -----------------------------------------------------------------
 
 
@@ -90,8 +73,8 @@ class Relay:
     def conversation_id_for(self, requested: str | None) -> str:
         """The joined room's id; a request naming another room is a mistake, not a redirect."""
         joined = self.room.conversation_id
-        if joined is None:
-            return requested or "dry-run"
+        if self.room.mode == "dry-run":
+            return requested or joined
         if requested is not None and requested != joined:
             raise MessageError(
                 f"conversation_id {requested!r} is not this relay's conversation ({joined!r}); "
@@ -405,7 +388,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "TAVUS_CONVERSATION_URL) it runs a dry run: messages are printed, not sent."
         ),
     )
-    parser.add_argument("conversation_url", nargs="?", help="the conversation_url Tavus returned; joins that room")
+    parser.add_argument(
+        "conversation_url", nargs="?", help="the conversation_url Tavus returned (a private room's may end in ?t=<token>)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print messages instead of joining a room")
     parser.add_argument(
         "--quickstart",
@@ -418,16 +403,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="join with a virtual microphone for microphone echo (POST /microphone plays audio through it)",
     )
-    parser.add_argument("--pal", action="store_true", help="with --quickstart: create a PAL (POST /pals), not a persona")
-    parser.add_argument("--replica-id", help="with --quickstart: the replica (face) to use (default: TAVUS_REPLICA_ID)")
-    parser.add_argument(
-        "--name", default=QUICKSTART_CONVERSATION_NAME, help="with --quickstart: the conversation's name"
+    parser.add_argument("--meeting-token", help="a private room's meeting token (default: TAVUS_MEETING_TOKEN)")
+    quickstart = parser.add_argument_group("quickstart options")
+    quickstart.add_argument("--pal", action="store_true", help="create a PAL (POST /pals), not a persona; needs a face")
+    quickstart.add_argument(
+        "--face-id", "--replica-id", dest="face_id", metavar="F",
+        help="the face (replica) to use (default: TAVUS_REPLICA_ID or TAVUS_FACE_ID)",
     )
+    quickstart.add_argument(
+        "--private", action="store_true", help="create a private room (require_auth) and join it with its meeting token"
+    )
+    quickstart.add_argument(
+        "--test-mode", action="store_true", help="create a conversation that is not billed (no face joins it)"
+    )
+    quickstart.add_argument("--name", default=QUICKSTART_CONVERSATION_NAME, help="the conversation's name")
+    parser.add_argument("--verbose", action="store_true", help="debug logging, and daily's own log lines on stderr")
     args = parser.parse_args(argv)
     if args.quickstart and (args.conversation_url or args.dry_run):
         parser.error("--quickstart creates its own conversation: give no URL and no --dry-run")
-    if not args.quickstart and (args.pal or args.replica_id):
-        parser.error("--pal and --replica-id go with --quickstart")
+    if args.quickstart and args.meeting_token:
+        parser.error("--meeting-token is for joining a room by URL; --quickstart --private gets its own token")
+    given = [flag for flag, on in (("--pal", args.pal), ("--face-id", args.face_id), ("--private", args.private),
+                                   ("--test-mode", args.test_mode)) if on]
+    if given and not args.quickstart:
+        parser.error(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --quickstart")
     return args
 
 
@@ -438,181 +437,26 @@ def main(
     microphone_factory: Callable[[int], Any] = daily_microphone_device,
 ) -> int:
     """The command line; the factories let tests stand in for daily's CallClient and microphone."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    show_daily_logs(args.verbose)
     previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
         settings = Settings.from_env()
-        joining = RoomOptions(args.microphone, client_factory, microphone_factory)
-        if args.quickstart:
-            return quickstart(settings, args, joining)
-        url = None if args.dry_run else (args.conversation_url or settings.tavus_conversation_url)
-        if not url:
-            return run(settings, DryRunRoom(), microphone_device=CountingMicrophoneDevice(settings.sample_rate))
-        return run(settings, *joining.room(url, settings))
-    except (ConfigError, JoinError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        meeting_token = args.meeting_token or settings.tavus_meeting_token
+        joining = Joining(client_factory, microphone_factory, args.microphone, meeting_token)
+        return relay_run.run(args, settings, joining, create_app)
+    except ConfigError as error:
+        return relay_run.fail(str(error), 2)
     except KeyboardInterrupt:
         return 0
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
 
 
-@dataclass(frozen=True)
-class RoomOptions:
-    """How to join: with or without the virtual microphone, and through which factories."""
-
-    microphone: bool
-    client_factory: Callable[..., Any]
-    microphone_factory: Callable[[int], Any]
-
-    def room(self, url: str, settings: Settings) -> tuple[Room, Any]:
-        """The Room and its microphone device (None without --microphone); the device exists before the join."""
-        device = self.microphone_factory(settings.sample_rate) if self.microphone else None
-        client_settings = microphone_client_settings() if self.microphone else None
-        return Room(url, client_factory=self.client_factory, client_settings=client_settings), device
-
-
-def quickstart(settings: Settings, args: argparse.Namespace, joining: RoomOptions) -> int:
-    """Tavus's Echo Mode quickstart in one command; never leaves the conversation it created running."""
-    if not settings.tavus_api_key:
-        print("error: --quickstart needs TAVUS_API_KEY (in the environment or .env)", file=sys.stderr)
-        return 2
-    tavus = TavusClient(settings.tavus_api_key, base_url=settings.tavus_api_base_url)
-    conversation: dict[str, Any] | None = None
-    try:
-        conversation = start_conversation(tavus, settings, args)
-        room, microphone_device = joining.room(conversation["conversation_url"], settings)
-        return run(
-            settings,
-            room,
-            microphone_device,
-            on_listening=lambda port: print_quickstart_banner(conversation, settings, port),
-        )
-    except (TavusAPIError, JoinError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    finally:
-        if conversation is not None:
-            end_created_conversation(tavus, conversation["conversation_id"])
-        tavus.close()
-
-
-def start_conversation(tavus: TavusClient, settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    owner_key = "pal_id" if args.pal else "persona_id"
-    persona_id = settings.tavus_persona_id
-    if persona_id:
-        log.info("reusing %s %s (TAVUS_PERSONA_ID)", owner_key, persona_id)
-    else:
-        create = tavus.create_pal if args.pal else tavus.create_persona
-        persona_id = persona_id_of(create(QUICKSTART_PERSONA_NAME))
-        log.info("created echo %s %s", "PAL" if args.pal else "persona", persona_id)
-    conversation = tavus.create_conversation(
-        **{owner_key: persona_id},
-        replica_id=args.replica_id or settings.tavus_replica_id,
-        conversation_name=args.name,
-    )
-    log.info("created conversation %s", conversation["conversation_id"])
-    return conversation
-
-
-def end_created_conversation(tavus: TavusClient, conversation_id: str) -> None:
-    try:
-        tavus.end_conversation(conversation_id)
-    except TavusAPIError as error:
-        print(
-            f"warning: could not end conversation {conversation_id}: {error}. End it with: "
-            f"python tavus_client.py end-conversation {conversation_id}",
-            file=sys.stderr,
-        )
-        return
-    print(f"ended conversation {conversation_id}: it no longer bills", file=sys.stderr)
-
-
-def print_quickstart_banner(conversation: Mapping[str, Any], settings: Settings, port: int) -> None:
-    auth = ' -H "Authorization: Bearer $RELAY_AUTH_TOKEN"' if settings.auth_token else ""
-    conversation_id = conversation["conversation_id"]
-    print(
-        f"Conversation {conversation_id} is live. Open it in a browser to see and hear the face:\n"
-        f"    {conversation['conversation_url']}\n"
-        "Make it speak:\n"
-        f"    curl -s -X POST http://{settings.host}:{port}/send_text_message{auth} "
-        f"-H \"Content-Type: application/json\" -d '{{\"text\": \"Hello there!\"}}'\n"
-        f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing.",
-        flush=True,
-    )
-
-
-def run(
-    settings: Settings,
-    room: Any,
-    microphone_device: Any = None,
-    *,
-    on_listening: Callable[[int], None] | None = None,
-) -> int:
-    """Join, serve until SIGINT/SIGTERM, then leave and release. Returns the exit code."""
-    app = None
-    try:
-        if isinstance(room, Room):
-            log.info("joining %s ...", room.conversation_url)
-            try:
-                room.join()
-            except JoinError as error:
-                print(f"error: could not join {room.conversation_url}: {error}", file=sys.stderr)
-                return 1
-            log.info("joined conversation %s", room.conversation_id)
-        app = create_app(settings, room, microphone_device=microphone_device)
-        with _stopping_closes(app.extensions["relay"].events):
-            serve(app, settings, on_listening)
-        return 0
-    except ListenError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        if app is not None:
-            app.extensions["relay"].close()
-        room.leave()
-        log.info("stopped")
-
-
-def serve(app: Flask, settings: Settings, on_listening: Callable[[int], None] | None = None) -> None:
-    try:
-        server = waitress.create_server(
-            app, host=settings.host, port=settings.port, threads=SERVER_THREADS + MAX_EVENT_LISTENERS
-        )
-    except OSError as error:
-        raise ListenError(
-            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
-            "set RELAY_PORT (or RELAY_HOST) to a free address, or stop the other relay"
-        ) from None
-    port = server.effective_port  # type: ignore[union-attr]
-    log.info("echo relay (%s) listening on http://%s:%s", app.extensions["relay"].room.mode, settings.host, port)
-    if on_listening:
-        on_listening(port)
-    server.run()
-
-
-@contextmanager
-def _stopping_closes(events: EventLog) -> Iterator[None]:
-    """While serving, Ctrl-C and SIGTERM first end the event streams, then stop the server."""
-
-    def stop(signum: int, frame: Any) -> None:
-        events.close()
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops the relay the way Ctrl-C does: waitress finishes in-flight requests and returns."""
+    """SIGTERM stops the relay the way Ctrl-C does, at any point of the run (creating, joining, serving)."""
     raise KeyboardInterrupt
 
 

@@ -2,7 +2,7 @@
 
 Every value is checked here so that a typo fails at start with one line naming
 the variable, instead of surfacing later as a confusing error mid-conversation.
-Secrets (`TAVUS_API_KEY`, `RELAY_AUTH_TOKEN`) never appear in a repr or an error.
+Secrets (`TAVUS_API_KEY`, `TAVUS_MEETING_TOKEN`, `RELAY_AUTH_TOKEN`) never appear in a repr or an error.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class Settings:
     tavus_persona_id: str | None = None
     tavus_replica_id: str | None = None
     tavus_conversation_url: str | None = None
+    tavus_meeting_token: str | None = field(default=None, repr=False)
     host: str = "127.0.0.1"
     port: int = 8000
     auth_token: str | None = field(default=None, repr=False)
@@ -71,15 +72,13 @@ class Settings:
             tavus_api_key=read.text("TAVUS_API_KEY"),
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
             tavus_persona_id=read.text("TAVUS_PERSONA_ID"),
-            tavus_replica_id=read.text("TAVUS_REPLICA_ID"),
+            tavus_replica_id=read.text("TAVUS_REPLICA_ID") or read.text("TAVUS_FACE_ID"),
             tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
+            tavus_meeting_token=read.text("TAVUS_MEETING_TOKEN"),
             host=read.text("RELAY_HOST") or "127.0.0.1",
             port=read.number("RELAY_PORT", 8000, int, minimum=0, maximum=65535),
             auth_token=read.text("RELAY_AUTH_TOKEN"),
-            sample_rate=read.number(
-                "RELAY_SAMPLE_RATE", DEFAULT_SAMPLE_RATE, int,
-                minimum=SUPPORTED_SAMPLE_RATES.start, maximum=SUPPORTED_SAMPLE_RATES.stop - 1,
-            ),
+            sample_rate=read.sample_rate("RELAY_SAMPLE_RATE"),
             max_message_bytes=read.number(
                 "RELAY_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
             ),
@@ -132,6 +131,17 @@ class _Reader:
         if maximum is not None and value > maximum:  # type: ignore[operator]
             raise ConfigError(f"{name} must be at most {maximum:g}, got {raw}")
         return value
+
+    def sample_rate(self, name: str) -> int:
+        """Whole 10 ms frames (a rate divisible by 100): the virtual microphone pads anything else with silence."""
+        rate = self.number(
+            name, DEFAULT_SAMPLE_RATE, int, minimum=SUPPORTED_SAMPLE_RATES.start, maximum=SUPPORTED_SAMPLE_RATES.stop - 1
+        )
+        if rate % 100:
+            raise ConfigError(
+                f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
+            )
+        return rate
 
     def url(self, name: str, default: str) -> str:
         return self.optional_url(name) or default

@@ -1,7 +1,7 @@
 """A thin client for the Tavus REST API v2, and a command line over it.
 
 Just what Echo Mode needs: personas (and PALs, their newer name), conversations,
-replicas. One `requests.Session`, a timeout on every call, retries from
+faces (and replicas, their older name). One `requests.Session`, a timeout on every call, retries from
 urllib3's `Retry` for what is safe to repeat, and one error type whose message
 says which call failed and why. The API key never appears in a repr, a log
 line or an error.
@@ -35,7 +35,6 @@ SAFE_METHODS = frozenset({"GET", "DELETE"})
 # POST /conversations itself (no trailing slash) is not under this prefix: retrying it
 # after it may have reached Tavus could start a second billed conversation.
 ENDABLE_PREFIX = "/conversations/"
-ALREADY_ENDED_STATUSES = (400, 404, 409, 410)
 
 
 class TavusAPIError(Exception):
@@ -148,6 +147,7 @@ class TavusClient:
         *,
         persona_id: str | None = None,
         pal_id: str | None = None,
+        face_id: str | None = None,
         replica_id: str | None = None,
         conversation_name: str | None = None,
         conversational_context: str | None = None,
@@ -155,14 +155,22 @@ class TavusClient:
         callback_url: str | None = None,
         audio_only: bool | None = None,
         test_mode: bool | None = None,
+        require_auth: bool | None = None,
         properties: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Start a (billed) conversation. Never retried once it may have reached Tavus."""
+        """Start a (billed) conversation. Never retried once it may have reached Tavus.
+
+        A PAL's conversation names its face `face_id`; a persona's, `replica_id`
+        (the legacy name). `require_auth` makes the room private: the answer
+        then carries the `meeting_token` needed to join it. `test_mode` creates
+        it without a face joining, and without billing.
+        """
         if not persona_id and not pal_id:
             raise ValueError("create_conversation needs persona_id or pal_id")
         body = _without_none(
             persona_id=persona_id,
             pal_id=pal_id,
+            face_id=face_id,
             replica_id=replica_id,
             conversation_name=conversation_name,
             conversational_context=conversational_context,
@@ -170,12 +178,14 @@ class TavusClient:
             callback_url=callback_url,
             audio_only=audio_only,
             test_mode=test_mode,
+            require_auth=require_auth,
             properties=dict(properties) if properties else None,
         )
         return self._request("POST", "/conversations", json=body)
 
-    def get_conversation(self, conversation_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/conversations/{conversation_id}")
+    def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
+        """One conversation; `verbose` adds its events."""
+        return self._request("GET", f"/conversations/{conversation_id}", params={"verbose": "true"} if verbose else None)
 
     def list_conversations(
         self, limit: int | None = None, page: int | None = None, status: str | None = None
@@ -185,26 +195,44 @@ class TavusClient:
     def end_conversation(self, conversation_id: str) -> dict[str, Any]:
         """End a conversation so it stops billing; safe to call twice.
 
-        A conversation that has already ended, or that Tavus does not know,
-        is what the caller wanted: that answer (400/404/409/410) comes back as
-        `{"conversation_id", "status": "ended", "already_ended": true}`
-        instead of an error. Other failures (a bad key, no connection) raise.
+        When Tavus refuses to end it, the conversation is looked up: if its
+        status is `ended`, that is what the caller wanted and the answer is
+        `{"conversation_id", "status": "ended", "already_ended": true}`. A
+        status code alone never decides it: Tavus answers 400
+        `Invalid conversation_id` for a mistyped id too, and that is an error.
         """
         try:
             answer = self._request("POST", f"/conversations/{conversation_id}/end")
         except TavusAPIError as error:
-            if error.status_code not in ALREADY_ENDED_STATUSES:
+            if error.status_code is None or not self._has_ended(conversation_id):
                 raise
             return {"conversation_id": conversation_id, "status": "ended", "already_ended": True}
         return answer or {"conversation_id": conversation_id, "status": "ended"}
 
+    def _has_ended(self, conversation_id: str) -> bool:
+        try:
+            return self.get_conversation(conversation_id).get("status") == "ended"
+        except TavusAPIError:
+            return False
+
     def delete_conversation(self, conversation_id: str) -> None:
         self._request("DELETE", f"/conversations/{conversation_id}")
 
-    # --- replicas (faces) ---
+    # --- faces (replicas, their legacy name) ---
 
-    def list_replicas(self, limit: int | None = None, page: int | None = None) -> dict[str, Any]:
-        return self._request("GET", "/replicas", params=_without_none(limit=limit, page=page))
+    def list_faces(
+        self, limit: int | None = None, page: int | None = None, *, verbose: bool = False, face_type: str | None = None
+    ) -> dict[str, Any]:
+        """Faces you can use (`face_type` "user" for yours, "system" for Tavus's stock faces)."""
+        params = _without_none(limit=limit, page=page, verbose="true" if verbose else None, face_type=face_type)
+        return self._request("GET", "/faces", params=params)
+
+    def list_replicas(
+        self, limit: int | None = None, page: int | None = None, *, verbose: bool = False, replica_type: str | None = None
+    ) -> dict[str, Any]:
+        """The legacy path of list_faces."""
+        params = _without_none(limit=limit, page=page, verbose="true" if verbose else None, replica_type=replica_type)
+        return self._request("GET", "/replicas", params=params)
 
     # --- one way in and out ---
 
@@ -283,6 +311,9 @@ def persona_id_of(created: Mapping[str, Any]) -> str:
 # --- command line ---------------------------------------------------------------
 
 
+NO_FACE = "a PAL needs a face: pass --face-id F (list the faces you can use: python tavus_client.py list-faces)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python tavus_client.py",
@@ -290,79 +321,127 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    persona = commands.add_parser("create-persona", help="create an echo persona (or PAL with --pal)")
+    persona = commands.add_parser("create-persona", help="create an echo persona (or a PAL with --pal)")
     persona.add_argument("--name", default="Echo Assistant", help="persona name (default: Echo Assistant)")
     persona.add_argument("--pal", action="store_true", help="create a PAL (POST /pals) instead of a persona")
-    persona.add_argument("--replica-id", help="default replica (face) of the persona")
+    persona.add_argument("--face-id", "--replica-id", dest="face_id", help="default face (required for a PAL)")
     persona.add_argument("--system-prompt", help="system prompt (only needed for pipeline_mode full)")
 
     conversation = commands.add_parser("create-conversation", help="start a conversation (billed until it ends)")
     owner = conversation.add_mutually_exclusive_group(required=True)
     owner.add_argument("--persona-id", help="the echo persona to use")
     owner.add_argument("--pal-id", help="the echo PAL to use")
-    conversation.add_argument("--replica-id", help="replica (face) to use instead of the persona's default")
+    face = conversation.add_mutually_exclusive_group()
+    face.add_argument("--face-id", help="face to use instead of the PAL's default")
+    face.add_argument("--replica-id", help="replica to use instead of the persona's default (legacy name of a face)")
     conversation.add_argument("--name", help="conversation name")
     conversation.add_argument("--context", help="conversational context")
     conversation.add_argument("--greeting", help="custom greeting the face says first")
     conversation.add_argument("--callback-url", help="URL Tavus posts conversation events to")
     conversation.add_argument("--max-call-duration", type=int, metavar="S", help="end the call after S seconds")
+    conversation.add_argument(
+        "--participant-left-timeout", type=int, metavar="S", help="end the call S seconds after the last participant left"
+    )
+    conversation.add_argument(
+        "--participant-absent-timeout", type=int, metavar="S", help="end the call if nobody joins within S seconds"
+    )
+    conversation.add_argument("--private", action="store_true", help="require a meeting token to join (require_auth)")
+    conversation.add_argument("--audio-only", action="store_true", help="an audio-only conversation")
+    conversation.add_argument("--test-mode", action="store_true", help="create it without a face joining (not billed)")
+
+    get = commands.add_parser("get-conversation", help="show one conversation")
+    get.add_argument("id")
+    get.add_argument("--verbose", action="store_true", help="include the conversation's events")
 
     for name, help_text in (
-        ("get-conversation", "show one conversation"),
         ("end-conversation", "end a conversation (stops billing; fine if it already ended)"),
+        ("get-persona", "show one persona"),
         ("delete-persona", "delete a persona"),
+        ("get-pal", "show one PAL"),
+        ("delete-pal", "delete a PAL"),
     ):
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("id")
+        commands.add_parser(name, help=help_text).add_argument("id")
 
     for name, help_text in (
         ("list-conversations", "list conversations"),
         ("list-personas", "list personas"),
-        ("list-replicas", "list replicas (faces)"),
+        ("list-pals", "list PALs"),
+        ("list-faces", "list faces (yours and Tavus's stock faces)"),
+        ("list-replicas", "list replicas (the legacy name of faces)"),
     ):
         command = commands.add_parser(name, help=help_text)
         command.add_argument("--limit", type=int)
         command.add_argument("--page", type=int)
         if name == "list-conversations":
             command.add_argument("--status", choices=["active", "ended"])
+        if name in ("list-faces", "list-replicas"):
+            command.add_argument("--verbose", action="store_true", help="include each face's type and details")
+            command.add_argument("--type", choices=["user", "system"], help="user: your faces; system: stock faces")
     return parser
+
+
+def conversation_properties(args: argparse.Namespace) -> dict[str, Any] | None:
+    properties = _without_none(
+        max_call_duration=args.max_call_duration,
+        participant_left_timeout=args.participant_left_timeout,
+        participant_absent_timeout=args.participant_absent_timeout,
+    )
+    return properties or None
 
 
 def run_command(client: TavusClient, args: argparse.Namespace) -> Any:
     match args.command:
         case "create-persona" if args.pal:
-            return client.create_pal(args.name, default_face_id=args.replica_id, system_prompt=args.system_prompt)
+            return client.create_pal(args.name, default_face_id=args.face_id, system_prompt=args.system_prompt)
         case "create-persona":
-            return client.create_persona(args.name, default_replica_id=args.replica_id, system_prompt=args.system_prompt)
+            return client.create_persona(args.name, default_replica_id=args.face_id, system_prompt=args.system_prompt)
         case "create-conversation":
             return client.create_conversation(
                 persona_id=args.persona_id,
                 pal_id=args.pal_id,
+                face_id=args.face_id,
                 replica_id=args.replica_id,
                 conversation_name=args.name,
                 conversational_context=args.context,
                 custom_greeting=args.greeting,
                 callback_url=args.callback_url,
-                properties={"max_call_duration": args.max_call_duration} if args.max_call_duration else None,
+                audio_only=args.audio_only or None,
+                test_mode=args.test_mode or None,
+                require_auth=args.private or None,
+                properties=conversation_properties(args),
             )
         case "get-conversation":
-            return client.get_conversation(args.id)
+            return client.get_conversation(args.id, verbose=args.verbose)
         case "end-conversation":
             return client.end_conversation(args.id)
+        case "get-persona":
+            return client.get_persona(args.id)
         case "delete-persona":
             client.delete_persona(args.id)
             return {"persona_id": args.id, "deleted": True}
+        case "get-pal":
+            return client.get_pal(args.id)
+        case "delete-pal":
+            client.delete_pal(args.id)
+            return {"pal_id": args.id, "deleted": True}
         case "list-conversations":
             return client.list_conversations(args.limit, args.page, args.status)
         case "list-personas":
             return client.list_personas(args.limit, args.page)
+        case "list-pals":
+            return client.list_pals(args.limit, args.page)
+        case "list-faces":
+            return client.list_faces(args.limit, args.page, verbose=args.verbose, face_type=args.type)
         case "list-replicas":
-            return client.list_replicas(args.limit, args.page)
+            return client.list_replicas(args.limit, args.page, verbose=args.verbose, replica_type=args.type)
     raise AssertionError(f"unhandled command {args.command}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "create-persona" and args.pal and not args.face_id:
+        parser.error(NO_FACE)
     try:
         settings = Settings.from_env()
     except ConfigError as error:

@@ -50,7 +50,9 @@ class Microphone:
 
     def __init__(self, device: Any, sample_rate: int) -> None:
         self.sample_rate = sample_rate
-        self.frames_played = 0
+        self.frames_played = 0  # what the device took (write_frames' answer), not what was offered
+        self.frames_refused = 0
+        self.taking_audio = True  # False once a write was refused: outside a call daily takes nothing
         self._device = device
         self._write_bytes = sample_rate * MICROPHONE_WRITE_MS // 1000 * echo_messages.BYTES_PER_SAMPLE
         self._frame_bytes = sample_rate * MICROPHONE_FRAME_MS // 1000 * echo_messages.BYTES_PER_SAMPLE
@@ -87,6 +89,8 @@ class Microphone:
                 "playing_clip": playing,
                 "queued_ms": self._ms(self._queued_bytes()),
                 "frames_played": self.frames_played,
+                "frames_refused": self.frames_refused,
+                "taking_audio": self.taking_audio,
             }
 
     def close(self) -> None:
@@ -115,6 +119,15 @@ class Microphone:
             with self._wakeup:
                 self._playing = None
 
+    def _count(self, offered: int, taken: int) -> None:
+        """Count what daily took; say once when it stops taking audio (it takes nothing outside a call)."""
+        self.frames_played += taken
+        self.frames_refused += offered - taken
+        taking = taken == offered
+        if self.taking_audio and not taking:
+            log.warning("microphone: Daily took %d of %d frames: the relay's microphone is not in the call", taken, offered)
+        self.taking_audio = taking
+
     def _play(self, clip: _Clip) -> int:
         started = time.monotonic()
         played = 0
@@ -124,9 +137,8 @@ class Microphone:
                 clip.offset += len(chunk)
             if not chunk:
                 return played
-            self._device.write_frames(chunk)
+            self._count(len(chunk) // echo_messages.BYTES_PER_SAMPLE, self._device.write_frames(chunk))
             played += len(chunk)
-            self.frames_played += len(chunk) // echo_messages.BYTES_PER_SAMPLE
             ahead = started + played / echo_messages.BYTES_PER_SAMPLE / self.sample_rate - time.monotonic()
             if ahead > 0:
                 time.sleep(ahead)

@@ -16,9 +16,8 @@ import soundfile
 
 from config import Settings
 from echo_messages import serialized_size
-from relay.errors import JoinError
 from relay.room import DryRunRoom, Room
-from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, FakeBehaviour, FakeCallClient, sent_messages
+from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, sent_messages
 from tests.conftest import DOCS_TEXT_BODY as DOCS_BODY
 
 DOCS_TEXT_BODY = DOCS_BODY | {"conversation_id": CONVERSATION_ID}  # with the id filled in, as the docs say
@@ -295,7 +294,11 @@ def test_daily_send_error_is_502_naming_the_error(client, fake_daily, fake_call_
 
     assert response.status_code == 502
     assert "ChannelNotOpen" in response.get_json()["error"]
-    assert client.get("/health").get_json()["send_errors"] == 1
+    fake_call_client.settle()  # Daily's on_error follows the failed completion
+    health = client.get("/health").get_json()
+    assert health["send_errors"] == 1
+    assert health["call_state"] == "joined" and health["left_reason"] is None  # a send error is not the call ending
+    assert client.post("/send_text_message", json={"text": "Hi"}).status_code == 502  # still open, still trying
 
 
 def test_no_confirmation_within_send_timeout_is_504_and_the_next_request_still_works(app, client, fake_daily):
@@ -354,6 +357,29 @@ def test_post_before_join_is_503(fake_daily, make_app):
     assert response.status_code == 503 and "has not joined the room" in response.get_json()["error"]
 
 
+def test_a_request_while_the_relay_is_leaving_is_503_the_conversation_is_ending(client, room):
+    room._call_state_changed("leaving")
+
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "the conversation is ending: the relay is leaving the room"
+
+
+def test_the_call_leaving_mid_utterance_fails_the_request_fast(client, room, fake_call_client):
+    original = fake_call_client.send_app_message
+
+    def leave_after_the_first(message, participant_id=None, completion=None):
+        original(message, participant_id, completion)
+        room._call_state_changed("leaving")  # as Daily's callback would, between two sends
+
+    fake_call_client.send_app_message = leave_after_the_first
+    response = client.post("/send_text_message", json={"text": "Go on. " * 2000})
+
+    assert response.status_code == 503 and "ended mid-utterance" in response.get_json()["error"]
+    assert len(sent_messages(fake_call_client)) == 1
+
+
 def test_post_after_the_call_ended_is_503_at_once(client, fake_call_client):
     fake_call_client.call_ends("meeting ended")
     fake_call_client.settle()
@@ -362,24 +388,6 @@ def test_post_after_the_call_ended_is_503_at_once(client, fake_call_client):
 
     assert response.status_code == 503
     assert "conversation has ended" in response.get_json()["error"]
-
-
-def test_failed_join_raises_join_error_with_dailys_words(fake_daily):
-    fake_daily.join_error = "RoomInfoFetchFailed"
-    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
-
-    with pytest.raises(JoinError, match="RoomInfoFetchFailed"):
-        room.join(timeout=2)
-
-
-def test_leave_leaves_then_releases_once(fake_daily):
-    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
-    room.join(timeout=2)
-
-    room.leave()
-    room.leave()
-
-    assert fake_daily.client.left and fake_daily.client.released
 
 
 # --- interrupt and ordering --------------------------------------------------------
@@ -512,17 +520,3 @@ def test_dry_run_without_a_conversation_id_uses_a_placeholder(make_app):
     app.test_client().post("/send_text_message", json={"text": "Hi"})
 
     assert json.loads(out.getvalue())["conversation_id"] == "dry-run"
-
-
-def test_fake_call_client_has_dailys_signatures():
-    """The fake must not drift from the real CallClient it stands in for."""
-    import inspect
-
-    import daily
-
-    for name in ("join", "send_app_message", "leave", "release", "participants", "update_inputs"):
-        assert hasattr(daily.CallClient, name)
-        assert callable(getattr(FakeCallClient, name))
-    assert list(inspect.signature(FakeCallClient.join).parameters)[1:] == ["meeting_url", "meeting_token", "client_settings", "completion"]
-    assert list(inspect.signature(FakeCallClient.send_app_message).parameters)[1:] == ["message", "participant_id", "completion"]
-    assert isinstance(FakeBehaviour(), FakeBehaviour)

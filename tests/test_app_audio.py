@@ -14,7 +14,8 @@ import soundfile
 import echo_messages
 from config import Settings
 from echo_messages import serialized_size
-from tests.conftest import CONVERSATION_URL, FakeBehaviour, sent_messages
+from relay.room import Room, join_client_settings
+from tests.conftest import CONVERSATION_URL, sent_messages
 
 TARGET = 24000
 FRAME_10MS = TARGET // 100
@@ -215,27 +216,13 @@ def test_streaming_a_ten_minute_file_needs_far_less_memory_than_its_pcm():
 # --- microphone echo -----------------------------------------------------------------------
 
 
-class FakeMicrophoneDevice:
-    """A blocking virtual microphone: each write takes the audio's real duration, as daily's does in a call."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self.sample_rate = sample_rate
-        self.writes: list[tuple[float, bytes]] = []
-
-    def write_frames(self, frames: bytes) -> int:
-        self.writes.append((time.monotonic(), frames))
-        time.sleep(len(frames) / 2 / self.sample_rate)
-        return len(frames) // 2
-
-    @property
-    def played(self) -> bytes:
-        return b"".join(frames for _, frames in self.writes)
-
-
 @pytest.fixture
-def microphone_app(room, make_app):
-    device = FakeMicrophoneDevice(TARGET)
-    return make_app(Settings(), room, microphone_device=device).test_client(), device
+def microphone_app(make_app, fake_daily):
+    device = fake_daily.microphone_factory(TARGET, blocking=True)
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory, client_settings=join_client_settings(microphone=True))
+    room.join(timeout=2)
+    yield make_app(Settings(), room, microphone_device=device).test_client(), device
+    room.leave()
 
 
 def pcm_clip(ms: int, value: int) -> bytes:
@@ -252,16 +239,16 @@ def wait_until(condition: Any, timeout: float = 5.0) -> None:
 def test_microphone_clips_play_in_order_in_real_time_and_answer_202_at_once(microphone_app, fake_call_client):
     client, device = microphone_app
     first, second = pcm_clip(105, 100), pcm_clip(50, 200)
+    device.gate.clear()  # the device takes nothing until the answers are in: they cannot have waited for playback
 
-    started = time.monotonic()
     a = client.post("/microphone", json={"audio": base64.b64encode(first).decode(), "sample_rate": TARGET})
     b = client.post("/microphone", json={"audio": base64.b64encode(second).decode(), "sample_rate": TARGET})
-    answered = time.monotonic() - started
+    device.gate.set()
 
     assert (a.status_code, b.status_code) == (202, 202)
     assert set(a.get_json()) == {"status", "mode", "clip_id", "audio_ms", "queued_ms"}
     assert a.get_json()["audio_ms"] == 110  # padded to whole 10 ms frames
-    assert b.get_json()["queued_ms"] >= 50 and answered < 0.1
+    assert b.get_json()["queued_ms"] == 110 + 50
     wait_until(lambda: len(device.played) >= len(first) + 240 + len(second))
     assert device.played == first + bytes(240) + second
     assert all(len(frames) % (TARGET // 100 * 2) == 0 for _, frames in device.writes)
@@ -294,8 +281,21 @@ def test_interrupt_empties_the_microphone_queue_and_stops_the_clip_within_20ms(m
     assert played_after <= TARGET * 20 // 1000 * 2  # at most the one 20 ms write already under way
     assert 2 not in set(np.frombuffer(device.played, dtype="<i2").tolist())
     assert client.get("/health").get_json()["microphone"] == {
-        "enabled": True, "playing_clip": None, "queued_ms": 0, "frames_played": len(device.played) // 2
+        "enabled": True, "playing_clip": None, "queued_ms": 0, "frames_played": len(device.played) // 2,
+        "frames_refused": 0, "taking_audio": True,
     }
+
+
+def test_frames_daily_does_not_take_are_not_counted_and_health_says_so(room, make_app, fake_daily, caplog):
+    """The room was joined without the microphone selected, so daily's write_frames takes nothing."""
+    client = make_app(Settings(), room, microphone_device=fake_daily.microphone_factory(TARGET)).test_client()
+
+    client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(40, 5)).decode(), "sample_rate": TARGET})
+    wait_until(lambda: client.get("/health").get_json()["microphone"]["frames_refused"] == 960)
+
+    microphone = client.get("/health").get_json()["microphone"]
+    assert microphone["frames_played"] == 0 and microphone["taking_audio"] is False
+    assert "the relay's microphone is not in the call" in caplog.text
 
 
 def test_microphone_without_the_flag_is_409_saying_how_to_start_it(client):
@@ -313,22 +313,21 @@ def test_empty_microphone_clip_is_400(microphone_app):
     assert response.status_code == 400 and "audio is empty" in response.get_json()["error"]
 
 
-def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(monkeypatch, tmp_path):
+def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(monkeypatch, tmp_path, fake_daily):
     import app as relay_app
+    from relay import run
 
     monkeypatch.chdir(tmp_path)
-    fake = FakeBehaviour()
-    devices: list[FakeMicrophoneDevice] = []
+    monkeypatch.setenv("RELAY_PORT", "0")
+    monkeypatch.setattr(run, "serve", lambda *args, **kwargs: 0)
 
-    def make_device(rate: int) -> FakeMicrophoneDevice:
-        devices.append(FakeMicrophoneDevice(rate))
-        return devices[-1]
+    code = relay_app.main(
+        [CONVERSATION_URL, "--microphone"], client_factory=fake_daily.factory, microphone_factory=fake_daily.microphone_factory
+    )
 
-    monkeypatch.setattr(relay_app, "serve", lambda app, settings, on_listening=None: None)
-
-    assert relay_app.main([CONVERSATION_URL, "--microphone"], client_factory=fake.factory, microphone_factory=make_device) == 0
-    assert [d.sample_rate for d in devices] == [24000]
-    assert fake.client.joined_with["client_settings"] == {
+    assert code == 0
+    assert [device.sample_rate for device in fake_daily.microphones] == [24000]
+    assert fake_daily.client.joined_with["client_settings"] == {
         "inputs": {"camera": False, "microphone": {"isEnabled": True, "settings": {"deviceId": "echo-relay-microphone"}}}
     }
 

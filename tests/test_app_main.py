@@ -94,15 +94,65 @@ def test_sigint_stops_the_dry_run_cleanly_too(dry_run):
     assert "Traceback" not in stderr
 
 
-def test_real_daily_rejects_an_unparsable_url_and_the_relay_exits_1_at_once(tmp_path):
+def without_timestamps(stderr: str) -> list[str]:
+    return [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ", "", line) for line in stderr.splitlines()]
+
+
+def test_real_daily_rejects_an_unparsable_url_in_one_sentence_and_exits_1(tmp_path):
     """The real `daily` module, not a fake: Daily fails to parse this port at once, no network needed."""
     process = start(["https://tavus.daily.co:99999/c123"], tmp_path)
     stdout, stderr = process.communicate(timeout=30)
 
+    assert process.returncode == 1 and stdout == ""
+    assert without_timestamps(stderr) == [
+        "INFO joining https://tavus.daily.co:99999/c123 ...",
+        "error: https://tavus.daily.co:99999/c123 is not a valid room URL: check it (it looks like https://tavus.daily.co/c123)",
+    ]
+
+
+def test_verbose_lets_dailys_own_log_lines_through(tmp_path):
+    process = start(["https://tavus.daily.co:99999/c123", "--verbose"], tmp_path)
+    _, stderr = process.communicate(timeout=30)
+
     assert process.returncode == 1
-    assert "could not join https://tavus.daily.co:99999/c123" in stderr
-    assert "Failed to parse url" in stderr
-    assert "Traceback" not in stderr and stdout == ""
+    assert '"target":"daily_core' in stderr and "Failed to parse url" in stderr
+
+
+def test_a_token_on_the_url_is_never_printed(tmp_path):
+    process = start(["https://tavus.daily.co:99999/c123?t=SECRET-MEETING-TOKEN", "--verbose"], tmp_path)
+    stdout, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert "SECRET-MEETING-TOKEN" not in stdout + stderr
+    assert "joining https://tavus.daily.co:99999/c123 (private room, with its meeting token) ..." in stderr
+
+
+def test_a_port_in_use_is_found_before_joining_the_room(tmp_path):
+    """https://tavus.daily.co/c123 cannot be reached here: a relay that joined first would wait ~19 s for Daily."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = start(["https://tavus.daily.co/c123"], tmp_path, RELAY_PORT=str(port))
+        _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert without_timestamps(stderr) == [
+        (f"error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "set RELAY_PORT (or RELAY_HOST) to a free address, or stop the other relay")
+    ]
+
+
+@pytest.mark.parametrize("host", ["999.1.1.1", "not a host"])
+def test_a_bad_relay_host_is_one_line_naming_it(tmp_path, host):
+    process = start([], tmp_path, RELAY_HOST=host)
+    _, stderr = process.communicate(timeout=30)
+
+    assert process.returncode == 1
+    assert stderr.splitlines() == [
+        (f"error: RELAY_HOST {host!r} is not an address this machine can listen on: "
+        "set RELAY_HOST to 127.0.0.1 (or another address of this machine)")
+    ]
 
 
 def test_a_url_with_no_conversation_id_exits_2_with_the_expected_shape(tmp_path):

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -91,30 +92,23 @@ def test_quickstart_reuses_tavus_persona_id_and_passes_the_replica(quickstart_en
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
         "persona_id": "p-existing", "replica_id": "r77", "conversation_name": "Demo"
     }
+    assert fake_tavus.contract_violations == []
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
 
 
-def test_quickstart_with_pal_creates_a_pal_and_uses_pal_id(quickstart_env, fake_tavus, fake_daily):
-    code, _ = run_quickstart(["--quickstart", "--pal"], quickstart_env, fake_daily)
-
-    assert code == 0
-    assert fake_tavus.calls("POST", "/v2/pals")[0].body == {"pal_name": "Echo Assistant", "pipeline_mode": "echo"}
-    assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {"pal_id": "pal123", "conversation_name": "Echo relay"}
-
-
 def test_a_failed_join_still_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, capsys):
-    fake_daily.join_error = "RoomInfoFetchFailed"
+    fake_daily.join_failure = "unreachable"
 
     code = app.main(["--quickstart"], client_factory=fake_daily.factory)
 
     assert code == 1
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
     err = capsys.readouterr().err
-    assert "could not join https://tavus.daily.co/c123: RoomInfoFetchFailed" in err
-    assert "ended conversation c123" in err
+    assert "error: could not reach Daily to look up https://tavus.daily.co/c123: check your network connection" in err
+    assert "ended conversation c123: it no longer bills" in err
 
 
-def test_a_start_up_failure_after_creation_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, capsys):
+def test_a_port_in_use_creates_nothing_at_all(quickstart_env, fake_tavus, fake_daily, capsys):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", quickstart_env))
         taken.listen()
@@ -124,9 +118,72 @@ def test_a_start_up_failure_after_creation_ends_the_conversation(quickstart_env,
     assert code == 1
     err = capsys.readouterr().err
     assert f"error: cannot listen on 127.0.0.1:{quickstart_env}: Address already in use; set RELAY_PORT" in err
-    assert "Traceback" not in err and "ended conversation c123" in err
-    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+    assert fake_tavus.requests == [] and fake_daily.clients == []
+
+
+def interrupt_when(condition, signum=signal.SIGINT):
+    """A user pressing Ctrl-C (or a SIGTERM) once `condition()` holds."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 20
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.002)
+        os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, capsys):
+    fake_daily.join_failure, fake_daily.join_delay_s = "unreachable", 60  # like Daily's ~19 s on a dead network
+    interrupt_when(lambda: fake_daily.clients and fake_daily.client.joined_with)
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 0
+    assert not fake_daily.network_answers.is_set()  # it did not wait for Daily to give up on the join
     assert fake_daily.client.left and fake_daily.client.released
+    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+    assert "ended conversation c123: it no longer bills" in capsys.readouterr().err
+    fake_daily.network_answers.set()
+
+
+def test_sigterm_while_a_request_waits_for_the_face_ends_the_conversation(quickstart_env, fake_tavus, fake_daily):
+    fake_daily.replica_in_room = False  # a cold start: the face is not there yet
+    answers: list[int] = []
+
+    def user() -> None:
+        if wait_for_relay(quickstart_env):
+            answers.append(requests.post(f"http://127.0.0.1:{quickstart_env}/send_text_message",
+                                         json={"text": "Hi"}, timeout=20).status_code)
+
+    threading.Thread(target=user, daemon=True).start()
+    interrupt_when(lambda: fake_daily.clients and app_queue_depth(quickstart_env) == 1, signal.SIGTERM)
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 0
+    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+    assert fake_daily.client.sent == []
+
+
+def app_queue_depth(port: int) -> int:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["queue_depth"]
+    except requests.RequestException:
+        return -1
+
+
+def test_an_error_after_creating_still_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, monkeypatch, capsys):
+    monkeypatch.setenv("RELAY_RECORD_FILE", "/no/such/dir/record.jsonl")
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error: RELAY_RECORD_FILE" in err and "ended conversation c123" in err
+    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
 
 
 def test_a_tavus_error_before_any_conversation_exits_1_and_ends_nothing(quickstart_env, fake_tavus, fake_daily, capsys):
@@ -154,3 +211,65 @@ def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_en
     assert code == 0 and user.response.status_code == 200
     assert fake_tavus.requests == []
     assert fake_daily.client.left and fake_daily.client.released
+
+
+# --- PALs with a face, private rooms, test mode -------------------------------------------
+
+
+def test_a_pal_without_a_face_fails_before_creating_anything(quickstart_env, fake_tavus, fake_daily, capsys):
+    assert app.main(["--quickstart", "--pal"], client_factory=fake_daily.factory) == 2
+
+    assert capsys.readouterr().err.strip() == (
+        "error: a PAL needs a face: pass --face-id F (or set TAVUS_REPLICA_ID); "
+        "list the faces you can use with: python tavus_client.py list-faces"
+    )
+    assert fake_tavus.requests == []
+
+
+@pytest.mark.parametrize("how", [["--face-id", "r79"], ["--replica-id", "r79"], "TAVUS_FACE_ID", "TAVUS_REPLICA_ID"])
+def test_a_pal_quickstart_sends_its_face(quickstart_env, fake_tavus, fake_daily, monkeypatch, how):
+    if isinstance(how, str):
+        monkeypatch.setenv(how, "r79")
+    flags = how if isinstance(how, list) else []
+
+    code, user = run_quickstart(["--quickstart", "--pal", *flags], quickstart_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 200
+    assert fake_tavus.calls("POST", "/v2/pals")[0].body == {
+        "pal_name": "Echo Assistant", "pipeline_mode": "echo", "default_face_id": "r79"
+    }
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
+        "pal_id": "pal123", "face_id": "r79", "conversation_name": "Echo relay"
+    }
+    assert fake_tavus.contract_violations == []
+
+
+def test_a_private_quickstart_joins_with_the_token_and_shows_it_only_in_the_banner(
+    quickstart_env, fake_tavus, fake_daily, capsys, caplog
+):
+    code, user = run_quickstart(["--quickstart", "--private"], quickstart_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 200
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
+        "persona_id": "p123", "conversation_name": "Echo relay", "require_auth": True
+    }
+    token = "mt-c123-SECRET"
+    assert fake_daily.client.joined_with["meeting_token"] == token
+    assert fake_daily.client.joined_with["url"] == "https://tavus.daily.co/c123"
+    out, err = capsys.readouterr()
+    assert out.count(token) == 1 and f"https://tavus.daily.co/c123?t={token}" in out
+    assert "shown only here" in out
+    assert token not in err + caplog.text
+
+
+def test_a_test_mode_quickstart_says_no_face_will_join(quickstart_env, fake_tavus, fake_daily, monkeypatch, capsys):
+    fake_daily.replica_in_room = False
+    monkeypatch.setenv("RELAY_REPLICA_TIMEOUT", "0.2")
+
+    code, user = run_quickstart(["--quickstart", "--test-mode"], quickstart_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 503
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body["test_mode"] is True
+    err = capsys.readouterr().err
+    assert "Test mode: conversation c123 is not billed and no face will join it" in err
+    assert "ended conversation c123 (it had already ended): it no longer bills" in err

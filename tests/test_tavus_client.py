@@ -67,15 +67,32 @@ def test_create_conversation_omits_absent_fields(tavus, fake_tavus):
 
 def test_create_conversation_sends_every_field_given(tavus, fake_tavus):
     tavus.create_conversation(
-        pal_id="pal1", replica_id="r1", conversation_name="n", conversational_context="ctx", custom_greeting="Hi",
-        callback_url="https://example.com/cb", audio_only=False, test_mode=True, properties={"max_call_duration": 60},
+        pal_id="pal1", face_id="r1", conversation_name="n", conversational_context="ctx", custom_greeting="Hi",
+        callback_url="https://example.com/cb", audio_only=False, test_mode=True, require_auth=True,
+        properties={"max_call_duration": 60, "participant_left_timeout": 5},
     )
 
     assert fake_tavus.requests[0].body == {
-        "pal_id": "pal1", "replica_id": "r1", "conversation_name": "n", "conversational_context": "ctx",
+        "pal_id": "pal1", "face_id": "r1", "conversation_name": "n", "conversational_context": "ctx",
         "custom_greeting": "Hi", "callback_url": "https://example.com/cb", "audio_only": False, "test_mode": True,
-        "properties": {"max_call_duration": 60},
+        "require_auth": True, "properties": {"max_call_duration": 60, "participant_left_timeout": 5},
     }
+
+
+def test_a_private_conversation_comes_with_a_meeting_token_and_a_public_one_without(tavus):
+    private = tavus.create_conversation(persona_id="p123", require_auth=True)
+    public = tavus.create_conversation(persona_id="p123")
+
+    assert private["meeting_token"] and "meeting_token" not in public
+
+
+def test_a_test_mode_conversation_is_created_ended(tavus):
+    assert tavus.create_conversation(persona_id="p123", test_mode=True)["status"] == "ended"
+
+
+def test_the_fake_refuses_a_pal_without_a_face_as_tavus_does(tavus, fake_tavus):
+    with pytest.raises(TavusAPIError, match="failed with 400: Invalid request: default_face_id is required"):
+        tavus.create_pal("Echo Assistant")
 
 
 @pytest.mark.parametrize(
@@ -88,10 +105,15 @@ def test_create_conversation_sends_every_field_given(tavus, fake_tavus):
         (lambda t: t.list_pals(), "GET", "/v2/pals", {}),
         (lambda t: t.delete_pal("pal1"), "DELETE", "/v2/pals/pal1", {}),
         (lambda t: t.get_conversation("c1"), "GET", "/v2/conversations/c1", {}),
+        (lambda t: t.get_conversation("c1", verbose=True), "GET", "/v2/conversations/c1", {"verbose": ["true"]}),
         (lambda t: t.list_conversations(10, 1, "active"), "GET", "/v2/conversations", {"limit": ["10"], "page": ["1"], "status": ["active"]}),
         (lambda t: t.end_conversation("c1"), "POST", "/v2/conversations/c1/end", {}),
         (lambda t: t.delete_conversation("c1"), "DELETE", "/v2/conversations/c1", {}),
         (lambda t: t.list_replicas(limit=3), "GET", "/v2/replicas", {"limit": ["3"]}),
+        (lambda t: t.list_replicas(verbose=True, replica_type="user"), "GET", "/v2/replicas",
+         {"verbose": ["true"], "replica_type": ["user"]}),
+        (lambda t: t.list_faces(page=2, verbose=True, face_type="system"), "GET", "/v2/faces",
+         {"page": ["2"], "verbose": ["true"], "face_type": ["system"]}),
     ],
 )
 def test_each_call_hits_its_endpoint(tavus, fake_tavus, call, method, path, query):
@@ -101,16 +123,26 @@ def test_each_call_hits_its_endpoint(tavus, fake_tavus, call, method, path, quer
     assert (recorded.method, recorded.path, recorded.query) == (method, path, query)
 
 
-def test_ending_twice_is_not_an_error(tavus, fake_tavus):
+def test_ending_twice_is_not_an_error_because_tavus_says_it_has_ended(tavus, fake_tavus):
     assert tavus.end_conversation("c1") == {"conversation_id": "c1", "status": "ended"}
     assert tavus.end_conversation("c1") == {"conversation_id": "c1", "status": "ended", "already_ended": True}
-    assert tavus.end_conversation("unknown-but-404") == {"conversation_id": "unknown-but-404", "status": "ended"}
+    assert [(c.method, c.path) for c in fake_tavus.requests][-2:] == [
+        ("POST", "/v2/conversations/c1/end"), ("GET", "/v2/conversations/c1"),
+    ]
 
 
-def test_ending_an_unknown_conversation_is_not_an_error(tavus, fake_tavus):
-    fake_tavus.fail_next("POST", "/v2/conversations/nope/end", 404, {"error": "Conversation not found"})
+def test_a_mistyped_id_is_an_error_not_already_ended(tavus):
+    with pytest.raises(TavusAPIError) as raised:
+        tavus.end_conversation("cTYPO")
 
-    assert tavus.end_conversation("nope")["already_ended"] is True
+    assert str(raised.value) == "Tavus API POST /conversations/cTYPO/end failed with 400: Invalid conversation_id"
+
+
+def test_a_refused_end_of_a_conversation_still_active_is_an_error(tavus, fake_tavus):
+    fake_tavus.fail_next("POST", "/v2/conversations/c1/end", 409, {"error": "Conversation is busy"})
+
+    with pytest.raises(TavusAPIError, match="409: Conversation is busy"):
+        tavus.end_conversation("c1")
 
 
 # --- errors -------------------------------------------------------------------------
@@ -255,8 +287,17 @@ def cli(*args: str, fake_tavus, key: str | None = API_KEY, cwd: Path) -> subproc
     "args, method, path, body, answer_key",
     [
         (["create-persona"], "POST", "/v2/personas", {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}, "persona_id"),
-        (["create-persona", "--pal", "--name", "Mine", "--replica-id", "r1"], "POST", "/v2/pals",
+        (["create-persona", "--pal", "--name", "Mine", "--face-id", "r1"], "POST", "/v2/pals",
          {"pal_name": "Mine", "pipeline_mode": "echo", "default_face_id": "r1"}, "pal_id"),
+        (["create-conversation", "--pal-id", "pal1", "--face-id", "r1", "--test-mode", "--audio-only", "--private",
+          "--participant-left-timeout", "10", "--participant-absent-timeout", "60"], "POST", "/v2/conversations",
+         {"pal_id": "pal1", "face_id": "r1", "audio_only": True, "test_mode": True, "require_auth": True,
+          "properties": {"participant_left_timeout": 10, "participant_absent_timeout": 60}}, "meeting_token"),
+        (["get-conversation", "c1", "--verbose"], "GET", "/v2/conversations/c1", None, "events"),
+        (["get-pal", "pal1"], "GET", "/v2/pals/pal1", None, "pal_id"),
+        (["delete-pal", "pal1"], "DELETE", "/v2/pals/pal1", None, "deleted"),
+        (["list-pals"], "GET", "/v2/pals", None, "data"),
+        (["list-faces", "--verbose", "--type", "user"], "GET", "/v2/faces", None, "data"),
         (["create-conversation", "--persona-id", "p1", "--name", "Echo Test", "--greeting", "Hi", "--max-call-duration", "120"],
          "POST", "/v2/conversations",
          {"persona_id": "p1", "conversation_name": "Echo Test", "custom_greeting": "Hi", "properties": {"max_call_duration": 120}},
@@ -305,6 +346,53 @@ def test_cli_help_lists_every_command(tmp_path, fake_tavus):
     result = cli("--help", fake_tavus=fake_tavus, cwd=tmp_path)
 
     for command in ("create-persona", "create-conversation", "get-conversation", "list-conversations",
-                    "end-conversation", "delete-persona", "list-personas", "list-replicas"):
+                    "end-conversation", "delete-persona", "list-personas", "list-replicas", "list-faces",
+                    "list-pals", "get-pal", "delete-pal"):
         assert command in result.stdout
     assert cli("create-conversation", "--help", fake_tavus=fake_tavus, cwd=tmp_path).returncode == 0
+
+
+def test_cli_refuses_a_pal_without_a_face_before_calling_tavus(fake_tavus, tmp_path):
+    result = cli("create-persona", "--pal", fake_tavus=fake_tavus, cwd=tmp_path)
+
+    assert result.returncode == 2
+    assert "a PAL needs a face: pass --face-id F (list the faces you can use: python tavus_client.py list-faces)" in result.stderr
+    assert fake_tavus.requests == []
+
+
+def test_cli_says_a_mistyped_id_is_wrong_instead_of_ended(fake_tavus, tmp_path):
+    result = cli("end-conversation", "cTYPO", fake_tavus=fake_tavus, cwd=tmp_path)
+
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == "error: Tavus API POST /conversations/cTYPO/end failed with 400: Invalid conversation_id\n"
+
+
+# --- the contract: every request the client can send fits the schema the docs give -------------
+
+
+CONTRACT_CALLS = [
+    lambda t: t.create_persona("Echo Assistant"),
+    lambda t: t.create_persona("E", system_prompt="Be brief.", default_replica_id="r9", layers={"tts": {}}),
+    lambda t: t.create_pal("Echo Assistant", default_face_id="r9"),
+    lambda t: t.create_conversation(persona_id="p123", replica_id="r9", conversation_name="Echo relay"),
+    lambda t: t.create_conversation(pal_id="pal123", face_id="r9", conversation_name="Echo relay", require_auth=True),
+    lambda t: t.create_conversation(
+        persona_id="p123", conversational_context="c", custom_greeting="Hi", callback_url="https://example.com/cb",
+        audio_only=True, test_mode=True, properties={"max_call_duration": 60, "participant_left_timeout": 5,
+                                                      "participant_absent_timeout": 30},
+    ),
+]
+
+
+@pytest.mark.parametrize("call", CONTRACT_CALLS)
+def test_every_request_body_fits_the_documented_schema(tavus, fake_tavus, call):
+    call(tavus)
+
+    assert fake_tavus.contract_violations == []
+
+
+def test_the_contract_catches_a_missing_required_field_or_a_wrong_type(tavus, fake_tavus):
+    with pytest.raises(TavusAPIError):
+        tavus.create_conversation(persona_id="p123", properties={"max_call_duration": "60"})
+
+    assert fake_tavus.contract_violations == ["properties.max_call_duration must be int"]

@@ -10,8 +10,8 @@ from typing import Any
 import waitress
 from waitress import wasyncore
 
-from app import SERVER_THREADS
 from relay.events import MAX_EVENT_LISTENERS
+from relay.run import SERVER_THREADS
 
 
 @contextmanager
