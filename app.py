@@ -29,7 +29,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unsupporte
 
 import echo_messages
 from config import ConfigError, Settings
-from echo_messages import MessageError
+from echo_messages import MessageError, UtteranceRates
 from relay import run as relay_run
 from relay.errors import ModeError, RelayError, SendError, SendTimeout
 from relay.events import EventLog, RoomEvents, events_dropped
@@ -38,14 +38,16 @@ from relay.recorder import Recorder
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
 from relay.sender import Sender
+from relay.utterances import OpenUtterances
 
 log = logging.getLogger("echo_relay")
 
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 AUDIO_FILE_MIMETYPES = (
     "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/flac",
-    "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "application/octet-stream",
+    "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "audio/aiff", "audio/x-aiff", "application/octet-stream",
 )
+AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff"}
 PUBLIC_PATHS = ("/health", "/openapi.json")  # no token needed: they carry nothing from the conversation
 # --- the HTTP app -----------------------------------------------------------------
 
@@ -61,6 +63,7 @@ class Relay:
         self.recorder = Recorder(settings.record_file)
         self.events = EventLog(settings.event_buffer)
         self.room_events = RoomEvents(self.events, self.recorder)
+        self.utterances = OpenUtterances()
         self._publish_joined_state()
         room.add_listener(self.room_events)
         self.sender = Sender(
@@ -83,14 +86,25 @@ class Relay:
         return joined
 
     def send(
-        self, messages: Iterable[Mapping[str, Any]], *, interrupt: bool, conversation_id: str, inference_id: str
+        self,
+        messages: Iterable[Mapping[str, Any]],
+        *,
+        interrupt: bool,
+        conversation_id: str,
+        inference_id: str,
+        ticket: int,
     ) -> int:
-        """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped."""
+        """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped.
+
+        `ticket` is the sender's generation when the request arrived: an
+        interrupt since then (while the request was being read and built)
+        drops it too.
+        """
         if interrupt:
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
             self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
         try:
-            return self.sender.confirm(self.sender.submit(messages, drop_queued=interrupt).result())
+            return self.sender.confirm(self.sender.submit(messages, ticket=ticket, drop_queued=interrupt).result())
         except (SendError, SendTimeout) as error:
             self.events.publish("relay.send_failed", inference_id=inference_id, error=str(error))
             raise
@@ -128,6 +142,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
 
     @app.post("/send_text_message")
     def send_text_message() -> Response:
+        ticket = relay.sender.generation
         echo = echo_messages.parse_text_request(_json_body())
         conversation_id = relay.conversation_id_for(echo.conversation_id)
         inference_id = echo.inference_id or new_inference_id()
@@ -140,12 +155,15 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
                 max_bytes=settings.max_message_bytes,
             )
         )
-        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id)
+        sent = relay.send(
+            messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
+        )
         return _sent(relay, inference_id=inference_id, messages_sent=sent, conversation_id=conversation_id)
 
     @app.post("/send_audio_message")
     def send_audio_message() -> Response:
-        echo = _audio_request(settings)
+        ticket = relay.sender.generation
+        echo = _audio_request(settings, relay.utterances, "/send_audio_message")
         conversation_id = relay.conversation_id_for(echo.conversation_id)
         inference_id = echo.inference_id or new_inference_id()
         messages = echo_messages.audio_echo_messages(  # lazy: the file is decoded as it is sent
@@ -156,7 +174,12 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             done=echo.done,
             max_bytes=settings.max_message_bytes,
         )
-        sent = relay.send(messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id)
+        sent = relay.send(
+            messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
+        )
+        relay.utterances.sent(
+            inference_id, UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate), done=echo.done
+        )
         return _sent(
             relay,
             inference_id=inference_id,
@@ -175,7 +198,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
                 "(python app.py <conversation_url> --microphone)"
             )
         room.check_open()
-        echo = _audio_request(settings)
+        echo = _audio_request(settings, {}, "/microphone")
         pcm = b"".join(echo.audio)
         if not pcm:
             raise MessageError("audio is empty: send an audio file or base64 PCM to play")
@@ -275,7 +298,9 @@ def _log_request(response: Response) -> Response:
     return response
 
 
-def _audio_request(settings: Settings) -> echo_messages.AudioEcho:
+def _audio_request(
+    settings: Settings, open_utterances: Mapping[str, UtteranceRates], endpoint: str
+) -> echo_messages.AudioEcho:
     """The three forms of /send_audio_message: JSON, a raw audio file body, or multipart field `file`."""
     limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
     mimetype = request.mimetype
@@ -291,7 +316,13 @@ def _audio_request(settings: Settings) -> echo_messages.AudioEcho:
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
             "(or application/octet-stream and the relay recognises the format)"
         )
-    return echo_messages.parse_audio_request(_json_body(), **limits)
+    return echo_messages.parse_audio_request(
+        _json_body(endpoint),
+        open_utterances=open_utterances,
+        endpoint=endpoint,
+        require_audio=endpoint == "/microphone",
+        **limits,
+    )
 
 
 def _body_file() -> BinaryIO:
@@ -321,23 +352,49 @@ def _seekable(stream: Any) -> bool:
         return False
 
 
-def _json_body() -> Any:
-    """The body as JSON whatever the Content-Type a curl -d sends, but not another media type."""
+def _json_body(endpoint: str = "/send_text_message") -> Any:
+    """The body as JSON whatever the Content-Type a curl -d sends, but not another media type.
+
+    Options of a JSON request are fields of its body: a query parameter would
+    be ignored, so it is refused, naming the field it should be.
+    """
     if request.mimetype not in JSON_MIMETYPES and not request.mimetype.endswith("+json"):
         raise UnsupportedMediaType(
             f"Content-Type {request.mimetype!r} is not supported here: send JSON with Content-Type: application/json"
+        )
+    if request.args:
+        name = next(iter(request.args))
+        raise MessageError(
+            f"query parameter {name!r} is not read here: put it in the JSON body "
+            "(query parameters are for audio file uploads)"
         )
     data = request.get_data(cache=False)
     if not data.strip():
         raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
         return json.loads(data)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        if container := echo_messages.audio_container(data[:16384]):
+            raise MessageError(_audio_body_hint(container, endpoint)) from None
+        if isinstance(error, UnicodeDecodeError):
+            raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
         raise MessageError(
             f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
         ) from None
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except (ValueError, RecursionError):
         raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+
+
+def _audio_body_hint(container: str, endpoint: str) -> str:
+    """curl --data-binary @speech.wav without -H sends form-urlencoded: say which header to add."""
+    content_type = AUDIO_CONTENT_TYPES[container]
+    if endpoint == "/send_text_message":
+        return (
+            f"the body is an audio file ({container.upper()}), not JSON: POST it to /send_audio_message "
+            f'with -H "Content-Type: {content_type}"'
+        )
+    return f'the body is an audio file ({container.upper()}), not JSON: send it with -H "Content-Type: {content_type}"'
+
 
 
 def _check_bearer_token() -> Response | None:

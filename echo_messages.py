@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import io
 import json
 import re
@@ -33,8 +34,14 @@ BYTES_PER_SAMPLE = 2  # s16le mono
 DECODE_BLOCK_FRAMES = 4096  # ~0.1 s: small enough that the first message leaves at once
 
 MODALITY_ENDPOINTS = {"text": "/send_text_message", "audio": "/send_audio_message"}
+ENVELOPE_FIELDS = ("message_type", "event_type", "conversation_id", "properties")
+# The docs' own text body carries a placeholder "audio" and a "sample_rate": accepted, and ignored, on text.
+TEXT_FIELDS = ("modality", "text", "inference_id", "done", "interrupt", "audio", "sample_rate")
+AUDIO_FIELDS = ("modality", "audio", "sample_rate", "inference_id", "done", "interrupt")
+UPLOAD_FIELDS = ("conversation_id", "inference_id", "done", "interrupt")  # query or form parameters of a file
 _SENTENCE_BREAK = re.compile(r"[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*")
 _WORD_BREAK = re.compile(r"\s+")
+_NEEDS_ESCAPE = re.compile(r'[^\x20-\x7e]|["\\]')  # what makes a character cost more than one byte in JSON
 
 
 class MessageError(ValueError):
@@ -94,12 +101,21 @@ class PcmStream:
 
 
 @dataclass(frozen=True)
+class UtteranceRates:
+    """An open utterance's rates: the caller's PCM rate (the default for its next chunks) and the rate sent."""
+
+    input_rate: int
+    sent_rate: int
+
+
+@dataclass(frozen=True)
 class AudioEcho:
     audio: PcmStream
     conversation_id: str | None = None
     inference_id: str | None = None
     done: bool = False
     interrupt: bool = False
+    input_rate: int | None = None  # the rate raw PCM came at (None for a file, which says its own)
 
     @property
     def sample_rate(self) -> int:
@@ -115,7 +131,7 @@ def parse_text_request(body: Any) -> TextEcho:
     Other properties, such as the sample's placeholder `"audio"`, are ignored:
     the docs' own curl sends them to the text endpoint.
     """
-    fields = _Fields(body)
+    fields = _Fields(body, TEXT_FIELDS, "/send_text_message")
     fields.require_modality("text")
     text = fields.optional_str("text")
     if text is None or not text.strip():
@@ -129,47 +145,71 @@ def parse_text_request(body: Any) -> TextEcho:
     )
 
 
-def parse_audio_request(body: Any, *, target_rate: int, max_seconds: float | None = None) -> AudioEcho:
-    """Accept base64 raw s16le mono PCM or a base64 WAV.
+def parse_audio_request(
+    body: Any,
+    *,
+    target_rate: int,
+    max_seconds: float | None = None,
+    open_utterances: Mapping[str, UtteranceRates] | None = None,
+    endpoint: str = "/send_audio_message",
+    require_audio: bool = False,
+) -> AudioEcho:
+    """Accept base64 raw s16le mono PCM, or base64 of an audio file (WAV, MP3, FLAC, OGG, AIFF: by its bytes).
 
     Raw PCM at a documented rate (16000, 24000) passes through byte for byte;
-    any other rate, and every file, is resampled to `target_rate`.
+    any other rate, and every file, is resampled to `target_rate`. A chunk
+    that leaves out `sample_rate` takes its utterance's (from
+    `open_utterances`), else Tavus's 16000; a `done` with no audio closes the
+    utterance with 40 ms of silence at the rate the utterance was sent at.
     """
-    fields = _Fields(body)
+    fields = _Fields(body, AUDIO_FIELDS, endpoint)
     fields.require_modality("audio")
     done = fields.boolean("done", default=False)
     audio = fields.optional_str("audio")
     data = _decode_base64(audio, fields.name("audio")) if audio else b""
+    if not data and require_audio:
+        raise MessageError(f"audio is empty: send an audio file or base64 PCM to play on {endpoint}")
     if not data and not done:
         raise MessageError(
-            f"{fields.name('audio')} is required: base64 of raw 16-bit mono PCM or of a WAV file "
+            f"{fields.name('audio')} is required: base64 of raw 16-bit mono PCM or of an audio file "
             '(send "done": true with no audio to close an utterance)'
         )
-    declared_rate = fields.sample_rate()
-    if looks_like_wav(data):
-        audio = open_audio_file(io.BytesIO(data), target_rate=target_rate, max_seconds=max_seconds)
+    inference_id = fields.inference_id()
+    utterance = (open_utterances or {}).get(inference_id) if inference_id else None
+    input_rate = fields.sample_rate() or (utterance.input_rate if utterance else TAVUS_DEFAULT_SAMPLE_RATE)
+    if not data:
+        rate = utterance.sent_rate if utterance else sent_rate_of(input_rate, target_rate)
+        stream = PcmStream.of(silence(SILENCE_MS, rate), rate)
+    elif audio_container(data):
+        stream, input_rate = open_audio_file(io.BytesIO(data), target_rate=target_rate, max_seconds=max_seconds), None
     else:
-        pcm, rate = _raw_pcm(data, declared_rate or TAVUS_DEFAULT_SAMPLE_RATE, target_rate, fields.name("audio"))
+        pcm, rate = _raw_pcm(data, input_rate, target_rate, fields.name("audio"))
         check_duration(len(pcm), rate, max_seconds)
-        audio = PcmStream.of(pcm, rate)
+        stream = PcmStream.of(pcm, rate)
     return AudioEcho(
-        audio=audio,
+        audio=stream,
         conversation_id=fields.conversation_id(),
-        inference_id=fields.inference_id(),
+        inference_id=inference_id,
         done=done,
         interrupt=fields.boolean("interrupt", default=False),
+        input_rate=input_rate,
     )
+
+
+def sent_rate_of(input_rate: int, target_rate: int) -> int:
+    """Raw PCM at a rate Tavus documents goes as it is; any other rate is resampled to the target."""
+    return input_rate if input_rate in PASSTHROUGH_SAMPLE_RATES else target_rate
 
 
 def parse_audio_file(
     source: BinaryIO, params: Mapping[str, str], *, target_rate: int, max_seconds: float | None = None
 ) -> AudioEcho:
-    """An uploaded audio file; its options come as query (or form) parameters.
+    """An uploaded audio file; its options come as query (or form) parameters, each a known one.
 
     `done` defaults to true: a file is a whole utterance unless the caller
     says `done=false` to keep it open for the next file.
     """
-    fields = _Fields(dict(params))
+    fields = _Fields(dict(params), UPLOAD_FIELDS, "", noun="parameter")
     audio = open_audio_file(source, target_rate=target_rate, max_seconds=max_seconds)
     return AudioEcho(
         audio=audio,
@@ -208,9 +248,9 @@ def check_inference_id(value: Any, name: str = "inference_id") -> str:
 
 
 class _Fields:
-    """The fields of a body in either form, named as the caller wrote them."""
+    """The fields of a body in either form, named as the caller wrote them; a field no endpoint knows is a 400."""
 
-    def __init__(self, body: Any) -> None:
+    def __init__(self, body: Any, known: tuple[str, ...], endpoint: str, *, noun: str = "field") -> None:
         if not isinstance(body, dict):
             raise MessageError('the body must be a JSON object, such as {"text": "Hello there!"}')
         self._body = body
@@ -221,6 +261,9 @@ class _Fields:
                 raise MessageError("properties must be a JSON object")
             self._props = body["properties"]
             self._prefix = "properties."
+            check_known(self._props, (*known, "conversation_id"), endpoint, noun=noun, prefix=self._prefix)
+        top_level = known if noun == "parameter" else (*ENVELOPE_FIELDS, *known)
+        check_known(body, top_level, endpoint, noun=noun)
         self._check_envelope()
 
     def _check_envelope(self) -> None:
@@ -285,6 +328,30 @@ class _Fields:
         return value
 
 
+def check_known(
+    given: Mapping[str, Any], known: tuple[str, ...], endpoint: str, *, noun: str = "field", prefix: str = ""
+) -> None:
+    """A misspelt field ("interupt", "Done") would otherwise be ignored without a word: name it, suggest the closest."""
+    for name in given:
+        if name in known:
+            continue
+        if not isinstance(name, str):  # a multipart part without a name
+            raise MessageError("every form field needs a name: send the file as -F file=@speech.wav, options as -F done=true")
+        if name == "text" and endpoint != MODALITY_ENDPOINTS["text"]:
+            raise MessageError(
+                f'{prefix}text is for POST /send_text_message: {endpoint or "this endpoint"} speaks audio '
+                "(base64 PCM in audio, or an audio file as the body)"
+            )
+        raise MessageError(f"unknown {noun} {json.dumps(prefix + name)[:80]}{_closest(name, known, prefix)}")
+
+
+def _closest(name: str, known: tuple[str, ...], prefix: str) -> str:
+    lowered = {candidate.lower(): candidate for candidate in known}
+    match = lowered.get(name.lower()) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+    suggestion = f'did you mean "{prefix}{match}"? ' if match else ""
+    return f": {suggestion}(known: {', '.join(known)})"
+
+
 def _decode_base64(text: str, name: str) -> bytes:
     """Strict base64, but tolerant of the line breaks `base64 file` inserts."""
     try:
@@ -315,10 +382,57 @@ def check_duration(pcm_bytes: int, rate: int, max_seconds: float | None) -> None
 # --- audio decoding and resampling -------------------------------------------
 
 
-def looks_like_wav(data: bytes) -> bool:
-    """A WAV's 12-byte signature. JSON `audio` is raw PCM or a WAV: sniffing for
-    anything shorter (an MP3 frame sync is two bytes) would mistake real PCM for a file."""
-    return data[:4] in (b"RIFF", b"RIFX", b"RF64") and data[8:12] == b"WAVE"
+_MP3_BITRATES_KBPS = {  # layer III, by MPEG version: MPEG-1, and MPEG-2/2.5
+    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+MP3_FRAMES_TO_MATCH = 3  # consecutive frame headers, each where the last one's length says: no PCM does that
+
+
+def audio_container(data: bytes) -> str | None:
+    """The file format `data` is, by its bytes ("wav", "flac", "ogg", "aiff", "mp3"), or None for raw PCM.
+
+    Raw PCM can start with any bytes, so every test here is strict: a whole
+    signature, or (for an MP3 without an ID3 tag) several valid frame headers
+    in a row, each exactly where the previous frame's length puts it.
+    """
+    if data[:4] in (b"RIFF", b"RIFX", b"RF64") and data[8:12] == b"WAVE":
+        return "wav"
+    if data[:4] == b"fLaC":
+        return "flac"
+    if data[:4] == b"OggS" and data[4:5] == b"\x00":
+        return "ogg"
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff"
+    if data[:3] == b"ID3" and len(data) >= 10 and data[3] < 0xFF and data[4] < 0xFF:
+        return "mp3"
+    return "mp3" if _mp3_frames_in_a_row(data) else None
+
+
+def _mp3_frames_in_a_row(data: bytes) -> bool:
+    offset = 0
+    for _ in range(MP3_FRAMES_TO_MATCH):
+        length = _mp3_frame_length(data[offset : offset + 4])
+        if length is None:
+            return False
+        offset += length
+        if offset >= len(data):
+            return offset == len(data)  # a short file: its frames end exactly where the data does
+    return True
+
+
+def _mp3_frame_length(header: bytes) -> int | None:
+    """The length of the MPEG layer III frame this 4-byte header starts, or None if it is not one."""
+    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (header[1] >> 3) & 3, (header[1] >> 1) & 3
+    bitrate_index, rate_index, padding = header[2] >> 4, (header[2] >> 2) & 3, (header[2] >> 1) & 1
+    if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
+        return None
+    bitrate = _MP3_BITRATES_KBPS[1 if version == 3 else 2][bitrate_index] * 1000
+    sample_rate = _MP3_SAMPLE_RATES[version][rate_index]
+    return (144 if version == 3 else 72) * bitrate // sample_rate + padding
 
 
 def open_audio_file(source: BinaryIO, *, target_rate: int, max_seconds: float | None = None) -> PcmStream:
@@ -436,20 +550,30 @@ def text_echo_messages(
             conversation_id, modality="text", text=piece, inference_id=inference_id, done=done if last else False
         )
 
-    rest = text
+    budget = max_bytes - serialized_size(message("", last=False))  # bytes left for the escaped text
+    start = 0
     while True:
-        whole = message(rest, last=True)
-        if serialized_size(whole) <= max_bytes:
-            yield whole
-            return
-        # Each char costs at least one byte, so no fitting piece is longer than max_bytes chars.
-        window = rest[:max_bytes]
-        fit = _longest_fitting_prefix(window, lambda piece: serialized_size(message(piece, False)) <= max_bytes)
+        # Each char costs at least one byte, so only a rest of at most max_bytes chars can fit whole.
+        if len(text) - start <= max_bytes:
+            whole = message(text[start:], last=True)
+            if serialized_size(whole) <= max_bytes:
+                yield whole
+                return
+        window = text[start : start + max_bytes]
+        fit = _fitting_length(window, budget, lambda piece: serialized_size(message(piece, False)) <= max_bytes)
         if fit == 0:
             raise MessageError(f"inference_id and conversation_id are too long to fit a {max_bytes}-byte message")
         cut = _natural_break(window[:fit]) or fit
-        yield message(rest[:cut], last=False)
-        rest = rest[cut:]
+        yield message(window[:cut], last=False)
+        start += cut
+
+
+def _fitting_length(window: str, budget: int, fits: Callable[[str], bool]) -> int:
+    """How many chars of `window` fit: plain ASCII costs one byte a char, so it needs no search."""
+    plain = window[: max(budget, 0)]
+    if not _NEEDS_ESCAPE.search(plain):
+        return len(plain)
+    return _longest_fitting_prefix(window, fits)
 
 
 def _longest_fitting_prefix(text: str, fits: Callable[[str], bool]) -> int:

@@ -70,14 +70,25 @@ class Sender:
     def queue_depth(self) -> int:
         return len(self._jobs)
 
-    def submit(self, messages: Iterable[Mapping[str, Any]], *, drop_queued: bool = False) -> Future[Dispatch]:
+    @property
+    def generation(self) -> int:
+        """A ticket: an interrupt after it was taken drops the request that took it."""
+        return self._generation
+
+    def submit(
+        self, messages: Iterable[Mapping[str, Any]], *, ticket: int | None = None, drop_queued: bool = False
+    ) -> Future[Dispatch]:
         """Queue one request's messages; the future resolves once they are all handed to Daily.
 
+        `ticket` is the generation when the request arrived: if an interrupt
+        came since, the request is dropped (it was still being read or built).
         `drop_queued` is for a request that starts with its own interrupt: what
         was queued before it would only be cut off by it.
         """
         self._room.check_open()
         with self._wakeup:
+            if ticket is not None and ticket != self._generation:
+                raise Interrupted("interrupted before any of it was sent (an interrupt came while it was being read)")
             if drop_queued:
                 self._drop_queued()
             job = _Job(messages, self._generation, False, time.monotonic() + self._replica_timeout_s)

@@ -33,6 +33,48 @@ DOCS_TEXT_BODY = {
         "done": "true",
     },
 }
+# --- no secret is ever printed -----------------------------------------------------------------
+
+# Every key and token the tests give the relay or the CLI. Whatever they print or log, in any test,
+# is searched for these: the captured output of every test (the hook below), what a test reads
+# with capsys, and what the relay and the CLI print as subprocesses (see assert_no_secret).
+SECRETS = ("tk-test-key-0123456789", "mt-c123-SECRET", "SECRET-TOKEN", "SECRET-MEETING-TOKEN", "s3cret-token")
+
+
+def assert_no_secret(printed: str) -> None:
+    leaked = [secret for secret in SECRETS if secret in printed]
+    assert not leaked, f"a secret was printed or logged: {leaked}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+    """Fail any test whose captured stdout, stderr or log holds a key or a token."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call" or report.failed or item.get_closest_marker("shows_token_once"):
+        return
+    printed = "\n".join(content for _, content in report.sections)
+    leaked = [secret for secret in SECRETS if secret in printed]
+    if leaked:
+        report.outcome = "failed"
+        report.longrepr = f"a secret was printed or logged: {leaked}"
+
+
+@pytest.fixture
+def capsys(capsys: Any, request: Any) -> Any:
+    """capsys, but what a test reads is searched for secrets too (it no longer reaches the hook above)."""
+    read = capsys.readouterr
+
+    def readouterr() -> Any:
+        captured = read()
+        if not request.node.get_closest_marker("shows_token_once"):
+            assert_no_secret(captured.out + captured.err)
+        return captured
+
+    capsys.readouterr = readouterr
+    return capsys
+
+
 @pytest.fixture(scope="session")
 def real_daily() -> Any:
     """The installed daily module, initialised once for the test process (a second Daily.init() aborts it).

@@ -48,8 +48,17 @@ class FakeBehaviour:
     """
 
     __slots__ = (  # a misspelt setting is an AttributeError, not a test that silently does something else
-        "join_failure", "join_delay_s", "network_answers", "replica_in_room", "confirm_sends", "reverse_completions",
-        "send_error", "keep", "clients", "microphones", "clock",
+        "clients",
+        "clock",
+        "confirm_sends",
+        "join_delay_s",
+        "join_failure",
+        "keep",
+        "microphones",
+        "network_answers",
+        "replica_in_room",
+        "reverse_completions",
+        "send_error",
     )
 
     def __init__(self) -> None:

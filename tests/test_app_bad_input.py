@@ -37,6 +37,15 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
     ("sample-rate-word", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": "fast"}), JSON, {}, 400),
     ("sample-rate-negative-string", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": "-1"}), JSON, {}, 400),
     ("audio-object", "POST", "/send_audio_message", body({"audio": {"data": "AAAA"}}), JSON, {}, 400),
+    # typos and misplaced fields
+    ("field-typo", "POST", "/send_text_message", body({"text": "Hi", "interupt": True}), JSON, {}, 400),
+    ("field-wrong-case", "POST", "/send_text_message", body({"properties": {"text": "Hi", "Done": True}}), JSON, {}, 400),
+    ("text-on-audio", "POST", "/send_audio_message", body({"text": "Hi"}), JSON, {}, 400),
+    ("query-on-json", "POST", "/send_text_message?done=false", body({"text": "Hi"}), JSON, {}, 400),
+    ("upload-param-typo", "POST", "/send_audio_message?dne=false", b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav", {}, 400),
+    ("multipart-nameless-part", "POST", "/send_audio_message",
+     (b'--XX\r\nContent-Disposition: form-data\r\n\r\nv\r\n--XX\r\nContent-Disposition: form-data; name="file"; '
+     b'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n--XX--\r\n'), "multipart/form-data; boundary=XX", {}, 400),
     # encodings
     ("invalid-utf8", "POST", "/send_text_message", b'{"text": "caf\xe9"}', JSON, {}, 400),
     ("truncated-json", "POST", "/send_text_message", b'{"text": "Hi"', JSON, {}, 400),

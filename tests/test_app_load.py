@@ -1,8 +1,11 @@
 """16 clients, 5,000 mixed requests over real sockets: what a 200 promises holds for every one of them.
 
-Every 200's messages are in the room's log exactly once, in order, and contiguous
-(no other request's message in between). Every 409 (an interrupt cut it) sent
-exactly as many messages as it says, as a prefix. Nothing else sends anything.
+Whatever the timing (how many requests an interrupt catches depends on the
+machine's speed, so no share of 200s is asserted): every 200's messages are in
+the room's log exactly once, in order, and contiguous (no other request's
+message in between); every 409 sent exactly as many messages as it says, as a
+prefix, and when that is more than none, the very next message is the
+interrupt that cut it; requests sent with no interrupt among them all get 200.
 Memory after the run stays within 10% of memory after a warm-up.
 """
 
@@ -53,7 +56,7 @@ class Request:
     payload: Any = None
     status: int = 0
     detail: Any = None  # messages_sent of a 200, the error of anything else: all the test needs to keep
-    took_s: float = 0.0
+    took_s: float = 0.0  # for tests/bench/bench_load.py; no test asserts on time
 
     def body(self) -> dict[str, Any]:
         if self.kind == "text":
@@ -123,6 +126,7 @@ def sent_before_interrupt(request: Request) -> int:
 def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing(make_app):
     warm_up = make_requests("warm", WARM_UP, seed=1)
     load = make_requests("load", REQUESTS, seed=2)  # made before measuring, so their bodies are not counted as growth
+    calm = [r for r in make_requests("calm", 200, seed=3) if r.kind != "interrupt"]
     fake = FakeBehaviour()
     fake.keep = compact
     room = Room(CONVERSATION_URL, client_factory=fake.factory)
@@ -135,6 +139,8 @@ def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing
             run_clients(port, load)
             fake.client.settle()
             after_rss = rss_bytes()
+            run_clients(port, calm)
+            fake.client.settle()
     finally:
         room.leave()
 
@@ -155,12 +161,17 @@ def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing
         else:
             assert request.status == 409, request.detail  # only an interrupt may stop a request here
             expected = request.expected()[: sent_before_interrupt(request)]
+            if where:
+                assert log[where[-1] + 1][0] == "conversation.interrupt", request.inference_id  # what cut it
         assert len(where) == len(expected), (request.inference_id, request.status, request.detail)
         assert where == list(range(where[0], where[0] + len(where))) if where else True  # contiguous
         assert [log[i][1] for i in where] == expected  # in order, byte for byte
+    for request in calm:  # no interrupt among them: nothing may fail, however fast or slow the machine
+        assert request.status == 200, (request.inference_id, request.detail)
+        assert [log[i][1] for i in positions[request.inference_id]] == request.expected()
     # An /interrupt queued behind another that is not sent yet shares it (sending two in a row cuts off nothing more).
     interrupts = sum(1 for r in load + warm_up if r.kind == "interrupt")
     assert 0 < len(positions["conversation.interrupt"]) <= interrupts
-    assert statuses[200] > REQUESTS * 0.8, dict(statuses)
+    print(f"\nstatuses: {dict(statuses)}")
     print(f"\nRSS after warm-up {warm_rss >> 20} MB, after {REQUESTS} requests {after_rss >> 20} MB")
     assert after_rss <= warm_rss * 1.10, f"RSS grew from {warm_rss >> 20} MB to {after_rss >> 20} MB"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import DOCS_TEXT_BODY
+from tests.conftest import DOCS_TEXT_BODY, assert_no_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -37,6 +37,13 @@ def start(args: list[str], cwd: Path, **env: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
+    """Wait for the relay to exit; nothing it printed may hold a key or a token."""
+    stdout, stderr = process.communicate(timeout=30)
+    assert_no_secret(stdout + stderr)
+    return stdout, stderr
 
 
 def wait_for_port(process: subprocess.Popen[str]) -> int:
@@ -70,7 +77,7 @@ def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm
     response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=DOCS_TEXT_BODY, timeout=10)
     health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=20)
+    stdout, stderr = finish(process)
 
     assert response.status_code == 200 and response.json()["mode"] == "dry-run"
     assert health["mode"] == "dry-run" and health["messages_sent"] == 1
@@ -88,7 +95,7 @@ def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm
 def test_sigint_stops_the_dry_run_cleanly_too(dry_run):
     process, _ = dry_run
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=20)
+    _, stderr = finish(process)
 
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
@@ -101,7 +108,7 @@ def without_timestamps(stderr: str) -> list[str]:
 def test_real_daily_rejects_an_unparsable_url_in_one_sentence_and_exits_1(tmp_path):
     """The real `daily` module, not a fake: Daily fails to parse this port at once, no network needed."""
     process = start(["https://tavus.daily.co:99999/c123"], tmp_path)
-    stdout, stderr = process.communicate(timeout=30)
+    stdout, stderr = finish(process)
 
     assert process.returncode == 1 and stdout == ""
     assert without_timestamps(stderr) == [
@@ -112,7 +119,7 @@ def test_real_daily_rejects_an_unparsable_url_in_one_sentence_and_exits_1(tmp_pa
 
 def test_verbose_lets_dailys_own_log_lines_through(tmp_path):
     process = start(["https://tavus.daily.co:99999/c123", "--verbose"], tmp_path)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = finish(process)
 
     assert process.returncode == 1
     assert '"target":"daily_core' in stderr and "Failed to parse url" in stderr
@@ -120,7 +127,7 @@ def test_verbose_lets_dailys_own_log_lines_through(tmp_path):
 
 def test_a_token_on_the_url_is_never_printed(tmp_path):
     process = start(["https://tavus.daily.co:99999/c123?t=SECRET-MEETING-TOKEN", "--verbose"], tmp_path)
-    stdout, stderr = process.communicate(timeout=30)
+    stdout, stderr = finish(process)
 
     assert process.returncode == 1
     assert "SECRET-MEETING-TOKEN" not in stdout + stderr
@@ -134,7 +141,7 @@ def test_a_port_in_use_is_found_before_joining_the_room(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         process = start(["https://tavus.daily.co/c123"], tmp_path, RELAY_PORT=str(port))
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = finish(process)
 
     assert process.returncode == 1
     assert without_timestamps(stderr) == [
@@ -146,7 +153,7 @@ def test_a_port_in_use_is_found_before_joining_the_room(tmp_path):
 @pytest.mark.parametrize("host", ["999.1.1.1", "not a host"])
 def test_a_bad_relay_host_is_one_line_naming_it(tmp_path, host):
     process = start([], tmp_path, RELAY_HOST=host)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = finish(process)
 
     assert process.returncode == 1
     assert stderr.splitlines() == [
@@ -157,7 +164,7 @@ def test_a_bad_relay_host_is_one_line_naming_it(tmp_path, host):
 
 def test_a_url_with_no_conversation_id_exits_2_with_the_expected_shape(tmp_path):
     process = start(["https://tavus.daily.co/"], tmp_path)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = finish(process)
 
     assert process.returncode == 2
     assert "https://tavus.daily.co/c123" in stderr
@@ -165,7 +172,7 @@ def test_a_url_with_no_conversation_id_exits_2_with_the_expected_shape(tmp_path)
 
 def test_a_bad_setting_exits_2_naming_the_variable(tmp_path):
     process = start([], tmp_path, RELAY_PORT="eighty")
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = finish(process)
 
     assert process.returncode == 2
     assert stderr.strip() == "error: RELAY_PORT must be a whole number, got 'eighty'"
@@ -174,7 +181,7 @@ def test_a_bad_setting_exits_2_naming_the_variable(tmp_path):
 def test_settings_come_from_a_dotenv_file_in_the_working_directory(tmp_path):
     (tmp_path / ".env").write_text("RELAY_SAMPLE_RATE=7\n")
     process = start([], tmp_path)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = finish(process)
 
     assert process.returncode == 2 and "RELAY_SAMPLE_RATE must be at least 8000" in stderr
 
@@ -185,7 +192,7 @@ def test_a_port_in_use_exits_1_with_one_line(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         process = start([], tmp_path, RELAY_PORT=str(port))
-        _, stderr = process.communicate(timeout=30)
+        _, stderr = finish(process)
 
     assert process.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in stderr
@@ -194,7 +201,7 @@ def test_a_port_in_use_exits_1_with_one_line(tmp_path):
 
 def test_an_unwritable_record_file_exits_2_naming_the_variable(tmp_path):
     process = start([], tmp_path, RELAY_RECORD_FILE=str(tmp_path / "no" / "such" / "dir.jsonl"))
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = finish(process)
 
     assert process.returncode == 2
     assert "error: RELAY_RECORD_FILE" in stderr and "cannot be opened for appending: No such file or directory" in stderr

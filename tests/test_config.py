@@ -24,6 +24,7 @@ def test_every_variable_is_read():
             "TAVUS_PERSONA_ID": "p1",
             "TAVUS_REPLICA_ID": "r1",
             "TAVUS_CONVERSATION_URL": "https://tavus.daily.co/c1",
+            "TAVUS_MEETING_TOKEN": "mt",
             "RELAY_HOST": "0.0.0.0",
             "RELAY_PORT": "9000",
             "RELAY_AUTH_TOKEN": "tok",
@@ -43,6 +44,7 @@ def test_every_variable_is_read():
         tavus_persona_id="p1",
         tavus_replica_id="r1",
         tavus_conversation_url="https://tavus.daily.co/c1",
+        tavus_meeting_token="mt",
         host="0.0.0.0",
         port=9000,
         auth_token="tok",
@@ -62,6 +64,8 @@ def test_every_variable_is_read():
         ("RELAY_PORT", "eighty", "RELAY_PORT must be a whole number"),
         ("RELAY_PORT", "70000", "RELAY_PORT must be at most 65535"),
         ("RELAY_SAMPLE_RATE", "100", "RELAY_SAMPLE_RATE must be at least 8000"),
+        ("RELAY_SAMPLE_RATE", "22050",
+         "RELAY_SAMPLE_RATE must be a multiple of 100 Hz (whole 10 ms frames), got 22050: use 24000 (or 16000, 48000)"),
         ("RELAY_MAX_MESSAGE_BYTES", "100", "RELAY_MAX_MESSAGE_BYTES must be at least 512"),
         ("RELAY_SEND_TIMEOUT", "soon", "RELAY_SEND_TIMEOUT must be a number"),
         ("RELAY_REPLICA_TIMEOUT", "-1", "RELAY_REPLICA_TIMEOUT must be at least 0"),
@@ -81,9 +85,14 @@ def test_empty_values_count_as_unset():
 
 
 def test_secrets_never_show_in_repr():
-    text = repr(Settings(tavus_api_key="key-123", auth_token="tok-456"))
+    text = repr(Settings(tavus_api_key="key-123", auth_token="tok-456", tavus_meeting_token="mt-789"))
 
-    assert "key-123" not in text and "tok-456" not in text
+    assert "key-123" not in text and "tok-456" not in text and "mt-789" not in text
+
+
+def test_tavus_face_id_is_read_when_tavus_replica_id_is_not_set():
+    assert Settings.from_env({"TAVUS_FACE_ID": "f1"}).tavus_replica_id == "f1"
+    assert Settings.from_env({"TAVUS_FACE_ID": "f1", "TAVUS_REPLICA_ID": "r1"}).tavus_replica_id == "r1"
 
 
 def test_dotenv_in_the_current_directory_is_read_and_the_environment_wins(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import echo_messages
 from echo_messages import (
     AudioTooLong,
     MessageError,
@@ -242,3 +243,45 @@ def test_raw_pcm_that_starts_like_an_mp3_frame_is_still_raw_pcm():
     echo = parse_audio_request({"audio": b64(pcm), "sample_rate": 24000}, target_rate=24000)
 
     assert b"".join(echo.audio) == pcm
+
+
+# --- containers in JSON audio: recognised by their bytes, never mistaken for raw PCM ---------
+
+
+@pytest.mark.parametrize(
+    "fmt, subtype, expected",
+    [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_16", "flac"), ("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "ogg"),
+     ("MP3", "MPEG_LAYER_III", "mp3"), ("AIFF", "PCM_16", "aiff")],
+)
+def test_every_container_the_upload_takes_is_recognised_by_its_bytes(fmt, subtype, expected):
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(48000, dtype="float32"), 48000, format=fmt, subtype=subtype)
+
+    assert echo_messages.audio_container(buffer.getvalue()) == expected
+
+
+def test_random_pcm_that_starts_with_an_mp3_frame_sync_is_never_taken_for_a_file():
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        pcm = rng.integers(-32768, 32767, 2400, dtype=np.int16).astype("<i2").tobytes()
+        assert echo_messages.audio_container(b"\xff\xfb\x94\xc4" + pcm) is None
+
+
+# --- splitting is linear, so a 50 MB body does not take minutes ------------------------------
+
+
+def test_splitting_a_long_text_serializes_each_character_a_bounded_number_of_times(monkeypatch):
+    """Counts the work instead of timing it: the old splitter serialized the whole rest for every piece."""
+    serialized = [0]
+    real = echo_messages.serialized_size
+
+    def counting(message):
+        serialized[0] += len(message.get("properties", {}).get("text", ""))
+        return real(message)
+
+    monkeypatch.setattr(echo_messages, "serialized_size", counting)
+    text = ("Ünïcödé and \"quotes\" need escaping. " + "plain words go by fast " * 40) * 400  # ~400 KB
+    pieces = list(echo_messages.text_echo_messages(text, conversation_id="c", inference_id="i", done=True))
+
+    assert "".join(p["properties"]["text"] for p in pieces) == text
+    assert serialized[0] <= 20 * len(text)

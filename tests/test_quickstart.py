@@ -244,6 +244,7 @@ def test_a_pal_quickstart_sends_its_face(quickstart_env, fake_tavus, fake_daily,
     assert fake_tavus.contract_violations == []
 
 
+@pytest.mark.shows_token_once
 def test_a_private_quickstart_joins_with_the_token_and_shows_it_only_in_the_banner(
     quickstart_env, fake_tavus, fake_daily, capsys, caplog
 ):

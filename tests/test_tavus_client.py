@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tavus_client import TavusAPIError, TavusClient, __version__
-from tests.conftest import free_port
+from tests.conftest import assert_no_secret, free_port
 from tests.fake_tavus import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,9 +278,16 @@ def cli(*args: str, fake_tavus, key: str | None = API_KEY, cwd: Path) -> subproc
     env["TAVUS_API_BASE_URL"] = fake_tavus.base_url
     if key:
         env["TAVUS_API_KEY"] = key
-    return subprocess.run(
+    result = subprocess.run(
         [sys.executable, str(ROOT / "tavus_client.py"), *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60
     )
+    assert_no_secret(result.stderr + without_the_meeting_token(result.stdout))
+    return result
+
+
+def without_the_meeting_token(answer: str) -> str:
+    """The answer to creating a private conversation shows its meeting_token: the one place the CLI prints one."""
+    return "\n".join(line for line in answer.splitlines() if not line.strip().startswith('"meeting_token":'))
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import json
 import time
 
 import numpy as np
-from harness import relay_on_fake_daily
+from harness import exit_if_failed, relay_on_fake_daily
 
 SECONDS = 60
 RATE = 24000
@@ -34,7 +34,7 @@ def main() -> None:
             result = json.loads(response.read())
             timings.append(time.perf_counter() - started)
             connection.close()
-            assert response.status == 200, result
+            exit_if_failed("audio JSON", response.status != 200, f"{response.status} {result}")
         best, median = min(timings), sorted(timings)[len(timings) // 2]
     print(f"{SECONDS} s of {RATE} Hz PCM ({len(pcm) / 1e6:.2f} MB, {len(body) / 1e6:.2f} MB JSON) "
           f"in {result['messages_sent']} messages")

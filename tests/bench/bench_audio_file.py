@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from harness import relay_on_fake_daily
+from harness import exit_if_failed, relay_on_fake_daily
 
 SECONDS = 60
 RATE = 44100
@@ -48,7 +48,7 @@ def post_file(port: int, path: Path) -> tuple[float, float, dict]:
     answer = json.loads(response.read())
     done = time.monotonic()
     connection.close()
-    assert response.status == 200, answer
+    exit_if_failed("audio file", response.status != 200, f"{response.status} {answer}")
     return done - body_sent, body_sent, answer
 
 

@@ -16,7 +16,7 @@ import statistics
 import threading
 import time
 
-from harness import relay_on_fake_daily
+from harness import exit_if_failed, relay_on_fake_daily
 
 from config import Settings
 
@@ -87,6 +87,9 @@ def main() -> None:
         delays, _, _ = run(port, fake, PACED_EVENTS, PACED_RATE, 0)
     with relay_on_fake_daily(Settings(event_buffer=10_000)) as (port, fake):
         burst, first, last = run(port, fake, BURST_EVENTS, None, 0)
+    expected = LISTENERS * PACED_EVENTS, LISTENERS * BURST_EVENTS
+    missing = expected[0] - len(delays) + expected[1] - len(burst)
+    exit_if_failed("event delivery", missing, f"{missing} events never reached their listener")
     delays.sort()
     print(f"{LISTENERS} listeners, {PACED_EVENTS} room events at {PACED_RATE}/s: {len(delays)} deliveries")
     print(f"delay room event -> listener: p50 {statistics.median(delays) * 1000:.1f} ms, "

@@ -11,7 +11,7 @@ import resource
 import statistics
 import time
 
-from harness import relay_on_fake_daily
+from harness import exit_if_failed, relay_on_fake_daily
 
 from tests.test_app_load import CLIENTS, REQUESTS, WARM_UP, make_requests, run_clients
 
@@ -24,6 +24,8 @@ def main() -> None:
         started = time.perf_counter()
         run_clients(port, load)
         elapsed = time.perf_counter() - started
+    failed = [r for r in load if r.status != 200 and not (r.status == 409 and r.kind != "interrupt")]
+    exit_if_failed("load", len(failed), failed and f"{failed[0].kind} {failed[0].status} {failed[0].detail}")
     latencies = sorted(request.took_s for request in load)
     statuses: dict[int, int] = {}
     for request in load:

@@ -1,6 +1,8 @@
 """Shared pieces of the benchmarks: a relay on a fake CallClient served by waitress, and a load client.
 
 Benchmarks print figures; they never assert on speed (the machine decides that).
+But a figure measured on failed requests is no figure: any request that does
+not get the answer it should makes the benchmark say so and exit 1.
 Run one with `python tests/bench/<name>.py` from the repository root.
 """
 
@@ -60,6 +62,13 @@ def relay_on_fake_daily(settings: Settings | None = None) -> Iterator[tuple[int,
         room.leave()
 
 
+def exit_if_failed(what: str, failures: int, first_error: str | None) -> None:
+    """A benchmark that saw a failed request prints it and exits 1, instead of printing a figure."""
+    if failures:
+        print(f"FAILED: {failures} {what} request(s) did not succeed; the first: {first_error}")
+        sys.exit(1)
+
+
 def post_json(connection: http.client.HTTPConnection, path: str, body: Any) -> tuple[int, bytes]:
     data = json.dumps(body).encode()
     connection.request("POST", path, body=data, headers={"Content-Type": "application/json"})
@@ -67,17 +76,18 @@ def post_json(connection: http.client.HTTPConnection, path: str, body: Any) -> t
     return response.status, response.read()
 
 
-def load(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, float]:
+def load(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, Any]:
     """Run `load_here` in a separate process, so the client does not share the server's GIL."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
         return pool.apply(load_here, (port,), {"clients": clients, "requests_each": requests_each, "body": body, "path": path})
 
 
-def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, float]:
+def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, Any]:
     """`clients` threads, each on one keep-alive connection, POST `requests_each` times."""
     latencies: list[float] = []
     failures = [0]
+    first_error: list[str] = []
     lock = threading.Lock()
 
     def one_client(index: int) -> None:
@@ -85,10 +95,12 @@ def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[in
         mine = []
         for n in range(requests_each):
             started = time.perf_counter()
-            status, _ = post_json(connection, path, body(index, n))
+            status, answer = post_json(connection, path, body(index, n))
             mine.append(time.perf_counter() - started)
             if status != 200:
-                failures[0] += 1
+                with lock:
+                    failures[0] += 1
+                    first_error[:] = first_error or [f"{status} {answer[:200]!r}"]
         connection.close()
         with lock:
             latencies.extend(mine)
@@ -104,6 +116,7 @@ def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[in
     return {
         "requests": len(latencies),
         "failures": failures[0],
+        "first_error": first_error[0] if first_error else None,
         "requests_per_s": len(latencies) / elapsed,
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
