@@ -19,10 +19,10 @@ import logging
 import signal
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
-from itertools import chain
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import urlparse
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
@@ -31,14 +31,12 @@ import echo_messages
 from config import ConfigError, Settings
 from echo_messages import MessageError, UtteranceRates
 from relay import run as relay_run
-from relay.errors import ModeError, RelayError, SendError, SendTimeout
-from relay.events import EventLog, RoomEvents, events_dropped
-from relay.microphone import Microphone
-from relay.recorder import Recorder
+from relay.core import Relay
+from relay.errors import ModeError, RelayError
+from relay.events import events_dropped
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
-from relay.sender import Sender
-from relay.utterances import OpenUtterances
+from relay.script import parse_script
 
 log = logging.getLogger("echo_relay")
 
@@ -48,81 +46,12 @@ AUDIO_FILE_MIMETYPES = (
     "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "audio/aiff", "audio/x-aiff", "application/octet-stream",
 )
 AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff"}
-PUBLIC_PATHS = ("/health", "/openapi.json")  # no token needed: they carry nothing from the conversation
+# No token needed: they carry nothing from the conversation (the console page asks for the token itself).
+PUBLIC_PATHS = ("/health", "/openapi.json", "/")
+PUBLIC_PREFIXES = ("/static/",)
+SCRIPT_FIELDS = ("script", "name")
+QUIET_PATHS = ("/health", "/")  # the console polls /health every second: logged only with --verbose
 # --- the HTTP app -----------------------------------------------------------------
-
-
-class Relay:
-    """What the routes share: settings, the room, the sender."""
-
-    def __init__(self, settings: Settings, room: Any, microphone_device: Any = None) -> None:
-        self.settings = settings
-        self.room = room
-        self.started = time.monotonic()
-        self.microphone = Microphone(microphone_device, settings.sample_rate) if microphone_device else None
-        self.recorder = Recorder(settings.record_file)
-        self.events = EventLog(settings.event_buffer)
-        self.room_events = RoomEvents(self.events, self.recorder)
-        self.utterances = OpenUtterances()
-        self._publish_joined_state()
-        room.add_listener(self.room_events)
-        self.sender = Sender(
-            room,
-            replica_timeout_s=settings.replica_timeout_s,
-            send_timeout_s=settings.send_timeout_s,
-            recorder=self.recorder,
-        )
-
-    def conversation_id_for(self, requested: str | None) -> str:
-        """The joined room's id; a request naming another room is a mistake, not a redirect."""
-        joined = self.room.conversation_id
-        if self.room.mode == "dry-run":
-            return requested or joined
-        if requested is not None and requested != joined:
-            raise MessageError(
-                f"conversation_id {requested!r} is not this relay's conversation ({joined!r}); "
-                "leave it out or run one relay per conversation"
-            )
-        return joined
-
-    def send(
-        self,
-        messages: Iterable[Mapping[str, Any]],
-        *,
-        interrupt: bool,
-        conversation_id: str,
-        inference_id: str,
-        ticket: int,
-    ) -> int:
-        """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped.
-
-        `ticket` is the sender's generation when the request arrived: an
-        interrupt since then (while the request was being read and built)
-        drops it too.
-        """
-        if interrupt:
-            messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
-            self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
-        try:
-            return self.sender.confirm(self.sender.submit(messages, ticket=ticket, drop_queued=interrupt).result())
-        except (SendError, SendTimeout) as error:
-            self.events.publish("relay.send_failed", inference_id=inference_id, error=str(error))
-            raise
-
-    def _publish_joined_state(self) -> None:
-        """The room joined before this relay listened to it, so the relay says so first."""
-        if self.room.call_state == "joined":
-            self.events.publish("relay.joined", conversation_id=self.room.conversation_id)
-            if self.room.replica_present:
-                self.events.publish("relay.replica_joined")
-
-    def close(self) -> None:
-        self.events.close()
-        if self.microphone is not None:
-            self.microphone.close()
-        self.sender.close()
-        self.room_events.close()
-        self.recorder.close()
 
 
 def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) -> Flask:
@@ -142,52 +71,25 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
 
     @app.post("/send_text_message")
     def send_text_message() -> Response:
-        ticket = relay.sender.generation
+        ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
         echo = echo_messages.parse_text_request(_json_body())
-        conversation_id = relay.conversation_id_for(echo.conversation_id)
-        inference_id = echo.inference_id or new_inference_id()
-        messages = list(
-            echo_messages.text_echo_messages(
+        return _sent(
+            relay,
+            relay.speak_text(
                 echo.text,
-                conversation_id=conversation_id,
-                inference_id=inference_id,
+                inference_id=echo.inference_id,
+                conversation_id=echo.conversation_id,
                 done=echo.done,
-                max_bytes=settings.max_message_bytes,
-            )
+                interrupt=echo.interrupt,
+                ticket=ticket,
+            ),
         )
-        sent = relay.send(
-            messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
-        )
-        return _sent(relay, inference_id=inference_id, messages_sent=sent, conversation_id=conversation_id)
 
     @app.post("/send_audio_message")
     def send_audio_message() -> Response:
         ticket = relay.sender.generation
         echo = _audio_request(settings, relay.utterances, "/send_audio_message")
-        conversation_id = relay.conversation_id_for(echo.conversation_id)
-        inference_id = echo.inference_id or new_inference_id()
-        messages = echo_messages.audio_echo_messages(  # lazy: the file is decoded as it is sent
-            echo.audio,
-            sample_rate=echo.sample_rate,
-            conversation_id=conversation_id,
-            inference_id=inference_id,
-            done=echo.done,
-            max_bytes=settings.max_message_bytes,
-        )
-        sent = relay.send(
-            messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
-        )
-        relay.utterances.sent(
-            inference_id, UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate), done=echo.done
-        )
-        return _sent(
-            relay,
-            inference_id=inference_id,
-            messages_sent=sent,
-            conversation_id=conversation_id,
-            audio_ms=echo.audio.audio_ms,
-            sample_rate=echo.sample_rate,
-        )
+        return _sent(relay, relay.speak_audio(echo, ticket=ticket))
 
     @app.post("/microphone")
     def microphone_clip() -> tuple[Response, int]:
@@ -208,6 +110,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
 
     @app.post("/interrupt")
     def interrupt() -> Response:
+        relay.script.halt()  # an interrupt also ends a script run
         conversation_id = relay.conversation_id_for(None)
         clips_dropped = relay.microphone.clear() if relay.microphone else 0
         dispatched, dropped = relay.sender.interrupt(conversation_id)
@@ -241,6 +144,49 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
     def openapi() -> Response:
         return app.send_static_file("openapi.json")
 
+    @app.get("/")
+    def console() -> Response:
+        response = app.send_static_file("console.html")
+        response.headers["Content-Security-Policy"] = console_policy(room)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/room")
+    def room_info() -> Response:
+        """What the console needs to show the face: the room's URL (never a meeting token)."""
+        return jsonify(
+            mode=room.mode,
+            conversation_id=room.conversation_id,
+            conversation_url=getattr(room, "conversation_url", None),
+            private=room.private,
+        )
+
+    @app.post("/script")
+    def load_script() -> Response:
+        body = _json_body("/script")
+        if not isinstance(body, dict) or not isinstance(body.get("script"), str):
+            raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
+        echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
+        name = str(body.get("name") or "the script")[:80]
+        return jsonify(relay.script.load(parse_script(body["script"], Path.cwd(), name=name), name))
+
+    @app.get("/script")
+    def script_state() -> Response:
+        return jsonify(relay.script.state())
+
+    @app.post("/script/next")
+    def script_next() -> tuple[Response, int]:
+        return jsonify(relay.script.next()), 202
+
+    @app.post("/script/play")
+    def script_play() -> tuple[Response, int]:
+        return jsonify(relay.script.play()), 202
+
+    @app.post("/script/stop")
+    def script_stop() -> Response:
+        relay.script.stop()
+        return jsonify(relay.script.state())
+
     @app.get("/health")
     def health() -> Response:
         return jsonify(
@@ -257,16 +203,23 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             send_errors=relay.sender.send_errors,
             queue_depth=relay.sender.queue_depth,
             microphone=relay.microphone.status() if relay.microphone else {"enabled": False},
+            auth_required=settings.auth_token is not None,
         )
 
     return app
 
 
-def new_inference_id() -> str:
-    return uuid.uuid4().hex
+def console_policy(room: Any) -> str:
+    """The console's Content-Security-Policy: its own files only; in room mode, the room's page in a frame."""
+    url = getattr(room, "conversation_url", None)
+    frame = f"{urlparse(url).scheme}://{urlparse(url).netloc}" if url else "'none'"
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        f"frame-src {frame}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
-def _sent(relay: Relay, **fields: Any) -> Response:
+def _sent(relay: Relay, fields: Mapping[str, Any]) -> Response:
     g.inference_id, g.messages_sent = fields["inference_id"], fields["messages_sent"]
     return jsonify(status="Message sent successfully", mode=relay.room.mode, **fields)
 
@@ -284,9 +237,11 @@ def _start_request_clock() -> None:
 
 
 def _log_request(response: Response) -> Response:
-    """One line per request: never a body, audio or token."""
+    """One line per request: never a body, audio or token. The console's polling and files only with --verbose."""
     elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    log.info(
+    quiet = request.method == "GET" and (request.path in QUIET_PATHS or request.path.startswith(PUBLIC_PREFIXES))
+    log.log(
+        logging.DEBUG if quiet else logging.INFO,
         "%s %s %d %.1fms inference_id=%s messages_sent=%s",
         request.method,
         request.path,
@@ -401,7 +356,7 @@ def _check_bearer_token() -> Response | None:
     from flask import current_app
 
     token = current_app.extensions["relay"].settings.auth_token
-    if token is None or request.path in PUBLIC_PATHS:
+    if token is None or request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
         return None
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
@@ -461,6 +416,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="join with a virtual microphone for microphone echo (POST /microphone plays audio through it)",
     )
     parser.add_argument("--meeting-token", help="a private room's meeting token (default: TAVUS_MEETING_TOKEN)")
+    parser.add_argument(
+        "--script", metavar="FILE", help="play a demo script once the face is in the room, each line after the last is spoken"
+    )
+    parser.add_argument(
+        "--exit-after-script", action="store_true", help="with --script: stop when it is over (a quickstart ends its conversation)"
+    )
     quickstart = parser.add_argument_group("quickstart options")
     quickstart.add_argument("--pal", action="store_true", help="create a PAL (POST /pals), not a persona; needs a face")
     quickstart.add_argument(
@@ -478,6 +439,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quickstart and (args.conversation_url or args.dry_run):
         parser.error("--quickstart creates its own conversation: give no URL and no --dry-run")
+    if args.exit_after_script and not args.script:
+        parser.error("--exit-after-script goes with --script FILE")
     if args.quickstart and args.meeting_token:
         parser.error("--meeting-token is for joining a room by URL; --quickstart --private gets its own token")
     given = [flag for flag, on in (("--pal", args.pal), ("--face-id", args.face_id), ("--private", args.private),

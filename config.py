@@ -23,6 +23,7 @@ DEFAULT_REPLICA_TIMEOUT_S = 120.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
+DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -55,6 +56,7 @@ class Settings:
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
+    script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,6 +90,9 @@ class Settings:
             max_audio_seconds=read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001),
             event_buffer=read.number("RELAY_EVENT_BUFFER", DEFAULT_EVENT_BUFFER, int, minimum=1),
             record_file=read.text("RELAY_RECORD_FILE"),
+            script_line_timeout_s=read.number(
+                "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
+            ),
         )
 
 

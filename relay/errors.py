@@ -34,6 +34,12 @@ class ModeError(RelayError):
     status = 409
 
 
+class ScriptBusy(RelayError):
+    """A script command that does not fit what the runner is doing (a line is playing, none is loaded)."""
+
+    status = 409
+
+
 class TooManyListeners(RelayError):
     status = 503
 

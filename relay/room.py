@@ -10,6 +10,7 @@ import json
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent import futures
 from concurrent.futures import Future
@@ -20,6 +21,7 @@ import daily
 
 from config import ConfigError
 from relay.daily_logs import hide_daily_log_lines
+from relay.dry_face import SimulatedFace
 from relay.errors import ConversationEnded, JoinError, NotJoined, RelayError, ReplicaAbsent, SendError
 
 log = logging.getLogger("echo_relay")
@@ -28,12 +30,30 @@ JOIN_TIMEOUT_S = 60.0  # daily gives up on an unreachable room after ~19 s by it
 LEAVE_TIMEOUT_S = 5.0
 RELEASE_WAIT_S = 0.5  # release() waits behind a pending join (~19 s); stopping does not wait that long
 SUBSCRIPTION_TIMEOUT_S = 5.0
+SIGNAL_CHECK_S = 0.1  # the main thread waits in slices this long, so Ctrl-C is seen whichever thread got it
 TAVUS_REPLICA_USER_ID = "tavus-replica"
 MICROPHONE_DEVICE_NAME = "echo-relay-microphone"
 # The relay only sends: it never looks at or listens to anyone, so it downloads no one's camera or microphone.
 SEND_ONLY_SUBSCRIPTIONS = {"base": {"camera": "unsubscribed", "microphone": "unsubscribed"}}
 ENDING_STATES = ("leaving", "left")
 DRY_RUN_CONVERSATION_ID = "dry-run"
+
+
+def wait_for(future: Future[Any], timeout: float) -> Any:
+    """`future.result(timeout)`, waited in short slices.
+
+    A signal (Ctrl-C, SIGTERM) may be delivered to any thread of the process,
+    Daily's own among them, and then it does not wake the main thread's
+    blocked wait: Python would see it only when the wait ends (a join that
+    cannot reach Daily: ~19 s). Slices let it be seen within SIGNAL_CHECK_S.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return future.result(min(SIGNAL_CHECK_S, max(0.0, deadline - time.monotonic())))
+        except futures.TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
 
 
 def conversation_id_from_url(url: str) -> str:
@@ -190,16 +210,16 @@ class Room:
             completion=on_joined,
         )
         try:
-            joined.result(timeout)
+            wait_for(joined, timeout)
         except futures.TimeoutError:
             raise JoinError(
                 f"Daily did not finish joining {self.conversation_url} within {timeout:g} s: check your network"
             ) from None
         except JoinError as error:
+            self._join_pending = False
             log.debug("Daily's join error: %s", self._scrub(str(error)))
             raise JoinError(join_failure_sentence(str(error), self.conversation_url)) from None
-        finally:
-            self._join_pending = False
+        self._join_pending = False  # only once Daily answered: after Ctrl-C mid-wait the join is still pending
         self.call_state = "joined"
         for participant in self._client.participants().values():
             self._see_participant(participant)
@@ -209,7 +229,7 @@ class Room:
         done: Future[None] = Future()
         self._client.update_subscription_profiles(SEND_ONLY_SUBSCRIPTIONS, completion=done.set_result)
         try:
-            error = done.result(SUBSCRIPTION_TIMEOUT_S)
+            error = wait_for(done, SUBSCRIPTION_TIMEOUT_S)
         except futures.TimeoutError:
             error = "no answer"
         if error:
@@ -265,7 +285,7 @@ class Room:
             left: Future[None] = Future()
             self._client.leave(completion=lambda error: left.set_result(None))
             try:
-                left.result(0 if pending else timeout)
+                wait_for(left, 0 if pending else timeout)
             except futures.TimeoutError:
                 if not pending:
                     log.warning("Daily did not confirm leaving within %g s", timeout)
@@ -357,20 +377,28 @@ class _DailyCallbacks(daily.EventHandler):
 
 
 class DryRunRoom:
-    """No Daily room: each message "sent" is one JSON line on stdout, confirmed at once."""
+    """No Daily room: each message "sent" is one JSON line on stdout, confirmed at once.
+
+    A stand-in face (relay/dry_face.py) hears them and reports speaking as a
+    real face would, marked simulated, so the console and scripts work here too.
+    """
 
     mode = "dry-run"
     conversation_id = DRY_RUN_CONVERSATION_ID
     call_state = "dry-run"
     left_reason: str | None = None
     replica_present = True
+    private = False
 
-    def __init__(self, out: IO[str] | None = None) -> None:
+    def __init__(self, out: IO[str] | None = None, *, face: bool = True) -> None:
         self._out = out or sys.stdout
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[str, Mapping[str, Any]], None]] = []
+        self._face = SimulatedFace(self._emit, DRY_RUN_CONVERSATION_ID) if face else None
 
     def add_listener(self, listener: Callable[[str, Mapping[str, Any]], None]) -> None:
-        """A dry run has no room, so nothing ever arrives."""
+        """The simulated face's reports arrive here, as a room's app messages do."""
+        self._listeners.append(listener)
 
     def join(self, timeout: float = JOIN_TIMEOUT_S) -> None:
         """Nothing to join."""
@@ -388,9 +416,17 @@ class DryRunRoom:
         line = json.dumps(message)
         with self._lock:
             print(line, file=self._out, flush=True)
+        if self._face is not None:
+            self._face.hear(message)
         sent: Future[None] = Future()
         sent.set_result(None)
         return sent
 
     def leave(self, timeout: float = LEAVE_TIMEOUT_S) -> None:
-        """Nothing to leave."""
+        """Nothing to leave; the simulated face stops."""
+        if self._face is not None:
+            self._face.close()
+
+    def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+        for listener in list(self._listeners):
+            listener(event_type, data)

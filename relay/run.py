@@ -13,18 +13,22 @@ import errno
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import waitress
+from waitress import wasyncore
 
 from config import Settings
 from relay.errors import JoinError
 from relay.events import MAX_EVENT_LISTENERS, EventLog
 from relay.microphone import CountingMicrophoneDevice
 from relay.room import DryRunRoom, Room, conversation_id_from_url, join_client_settings
+from relay.script import ScriptError, Step, parse_script
 from tavus_client import TavusAPIError, TavusClient, persona_id_of
 
 log = logging.getLogger("echo_relay")
@@ -70,11 +74,13 @@ class AppSlot:
     """The WSGI app the bound server serves; it is set once the room is joined and the app exists.
 
     The server does not run before then, so a request meanwhile waits in the
-    socket's backlog; the 503 is only for a server run without an app.
+    socket's backlog; the 503 is only for a server run without an app. It also
+    carries the demo script to play once serving.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, demo: Demo | None = None) -> None:
         self.app: Any = None
+        self.demo = demo
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         if self.app is None:
@@ -83,12 +89,37 @@ class AppSlot:
         return self.app(environ, start_response)
 
 
+@dataclass(frozen=True)
+class Demo:
+    """A script to play once serving (--script), and whether to stop when it is over (--exit-after-script)."""
+
+    steps: list[Step]
+    name: str
+    exit_after: bool
+
+
+def load_demo(args: argparse.Namespace) -> Demo | None:
+    """The script, checked whole before anything is bound, created or joined: a bad one sends nothing."""
+    if not args.script:
+        return None
+    path = Path(args.script)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScriptError(f"cannot read the script {args.script}: {getattr(error, 'strerror', None) or error}") from None
+    return Demo(parse_script(text, path.resolve().parent, name=path.name), path.name, args.exit_after_script)
+
+
 def run(args: argparse.Namespace, settings: Settings, joining: Joining, make_app: MakeApp) -> int:
     """Every mode; the exit code. Nothing is joined or created before the address is bound."""
     url = None if args.dry_run or args.quickstart else (args.conversation_url or settings.tavus_conversation_url)
     if url:
         conversation_id_from_url(url)  # a malformed URL is the caller's mistake (ConfigError), found before anything
-    slot = AppSlot()
+    try:
+        demo = load_demo(args)
+    except ScriptError as error:
+        return fail(str(error), 2)
+    slot = AppSlot(demo)
     try:
         server = listen(slot, settings)
     except ListenError as error:
@@ -169,11 +200,34 @@ def serve(
             log.info("echo relay (%s) listening on http://%s:%s", relay.room.mode, settings.host, port)
             if on_listening:
                 on_listening(port)
-            server.run()  # returns after Ctrl-C/SIGTERM, once in-flight requests finished
+            if slot.demo is not None:
+                start_demo(slot.demo, relay, server)
+            server.run()  # returns after Ctrl-C/SIGTERM (or --exit-after-script), once in-flight requests finished
     finally:
         relay.close()
         log.info("stopped")
-    return 0
+    return 1 if slot.demo is not None and slot.demo.exit_after and not relay.script.state()["finished"] else 0
+
+
+def start_demo(demo: Demo, relay: Any, server: Any) -> None:
+    """Play the script (it waits for the face first); with --exit-after-script, stop serving when it is over."""
+    relay.script.load(demo.steps, demo.name)
+    relay.script.play()
+    if demo.exit_after:
+        threading.Thread(target=_stop_when_over, args=(relay.script, server), name="relay-demo-exit", daemon=True).start()
+
+
+def _stop_when_over(script: Any, server: Any) -> None:
+    script.wait_until_over()
+    stop_server(server)
+
+
+def stop_server(server: Any) -> None:
+    """Make server.run() return, from any thread: its loop ends once every channel is closed, on its own thread."""
+    try:
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    except OSError:
+        pass  # it stopped already (Ctrl-C came first): nothing left to stop
 
 
 @contextmanager

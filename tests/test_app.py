@@ -502,6 +502,7 @@ def test_health_reports_room_and_counters(client, fake_call_client):
         "send_errors": 0,
         "queue_depth": 0,
         "microphone": {"enabled": False},
+        "auth_required": False,
     }
 
 
@@ -667,3 +668,32 @@ def test_a_wav_sent_without_a_content_type_says_which_header_to_add(client, fake
 
 def test_health_says_dry_run_for_the_conversation_in_the_dry_run(make_app):
     assert make_app(Settings(), DryRunRoom(io.StringIO())).test_client().get("/health").get_json()["conversation_id"] == "dry-run"
+
+
+# --- the console's page and room ------------------------------------------------------------------------
+
+
+def test_the_console_is_served_with_a_strict_policy_framing_only_the_room(client):
+    response = client.get("/")
+
+    assert response.status_code == 200 and b"Echo relay" in response.data
+    assert response.headers["Content-Security-Policy"] == (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "frame-src https://tavus.daily.co; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
+
+
+def test_room_gives_the_console_the_url_without_a_token(fake_daily, make_app):
+    room = Room("https://tavus.daily.co/c123?t=SECRET-TOKEN", client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    answer = make_app(Settings(), room).test_client().get("/room").get_json()
+    room.leave()
+
+    assert answer == {"mode": "room", "conversation_id": "c123", "conversation_url": "https://tavus.daily.co/c123", "private": True}
+
+
+def test_the_console_page_needs_no_token_but_the_room_does(guarded):
+    assert guarded.get("/").status_code == 200
+    assert guarded.get("/static/console.js").status_code == 200
+    assert guarded.get("/room").status_code == 401
+    assert guarded.get("/health").get_json()["auth_required"] is True

@@ -248,7 +248,7 @@ def test_microphone_clips_play_in_order_in_real_time_and_answer_202_at_once(micr
     assert (a.status_code, b.status_code) == (202, 202)
     assert set(a.get_json()) == {"status", "mode", "clip_id", "audio_ms", "queued_ms"}
     assert a.get_json()["audio_ms"] == 110  # padded to whole 10 ms frames
-    assert b.get_json()["queued_ms"] == 110 + 50
+    assert 110 + 50 - 20 <= b.get_json()["queued_ms"] <= 110 + 50  # at most the one 20 ms write held at the gate
     wait_until(lambda: len(device.played) >= len(first) + 240 + len(second))
     assert device.played == first + bytes(240) + second
     assert all(len(frames) % (TARGET // 100 * 2) == 0 for _, frames in device.writes)

@@ -80,7 +80,8 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
     ("upper-case-path", "POST", "/SEND_TEXT_MESSAGE", body({"text": "Hi"}), JSON, {}, 404),
     ("trailing-slash", "POST", "/send_text_message/", body({"text": "Hi"}), JSON, {}, 404),
     ("dot-dot-path", "GET", "/static/../app.py", None, None, {}, 404),
-    ("root", "GET", "/", None, None, {}, 404),
+    ("unknown-file", "GET", "/index.php", None, None, {}, 404),
+    ("static-traversal", "GET", "/static/../app.py", None, None, {}, 404),
     # unicode edge cases
     ("lone-surrogate-text", "POST", "/send_text_message", b'{"text": "Hi \\ud800"}', JSON, {}, 400),
     ("lone-surrogate-id", "POST", "/send_text_message", b'{"text": "Hi", "inference_id": "\\udfff"}', JSON, {}, 400),

@@ -89,7 +89,8 @@ def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm
         "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
     }
     assert [json.loads(line) for line in stdout.splitlines()] == [expected]
-    assert json.loads((tmp_path / "out.jsonl").read_text())["message"] == expected
+    recorded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["message"] for r in recorded if r["direction"] == "out"] == [expected]
 
 
 def test_sigint_stops_the_dry_run_cleanly_too(dry_run):

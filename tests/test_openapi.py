@@ -26,7 +26,7 @@ from relay.room import DryRunRoom
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES_PER_OPERATION = 300
+EXAMPLES_PER_OPERATION = 120  # 13 operations: well over the 1,000 generated requests the README promises
 cases_run: list[tuple[str, str, int]] = []
 
 

@@ -135,11 +135,23 @@ def interrupt_when(condition, signum=signal.SIGINT):
     return thread
 
 
-def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, capsys):
+@pytest.mark.parametrize("delivered_to", ["main thread", "another thread"])
+def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(
+    quickstart_env, fake_tavus, fake_daily, capsys, delivered_to
+):
+    """The kernel hands a process's signal to any thread: Daily's, not the main one, is the case that hung.
+
+    With SIGINT blocked in the main thread (and so in every thread it starts), only the
+    watcher thread, started before, can receive it.
+    """
     fake_daily.join_failure, fake_daily.join_delay_s = "unreachable", 60  # like Daily's ~19 s on a dead network
     interrupt_when(lambda: fake_daily.clients and fake_daily.client.joined_with)
-
-    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+    blocked = {signal.SIGINT} if delivered_to == "another thread" else set()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     assert code == 0
     assert not fake_daily.network_answers.is_set()  # it did not wait for Daily to give up on the join

@@ -1,0 +1,278 @@
+"""Scripted demos: a plain-text script, played line by line, each line once the face stopped saying the last.
+
+The format, one step a line:
+
+    # a comment
+    Hello there! Every other line is something for the face to say.
+    @pause 1.5
+    @audio speech.wav        (a file, relative to the script's folder)
+    \\@ or \\# at the start speaks a line that begins with @ or #
+
+One runner serves the terminal (`python app.py --script demo.txt`) and the
+console (POST /script, /script/next, /script/play, /script/stop): it sends a
+step through the relay like any request, then waits for the face's
+`stopped_speaking` with that step's `inference_id` (or the unified
+`conversation.stopped_speaking`), at most RELAY_SCRIPT_LINE_TIMEOUT, so a lost
+event never hangs the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import soundfile
+
+from echo_messages import MessageError
+from relay.errors import RelayError, ScriptBusy
+
+log = logging.getLogger("echo_relay")
+
+MAX_PAUSE_S = 600.0
+STOPPED_SPEAKING = ("conversation.replica.stopped_speaking", "conversation.stopped_speaking")
+FACE_ROLES = ("replica", "pal")
+DIRECTIVES = "@audio FILE or @pause SECONDS"
+
+
+class ScriptError(MessageError):
+    """A script that cannot be played; the message starts with the line number. Nothing was sent."""
+
+
+@dataclass(frozen=True)
+class Step:
+    line: int
+    kind: str  # "say", "audio" or "pause"
+    text: str = ""
+    path: Path | None = None
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        shown = {"say": self.text, "audio": f"audio {self.text}", "pause": f"pause {self.seconds:g} s"}[self.kind]
+        return {"line": self.line, "kind": self.kind, "text": shown}
+
+
+def parse_script(text: str, base_dir: Path, *, name: str = "the script") -> list[Step]:
+    """Every step, checked now (a missing or unreadable audio file, an unknown directive): nothing is sent on error."""
+    steps = [step for number, raw in enumerate(text.splitlines(), start=1) if (step := _step(raw.strip(), number, base_dir, name))]
+    if not steps:
+        raise ScriptError(f"{name} has nothing to play: write one line for the face to say per line")
+    return steps
+
+
+def _step(line: str, number: int, base_dir: Path, name: str) -> Step | None:
+    where = f"{name} line {number}"
+    if not line or line.startswith("#"):
+        return None
+    if line.startswith(("\\@", "\\#")):
+        return Step(number, "say", text=line[1:])
+    if not line.startswith("@"):
+        return Step(number, "say", text=line)
+    directive, _, argument = line[1:].partition(" ")
+    argument = argument.strip()
+    if directive == "pause":
+        try:
+            seconds = float(argument)
+        except ValueError:
+            raise ScriptError(f"{where}: @pause needs seconds, such as @pause 1.5, got {argument[:40]!r}") from None
+        if not 0 <= seconds <= MAX_PAUSE_S:
+            raise ScriptError(f"{where}: @pause takes 0 to {MAX_PAUSE_S:g} seconds, got {seconds:g}")
+        return Step(number, "pause", seconds=seconds)
+    if directive == "audio":
+        if not argument:
+            raise ScriptError(f"{where}: @audio needs a file, such as @audio speech.wav")
+        path = (base_dir / argument).resolve()
+        if not path.is_file():
+            raise ScriptError(f"{where}: no audio file {argument} (looked for {path})")
+        try:
+            soundfile.info(str(path))
+        except (soundfile.LibsndfileError, RuntimeError) as error:
+            raise ScriptError(f"{where}: {argument} is not audio the relay can decode ({error})") from None
+        return Step(number, "audio", text=argument, path=path)
+    raise ScriptError(f"{where}: unknown directive @{directive[:30]}: use {DIRECTIVES} (start the line with \\@ to say it)")
+
+
+def stopped_speaking_id(event: Mapping[str, Any]) -> str | None:
+    """The inference_id of a face's stopped_speaking event (legacy or unified form), else None."""
+    if event.get("type") not in STOPPED_SPEAKING:
+        return None
+    message = event.get("message")
+    if not isinstance(message, Mapping):
+        return None
+    properties = message.get("properties") if isinstance(message.get("properties"), Mapping) else {}
+    if message.get("event_type") == "conversation.stopped_speaking" and properties.get("role") not in FACE_ROLES:
+        return None
+    inference_id = message.get("inference_id") or properties.get("inference_id")
+    return str(inference_id) if inference_id else None
+
+
+class ScriptRunner:
+    """Plays a loaded script through the relay: a step at a time (next) or all that is left (play).
+
+    `relay` is the app's Relay: `speak_text`, `speak_file` and `events`. One
+    step runs at a time, on a thread of its own; `stop` (and any interrupt)
+    ends a run at once, whatever it is waiting for.
+    """
+
+    def __init__(self, relay: Any, *, line_timeout_s: float) -> None:
+        self._relay = relay
+        self._line_timeout_s = line_timeout_s
+        self._steps: list[Step] = []
+        self._name = ""
+        self._position = 0
+        self._running: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._over = threading.Event()  # the run ended: finished, failed or stopped
+        self._finished = False
+        self._lock = threading.Lock()
+
+    def load(self, steps: list[Step], name: str) -> dict[str, Any]:
+        self.stop()
+        with self._lock:
+            self._steps, self._name, self._position, self._finished = steps, name, 0, False
+            self._over.clear()
+        self._publish("loaded")
+        return self.state()
+
+    def state(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "name": self._name,
+                "steps": [step.as_dict() for step in self._steps],
+                "position": self._position,
+                "playing": self._running is not None and self._running.is_alive(),
+                "finished": self._finished,
+            }
+
+    def next(self) -> dict[str, Any]:
+        """Play the next step (and only it)."""
+        return self._start(all_of_it=False)
+
+    def play(self) -> dict[str, Any]:
+        """Play every step that is left, each after the last."""
+        return self._start(all_of_it=True)
+
+    def halt(self) -> None:
+        """Ask a run to end (an interrupt does): it stops at once, whatever it waits for, and says so."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        """End a run and wait for it to have ended; the step being played is not resumed."""
+        self.halt()
+        with self._lock:
+            running = self._running
+        if running is not None:
+            running.join(5)
+
+    def wait_until_over(self, timeout: float | None = None) -> bool:
+        """Until a run ended (finished, failed or stopped)."""
+        return self._over.wait(timeout)
+
+    def _start(self, *, all_of_it: bool) -> dict[str, Any]:
+        with self._lock:
+            if not self._steps:
+                raise ScriptBusy("no script is loaded: POST /script with {\"script\": \"...\"} first")
+            if self._running is not None and self._running.is_alive():
+                raise ScriptBusy("a line is still playing: wait for it, or POST /script/stop")
+            if self._position >= len(self._steps):
+                raise ScriptBusy("the script is finished: load it again (POST /script) to play it from the start")
+            self._stop.clear()
+            self._running = threading.Thread(target=self._run, args=(all_of_it,), name="relay-script", daemon=True)
+            self._running.start()
+        return self.state()
+
+    def _run(self, all_of_it: bool) -> None:
+        try:
+            if self._wait_for_the_face_to_join():
+                self._play_steps(all_of_it)
+            if self._stop.is_set():
+                self._publish("stopped")
+        finally:
+            if all_of_it or self._finished or self._stop.is_set():
+                self._over.set()
+
+    def _wait_for_the_face_to_join(self) -> bool:
+        """A cold start can take minutes: the first line waits for the face, however long, until stopped."""
+        room = self._relay.room
+        if not room.replica_present:
+            log.info("script %s: waiting for the face to join the room", self._name)
+        while not room.wait_for_replica(0.2):
+            if self._stop.is_set():
+                return False
+        return True
+
+    def _play_steps(self, all_of_it: bool) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if self._position >= len(self._steps):
+                    break
+                step, index = self._steps[self._position], self._position
+            if not self._play(step, index):
+                return
+            with self._lock:
+                self._position += 1
+            if not all_of_it:
+                break
+        with self._lock:
+            done = self._position >= len(self._steps)
+        if done and not self._stop.is_set():
+            with self._lock:
+                self._finished = True
+            self._publish("finished")
+
+    def _play(self, step: Step, index: int) -> bool:
+        """One step, and the wait for the face; False when the run must end (stopped, or the step failed)."""
+        self._publish("playing", step, index)
+        if step.kind == "pause":
+            if self._stop.wait(step.seconds):
+                return False
+            self._publish("done", step, index)
+            return True
+        inference_id = uuid.uuid4().hex
+        cursor = self._relay.events.last_id
+        try:
+            if step.kind == "say":
+                self._relay.speak_text(step.text, inference_id=inference_id)
+            else:
+                self._relay.speak_file(step.path, inference_id=inference_id)
+        except (RelayError, MessageError) as error:
+            if not self._stop.is_set():  # an interrupt that stops the run also cuts the line: not a failure
+                self._publish("failed", step, index, error=str(error))
+            return False
+        if self._wait_for_the_face(inference_id, cursor):
+            self._publish("spoken", step, index)
+        elif not self._stop.is_set():
+            self._publish("timed_out", step, index, waited_s=self._line_timeout_s)
+        return not self._stop.is_set()
+
+    def _wait_for_the_face(self, inference_id: str, cursor: int) -> bool:
+        """Until the face stopped saying `inference_id`: True; a stop or the line timeout: False."""
+        events = self._relay.events
+        deadline = threading.Event()
+        timer = threading.Timer(self._line_timeout_s, deadline.set)
+        timer.daemon = True
+        timer.start()
+        try:
+            while not (self._stop.is_set() or deadline.is_set()):
+                newer, _ = events.after(cursor)
+                for event in newer:
+                    cursor = event.id
+                    if stopped_speaking_id(event.as_dict()) == inference_id:
+                        return True
+                events.wait_after(cursor, 0.05)
+            return False
+        finally:
+            timer.cancel()
+
+    def _publish(self, state: str, step: Step | None = None, index: int | None = None, **extra: Any) -> None:
+        fields: dict[str, Any] = {"state": state, "name": self._name, "total": len(self._steps), **extra}
+        if step is not None:
+            fields |= {"index": index, **step.as_dict()}
+        self._relay.events.publish("relay.script", **fields)
+        where = f" line {step.line} ({index + 1}/{len(self._steps)}): {step.as_dict()['text'][:70]}" if step else ""
+        error = f": {extra['error']}" if "error" in extra else ""
+        log.info("script %s: %s%s%s", self._name, state.replace("_", " "), where, error)

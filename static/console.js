@@ -1,0 +1,417 @@
+// The echo relay's console: say, play audio, interrupt, step through a script, watch events, see the face.
+// Everything goes through the relay's own HTTP API on this origin; nothing is loaded from another host.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "echo-relay-token";
+const MAX_EVENTS_SHOWN = 500;
+const STOPPED = ["conversation.replica.stopped_speaking", "conversation.stopped_speaking"];
+
+const state = {
+  token: sessionStorage.getItem(TOKEN_KEY),
+  lastEventId: 0,
+  eventsPaused: false,
+  health: null,
+  script: { steps: [], position: 0 },
+  currentIndex: null,
+  tokenPrompted: false,
+};
+
+// --- talking to the relay -------------------------------------------------------------
+
+class Refused extends Error {}
+
+async function api(method, path, { body, contentType } = {}) {
+  const headers = {};
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  if (contentType) headers["Content-Type"] = contentType;
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body });
+  } catch (error) {
+    showConnection(false);
+    throw new Error("the relay is not reachable: is it still running?");
+  }
+  showConnection(true);
+  const answer = await response.json().catch(() => ({}));
+  if (response.status === 401) {
+    askForToken(state.token ? "That token is wrong: check RELAY_AUTH_TOKEN and try again." : "");
+    throw new Refused(answer.error || "this relay needs its token");
+  }
+  return { status: response.status, answer };
+}
+
+function showConnection(reachable) {
+  const banner = $("connection");
+  banner.hidden = reachable;
+  if (!reachable) banner.textContent = "The relay is not reachable. Reconnecting…";
+}
+
+function say(element, text, kind) {
+  element.textContent = text;
+  element.className = `result ${kind || ""}`;
+}
+
+function outcome(element, { status, answer }, describe) {
+  if (status >= 200 && status < 300) say(element, describe(answer), "ok");
+  else say(element, `${status}: ${answer.error || "failed"}`, "error");
+}
+
+async function run(element, action) {
+  try {
+    await action();
+  } catch (error) {
+    say(element, error.message, "error");
+  }
+}
+
+// --- the token ----------------------------------------------------------------------------
+
+function askForToken(message) {
+  const form = $("token-form");
+  form.hidden = false;
+  say($("token-result"), message, message ? "error" : "");
+  if (!state.tokenPrompted) $("token-input").focus();
+  state.tokenPrompted = true;
+}
+
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  state.token = $("token-input").value.trim();
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  $("token-input").value = "";
+  $("token-form").hidden = true;
+  state.tokenPrompted = false;
+  restartEvents();
+  loadScriptState();
+  loadRoom();
+});
+
+// --- status -------------------------------------------------------------------------------
+
+function flag(id, value, yes, no, quietNo = false) {
+  const element = $(id);
+  element.textContent = value ? yes : no;
+  element.className = value ? "yes" : quietNo ? "quiet" : "no";
+}
+
+async function refreshHealth() {
+  try {
+    const response = await fetch("/health");
+    const health = await response.json();
+    showConnection(true);
+    state.health = health;
+    $("status-mode").textContent = health.mode;
+    $("status-call").textContent = health.call_state;
+    $("status-conversation").textContent = health.conversation_id || "–";
+    flag("status-face", health.replica_present, "in the room", "not here");
+    flag("status-speaking", health.replica_speaking, "speaking", "silent", true);
+    $("status-sent").textContent = health.messages_sent;
+    $("status-errors").textContent = health.send_errors;
+    $("via-microphone").disabled = !health.microphone.enabled;
+    if (health.auth_required && !state.token) askForToken("");
+  } catch (error) {
+    showConnection(false);
+  }
+}
+
+// --- say ------------------------------------------------------------------------------------
+
+async function sendText() {
+  const text = $("say-text").value;
+  if (!text.trim()) return;
+  const body = JSON.stringify({ text, interrupt: $("interrupt-first").checked });
+  say($("say-result"), "sending…");
+  await run($("say-result"), async () => {
+    const result = await api("POST", "/send_text_message", { body, contentType: "application/json" });
+    outcome($("say-result"), result, (a) => `sent: ${a.messages_sent} message(s), inference_id ${a.inference_id}`);
+    if (result.status === 200) $("say-text").value = "";
+  });
+}
+
+$("say-text").addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && !event.shiftKey) {
+    event.preventDefault();
+    sendText();
+  }
+});
+$("say-button").addEventListener("click", sendText);
+
+// --- audio ------------------------------------------------------------------------------------
+
+const AUDIO_TYPES = { wav: "audio/wav", mp3: "audio/mpeg", flac: "audio/flac", ogg: "audio/ogg", opus: "audio/ogg" };
+
+async function sendAudio(file) {
+  const extension = file.name.split(".").pop().toLowerCase();
+  const contentType = AUDIO_TYPES[extension] || "application/octet-stream";
+  const viaMicrophone = $("via-microphone").checked;
+  const path = viaMicrophone ? "/microphone" : "/send_audio_message";
+  say($("audio-result"), `sending ${file.name}…`);
+  await run($("audio-result"), async () => {
+    const result = await api("POST", path, { body: file, contentType });
+    outcome($("audio-result"), result, (a) =>
+      viaMicrophone
+        ? `${file.name}: ${a.audio_ms} ms queued on the microphone (${a.queued_ms} ms in the queue)`
+        : `${file.name}: ${a.audio_ms} ms sent in ${a.messages_sent} message(s)`,
+    );
+  });
+}
+
+$("audio-file").addEventListener("change", () => {
+  const file = $("audio-file").files[0];
+  if (file) sendAudio(file);
+  $("audio-file").value = "";
+});
+const dropZone = $("drop-zone");
+dropZone.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  dropZone.classList.add("over");
+});
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("over"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("over");
+  const file = event.dataTransfer.files[0];
+  if (file) sendAudio(file);
+});
+dropZone.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" || event.key === " ") {
+    event.preventDefault();
+    $("audio-file").click();
+  }
+});
+
+// --- interrupt --------------------------------------------------------------------------------
+
+async function interrupt() {
+  await run($("interrupt-result"), async () => {
+    const result = await api("POST", "/interrupt");
+    outcome($("interrupt-result"), result, (a) => `interrupted: ${a.requests_dropped} queued request(s) dropped`);
+  });
+}
+
+$("interrupt-button").addEventListener("click", interrupt);
+
+// --- script -------------------------------------------------------------------------------------
+
+function showScript(script) {
+  state.script = script;
+  const list = $("script-lines");
+  list.replaceChildren(
+    ...script.steps.map((step, index) => {
+      const item = document.createElement("li");
+      item.textContent = `line ${step.line}: ${step.text}`;
+      item.dataset.index = index;
+      return item;
+    }),
+  );
+  markScript(script.playing ? script.position : null, script.position);
+}
+
+function markScript(current, done) {
+  state.currentIndex = current;
+  for (const item of $("script-lines").children) {
+    const index = Number(item.dataset.index);
+    item.classList.toggle("current", index === current);
+    item.classList.toggle("done", index < done && index !== current);
+    if (index === current) {
+      item.setAttribute("aria-current", "step");
+      item.scrollIntoView({ block: "nearest" });
+    } else item.removeAttribute("aria-current");
+  }
+}
+
+async function loadScriptState() {
+  try {
+    const { status, answer } = await api("GET", "/script");
+    if (status === 200) showScript(answer);
+  } catch (error) {
+    /* shown by the connection banner or the token form */
+  }
+}
+
+async function scriptCommand(path, body) {
+  await run($("script-result"), async () => {
+    const options = body ? { body: JSON.stringify(body), contentType: "application/json" } : {};
+    const result = await api("POST", path, options);
+    outcome($("script-result"), result, () => "");
+    if (result.status < 300) showScript(result.answer);
+  });
+}
+
+$("script-load").addEventListener("click", async () => {
+  await scriptCommand("/script", { script: $("script-text").value, name: "console" });
+  if (state.script.steps.length) $("script-next").focus(); // Space now plays the next line
+});
+$("script-next").addEventListener("click", () => scriptCommand("/script/next"));
+$("script-play").addEventListener("click", () => scriptCommand("/script/play"));
+$("script-stop").addEventListener("click", () => scriptCommand("/script/stop"));
+$("script-file").addEventListener("change", async () => {
+  const file = $("script-file").files[0];
+  if (file) $("script-text").value = await file.text();
+  $("script-file").value = "";
+});
+
+function onScriptEvent(event) {
+  const done = event.index === undefined ? state.script.position : event.index + (event.state === "playing" ? 0 : 1);
+  if (event.state === "loaded") return loadScriptState();
+  if (event.state === "playing") markScript(event.index, done);
+  else if (["spoken", "timed_out", "done"].includes(event.state)) markScript(null, done);
+  else if (event.state === "finished") {
+    markScript(null, state.script.steps.length);
+    say($("script-result"), "the script is finished", "ok");
+  } else if (event.state === "stopped") {
+    markScript(null, state.script.position);
+    say($("script-result"), "stopped");
+  } else if (event.state === "failed") say($("script-result"), `line ${event.line}: ${event.error}`, "error");
+}
+
+// --- keyboard: Esc interrupts; Space or the right arrow steps the script (outside text fields) ----
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Escape") {
+    event.preventDefault();
+    interrupt();
+    return;
+  }
+  const tag = document.activeElement.tagName;
+  if (["TEXTAREA", "INPUT", "SELECT"].includes(tag)) return; // typing
+  if (event.key === "ArrowRight" || (event.key === " " && tag !== "BUTTON")) {
+    event.preventDefault(); // Space on a button presses that button, as always
+    scriptCommand("/script/next");
+  }
+});
+
+// --- the face ----------------------------------------------------------------------------------------
+
+async function loadRoom() {
+  try {
+    const { status, answer } = await api("GET", "/room");
+    if (status !== 200) return;
+    const toggle = $("face-toggle");
+    if (!answer.conversation_url) {
+      toggle.disabled = true;
+      $("face-note").textContent = "Dry run: there is no room; a simulated face reports speaking in the events.";
+    } else if (answer.private) {
+      toggle.disabled = true;
+      $("face-note").textContent = "This room is private: open the link with its token that the relay printed.";
+    } else {
+      toggle.disabled = false;
+      $("face-frame").dataset.url = answer.conversation_url;
+    }
+  } catch (error) {
+    /* shown elsewhere */
+  }
+}
+
+$("face-toggle").addEventListener("change", () => {
+  const frame = $("face-frame");
+  frame.hidden = !$("face-toggle").checked;
+  if (!frame.hidden && frame.src !== frame.dataset.url) frame.src = frame.dataset.url;
+  if (frame.hidden) frame.removeAttribute("src");
+});
+
+// --- events: Server-Sent Events read with fetch, so the token travels in a header, never in a URL ------
+
+let eventsAbort = null;
+
+function restartEvents() {
+  if (eventsAbort) eventsAbort.abort();
+  readEvents();
+}
+
+async function readEvents() {
+  const controller = new AbortController();
+  eventsAbort = controller;
+  const headers = { Accept: "text/event-stream", "Last-Event-ID": String(state.lastEventId) };
+  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  try {
+    const response = await fetch("/events", { headers, signal: controller.signal });
+    if (response.status === 401) {
+      askForToken(state.token ? "That token is wrong: check RELAY_AUTH_TOKEN and try again." : "");
+      return;
+    }
+    showConnection(true);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        handleFrame(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  } catch (error) {
+    if (controller.signal.aborted) return;
+    showConnection(false);
+  }
+  if (!controller.signal.aborted) setTimeout(readEvents, 1000); // reconnect, replaying what was missed
+}
+
+function handleFrame(frame) {
+  const data = frame
+    .split("\n")
+    .filter((line) => line.startsWith("data:"))
+    .map((line) => line.slice(5).trimStart())
+    .join("\n");
+  if (!data) return;
+  const event = JSON.parse(data);
+  if (event.id) state.lastEventId = event.id;
+  if (event.type === "relay.script") onScriptEvent(event);
+  if (event.type.endsWith("started_speaking") || STOPPED.includes(event.type)) refreshHealth();
+  showEvent(event);
+}
+
+function describe(event) {
+  const message = event.message || {};
+  const details = { ...event };
+  for (const key of ["id", "type", "time", "message", "sender"]) delete details[key];
+  const parts = [];
+  if (message.inference_id) parts.push(`inference_id ${message.inference_id}`);
+  if (message.properties && Object.keys(message.properties).length) parts.push(JSON.stringify(message.properties));
+  if (Object.keys(details).length) parts.push(JSON.stringify(details));
+  return parts.join(" ");
+}
+
+function showEvent(event) {
+  const item = document.createElement("li");
+  item.value = event.id || 0;
+  item.dataset.type = event.type;
+  const type = document.createElement("span");
+  type.className = "type";
+  type.textContent = event.type;
+  item.append(type, ` ${describe(event)}`);
+  if (event.message && event.message.simulated) {
+    const tag = document.createElement("span");
+    tag.className = "simulated";
+    tag.textContent = " (simulated)";
+    item.append(tag);
+  }
+  item.hidden = !matchesFilter(event.type);
+  const log = $("event-log");
+  if (!state.eventsPaused) log.prepend(item);
+  while (log.children.length > MAX_EVENTS_SHOWN) log.lastChild.remove();
+}
+
+function matchesFilter(type) {
+  const filter = $("event-filter").value.trim().toLowerCase();
+  return !filter || type.toLowerCase().includes(filter);
+}
+
+$("event-filter").addEventListener("input", () => {
+  for (const item of $("event-log").children) item.hidden = !matchesFilter(item.dataset.type);
+});
+$("events-pause").addEventListener("change", () => {
+  state.eventsPaused = $("events-pause").checked;
+});
+
+// --- start ----------------------------------------------------------------------------------------------
+
+refreshHealth();
+setInterval(refreshHealth, 1000);
+readEvents();
+loadScriptState();
+loadRoom();

@@ -1,0 +1,96 @@
+"""The console in headless Chromium against a dry-run relay: Enter to the message leaving the relay, and the page's size.
+
+Enter is timed in the page (performance.timeOrigin + performance.now(), at the
+keydown), the message leaving by the relay's RELAY_RECORD_FILE line (written
+as the message is handed to the room); both are this machine's clock.
+Goals (issue 10): p50 over 50 sends under 20 ms in the dry run; the page under
+100 KB, with no request to another host. Any send that never leaves makes it exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import exit_if_failed
+from playwright.sync_api import sync_playwright
+
+from tests.test_app_main import finish, start, wait_for_port
+
+SENDS = 50
+WAIT_S = 10
+
+
+def main() -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("no Chromium: apt-get install chromium")
+    with tempfile.TemporaryDirectory() as folder:
+        record = Path(folder) / "record.jsonl"
+        relay = start([], Path(folder), RELAY_RECORD_FILE=str(record))
+        url = f"http://127.0.0.1:{wait_for_port(relay)}"
+        try:
+            delays, failures, sizes, foreign = measure(chromium, url, record)
+        finally:
+            relay.terminate()
+            finish(relay)
+    exit_if_failed("console", len(failures), failures[0] if failures else None)
+    print(f"console: Enter -> message leaving the relay, {SENDS} sends: p50 {statistics.median(delays):.1f} ms, "
+          f"max {max(delays):.1f} ms (goal p50 < 20 ms)")
+    print(f"page: {sum(sizes.values()) / 1024:.1f} KB in {len(sizes)} files {sorted(sizes)} (goal < 100 KB); "
+          f"requests to other hosts: {len(foreign)}")
+
+
+def measure(chromium: str, url: str, record: Path) -> tuple[list[float], list[str], dict[str, int], list[str]]:
+    sizes: dict[str, int] = {}
+    foreign: list[str] = []
+    delays: list[float] = []
+    failures: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page()
+
+        def seen(response) -> None:
+            if not response.url.startswith(url):
+                foreign.append(response.url)
+            elif response.url.split("?")[0].removeprefix(url) in ("/", "/static/console.js", "/static/console.css"):
+                sizes[response.url.removeprefix(url)] = len(response.body())
+
+        page.on("response", seen)
+        page.goto(url + "/")
+        page.wait_for_selector("#status-mode:has-text('dry-run')")
+        page.evaluate("""() => document.getElementById('say-text').addEventListener('keydown', (event) => {
+            if (event.key === 'Enter') window.enterAt = (performance.timeOrigin + performance.now()) / 1000;
+        }, true)""")
+        for n in range(SENDS):
+            text = f"Line {n}."
+            page.fill("#say-text", text)
+            page.press("#say-text", "Enter")
+            left = wait_for_line(record, text)
+            if left is None:
+                failures.append(f"{text!r} never left the relay")
+                continue
+            delays.append((left - page.evaluate("window.enterAt")) * 1000)
+            page.wait_for_selector("#say-result.ok")
+        browser.close()
+    return delays, failures, sizes, foreign
+
+
+def wait_for_line(record: Path, text: str) -> float | None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        for line in record.read_text().splitlines() if record.exists() else []:
+            entry = json.loads(line)
+            if entry["direction"] == "out" and entry["message"].get("properties", {}).get("text") == text:
+                return entry["time"]
+        time.sleep(0.002)
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,317 @@
+"""The console in a real browser: headless Chromium (Debian's) driven by Playwright, against a dry-run relay process.
+
+What a presenter does, and what they would see: the dry run's record file
+says what left the relay (and what the simulated face reported), the page
+says the rest. Each test saves a screenshot of the page it ends on.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+from tests.conftest import free_port
+from tests.test_app_main import finish, start, wait_for_port
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+INSTALL = "install it with `apt-get install chromium` and `pip install -r requirements-dev.txt` (.ci/run does both)"
+TOKEN = "s3cret-token"
+WAIT_S = 15
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Playwright: {INSTALL}")
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser tests, but there is no Chromium: {INSTALL}")
+        pytest.skip(f"no Chromium: {INSTALL}")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+class Relay:
+    """A dry-run relay process, and what it recorded (RELAY_RECORD_FILE)."""
+
+    def __init__(self, tmp_path: Path, port: int = 0, **env: str) -> None:
+        self.tmp_path, self.record = tmp_path, tmp_path / "record.jsonl"
+        self.env = {"RELAY_RECORD_FILE": str(self.record), "RELAY_SCRIPT_LINE_TIMEOUT": "10", "RELAY_PORT": str(port), **env}
+        self.start()
+
+    def start(self) -> None:
+        self.process = start([], self.tmp_path, **self.env)
+        self.port = wait_for_port(self.process)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            finish(self.process)
+
+    def recorded(self) -> list[dict[str, Any]]:
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [r["message"] for r in self.recorded() if r["direction"] == "out"]
+
+    def wait_until(self, condition: Callable[[], Any], what: str) -> Any:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            if found := condition():
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what}; recorded: {self.recorded()[-5:]}")
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[Relay]:
+    relay = Relay(tmp_path)
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture
+def page(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    yield from open_console(browser, relay, tmp_path, request)
+
+
+def open_console(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.requested = []  # type: ignore[attr-defined]
+    page.on("request", lambda r: page.requested.append(r.url))  # type: ignore[attr-defined]
+    page.goto(relay.url + "/")
+    yield page
+    shot = tmp_path / f"{request.node.name}.png"
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+    context.close()
+
+
+def texts(messages: list[dict[str, Any]]) -> list[str]:
+    return [m["properties"]["text"] for m in messages if m.get("properties", {}).get("modality") == "text"]
+
+
+def wav_bytes(seconds: float = 0.3) -> bytes:
+    buffer = io.BytesIO()
+    t = np.arange(int(16000 * seconds)) / 16000
+    soundfile.write(buffer, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# --- say, audio, interrupt -----------------------------------------------------------------------------
+
+
+def test_enter_sends_the_text_and_shift_enter_is_a_new_line(page, relay):
+    page.fill("#say-text", "")
+    page.type("#say-text", "Line one")
+    page.press("#say-text", "Shift+Enter")
+    page.type("#say-text", "line two.")
+    page.press("#say-text", "Enter")
+
+    relay.wait_until(lambda: texts(relay.sent()), "the text to go out")
+    assert texts(relay.sent()) == ["Line one\nline two."]
+    page.wait_for_selector("#say-result.ok")
+    assert page.inner_text("#say-result").startswith("sent: 1 message(s), inference_id ")
+    assert page.input_value("#say-text") == ""
+
+
+def test_interrupt_first_sends_the_interrupt_before_the_text(page, relay):
+    page.check("#interrupt-first")
+    page.fill("#say-text", "Stop, and say this.")
+    page.press("#say-text", "Enter")
+
+    relay.wait_until(lambda: texts(relay.sent()), "the text to go out")
+    assert [m["event_type"] for m in relay.sent()] == ["conversation.interrupt", "conversation.echo"]
+
+
+def test_a_dropped_wav_is_spoken_as_audio_messages(page, relay):
+    data = base64.b64encode(wav_bytes()).decode()
+    page.evaluate(
+        """(data) => {
+            const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "speech.wav", { type: "audio/wav" }));
+            document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+        }""",
+        data,
+    )
+
+    audio = relay.wait_until(lambda: [m for m in relay.sent() if m["properties"].get("modality") == "audio"], "audio")
+    assert audio[-1]["properties"]["done"] is True and audio[0]["properties"]["sample_rate"] == 24000
+    page.wait_for_selector("#audio-result.ok")
+    assert page.inner_text("#audio-result") == f"speech.wav: 300 ms sent in {len(audio)} message(s)"
+
+
+def test_a_chosen_file_plays_through_the_microphone_when_asked(page, relay, tmp_path):
+    path = tmp_path / "clip.wav"
+    path.write_bytes(wav_bytes())
+    page.wait_for_selector("#via-microphone:not([disabled])")  # the dry run has a (counting) microphone
+    page.check("#via-microphone")
+    page.set_input_files("#audio-file", str(path))
+
+    page.wait_for_selector("#audio-result.ok")
+    assert page.inner_text("#audio-result").startswith("clip.wav: 300 ms queued on the microphone")
+    assert relay.sent() == []  # microphone echo sends no app messages
+
+
+def test_escape_interrupts(page, relay):
+    page.keyboard.press("Escape")
+
+    relay.wait_until(lambda: relay.sent(), "the interrupt")
+    assert relay.sent() == [{"message_type": "conversation", "event_type": "conversation.interrupt", "conversation_id": "dry-run"}]
+    page.wait_for_selector("#interrupt-result.ok")
+
+
+# --- events and status -----------------------------------------------------------------------------------
+
+
+def test_the_event_log_shows_the_simulated_face_speaking_and_stopping(page, relay):
+    page.fill("#say-text", "Two words.")
+    page.press("#say-text", "Enter")
+
+    page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")
+    items = page.locator("#event-log li").all_inner_texts()
+    assert items[0].startswith("conversation.replica.stopped_speaking")  # newest first
+    assert "(simulated)" in items[0] and '"interrupted":false' in items[0]
+    assert any(item.startswith("conversation.replica.started_speaking") for item in items)
+    page.fill("#event-filter", "started")
+    assert page.locator("#event-log li:visible").all_inner_texts()[0].startswith("conversation.replica.started_speaking")
+
+
+def test_the_page_loads_nothing_from_another_host_under_a_strict_policy(page, relay):
+    response = page.request.get(relay.url + "/")
+
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy and "frame-src 'none'" in policy
+    page.wait_for_selector("#status-mode:has-text('dry-run')")
+    assert page.requested and all(url.startswith((relay.url, "data:")) for url in page.requested)
+
+
+def test_it_says_when_the_relay_is_not_reachable_and_reconnects_by_itself(browser, tmp_path, request):
+    relay = Relay(tmp_path, port=free_port())
+    console = open_console(browser, relay, tmp_path, request)
+    page = next(console)
+    try:
+        page.wait_for_selector("#status-mode:has-text('dry-run')")
+        relay.stop()
+        page.wait_for_selector("#connection:has-text('The relay is not reachable. Reconnecting')")
+        relay.start()
+        page.wait_for_selector("#connection", state="hidden")
+        page.fill("#say-text", "Back again.")
+        page.press("#say-text", "Enter")
+        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # events flow again
+    finally:
+        next(console, None)
+        relay.stop()
+
+
+# --- scripts ------------------------------------------------------------------------------------------------
+
+SCRIPT = "# a short demo\nFirst line.\n@pause 0.1\nSecond line.\nThird line."
+
+
+def spoken_in_order_after_the_last_stopped(relay: Relay, lines: list[str]) -> None:
+    """Each line left the relay only after the face's stopped_speaking for the line before."""
+    records = relay.recorded()
+    out = {r["message"]["properties"]["text"]: r for r in records if r["direction"] == "out" and "properties" in r["message"]}
+    stopped = {
+        r["message"]["inference_id"]: r["time"]
+        for r in records
+        if r["direction"] == "in" and r["message"]["event_type"] == "conversation.replica.stopped_speaking"
+    }
+    assert texts(relay.sent()) == lines
+    for before, after in itertools.pairwise(lines):
+        assert out[after]["time"] >= stopped[out[before]["message"]["properties"]["inference_id"]], (before, after)
+
+
+def test_a_script_steps_with_space_each_line_after_the_face_stopped(page, relay):
+    page.fill("#script-text", SCRIPT)
+    page.click("#script-load")
+    page.wait_for_selector("#script-lines li >> nth=3")
+    assert page.locator("#script-lines li").all_inner_texts() == [
+        "line 2: First line.", "line 3: pause 0.1 s", "line 4: Second line.", "line 5: Third line."
+    ]
+    assert page.evaluate("document.activeElement.id") == "script-next"  # loading puts Space on Next
+    page.keyboard.press("Space")
+    page.wait_for_selector("#script-lines li.current:has-text('First line.')")
+    relay.wait_until(lambda: texts(relay.sent()) == ["First line."], "the first line")
+
+    for _ in range(3):  # the pause, then two lines: each Space waits for the step before to be over
+        page.wait_for_selector("#script-lines li.current", state="detached")
+        page.keyboard.press("ArrowRight")
+        page.wait_for_selector("#script-lines li.current", state="attached")
+    page.wait_for_selector("#script-result:has-text('the script is finished')")
+
+    spoken_in_order_after_the_last_stopped(relay, ["First line.", "Second line.", "Third line."])
+
+
+def test_a_script_plays_through_and_interrupt_stops_it(page, relay):
+    page.fill("#script-text", SCRIPT)
+    page.click("#script-load")
+    page.click("#script-play")
+    page.wait_for_selector("#script-result:has-text('the script is finished')")
+    spoken_in_order_after_the_last_stopped(relay, ["First line.", "Second line.", "Third line."])
+
+    page.click("#script-load")
+    page.click("#script-play")
+    page.wait_for_selector("#script-lines li.current:has-text('First line.')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#script-result:has-text('stopped')")
+    assert texts(relay.sent())[3:] == ["First line."]  # the second run got no further
+
+
+def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
+    page.fill("#script-text", "Hello.\n@audio missing.wav")
+    page.click("#script-load")
+
+    page.wait_for_selector("#script-result.error")
+    assert page.inner_text("#script-result").startswith("400: console line 2: no audio file missing.wav")
+    assert relay.sent() == []
+
+
+# --- the token ----------------------------------------------------------------------------------------------
+
+
+def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(browser, tmp_path, request):
+    relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
+    console = open_console(browser, relay, tmp_path, request)
+    page = next(console)
+    try:
+        page.wait_for_selector("#token-form:visible")
+        page.fill("#token-input", "wrong")
+        page.press("#token-input", "Enter")
+        page.wait_for_selector("#token-result:has-text('That token is wrong')")
+
+        page.fill("#token-input", TOKEN)
+        page.press("#token-input", "Enter")
+        page.wait_for_selector("#token-form", state="hidden")
+        page.fill("#say-text", "Authorised.")
+        page.press("#say-text", "Enter")
+        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # the stream works too
+        assert texts(relay.sent()) == ["Authorised."]
+        assert all(TOKEN not in url for url in page.requested)  # in a header, never in a URL
+    finally:
+        next(console, None)
+        relay.stop()

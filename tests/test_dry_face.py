@@ -1,0 +1,105 @@
+"""The dry run's stand-in face: it reports what a Tavus face would, marked simulated."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+from typing import Any
+
+import pytest
+
+from relay.dry_face import SimulatedFace, spoken_seconds
+from relay.room import DryRunRoom
+
+
+class Reports:
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.changed = threading.Condition()
+
+    def __call__(self, event_type: str, data: dict[str, Any]) -> None:
+        with self.changed:
+            self.seen.append(data["message"])
+            self.changed.notify_all()
+
+    def wait_for(self, count: int) -> list[dict[str, Any]]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.seen) >= count, 5), self.seen
+            return [(m["event_type"].rsplit(".", 1)[1], m["inference_id"], m["properties"]) for m in self.seen]
+
+
+def echo(inference_id: str, done: bool = True, **properties: Any) -> dict[str, Any]:
+    return {"event_type": "conversation.echo", "properties": {"inference_id": inference_id, "done": done, **properties}}
+
+
+@pytest.fixture
+def face():
+    reports = Reports()
+    simulated = SimulatedFace(reports, "dry-run")
+    yield simulated, reports
+    simulated.close()
+
+
+def test_text_is_spoken_for_its_words_at_a_calm_pace():
+    assert spoken_seconds({"modality": "text", "text": "one two three four five"}) == 2.0
+    assert spoken_seconds({"modality": "text", "text": "Hi"}) == 0.4
+
+
+def test_audio_is_spoken_for_its_length_at_its_rate():
+    pcm = base64.b64encode(bytes(24000 * 2)).decode()  # 1 s at 24 kHz
+    assert spoken_seconds({"modality": "audio", "audio": pcm, "sample_rate": 24000}) == 1.0
+    assert spoken_seconds({"modality": "audio", "audio": pcm}) == 1.5  # Tavus's 16000 when absent
+
+
+def test_an_utterance_starts_then_stops_after_its_length_marked_simulated(face):
+    simulated, reports = face
+
+    simulated.hear(echo("a", modality="text", text="Hi"))
+
+    assert reports.wait_for(2) == [("started_speaking", "a", {}), ("stopped_speaking", "a", {"duration": 0.4, "interrupted": False})]
+    assert all(m["simulated"] is True and m["seq"] == n for n, m in enumerate(reports.seen, start=1))
+
+
+def test_utterances_are_spoken_one_after_another(face):
+    simulated, reports = face
+
+    simulated.hear(echo("a", modality="text", text="Hi"))
+    simulated.hear(echo("b", modality="text", text="There"))
+
+    assert [(kind, who) for kind, who, _ in reports.wait_for(4)] == [
+        ("started_speaking", "a"), ("stopped_speaking", "a"), ("started_speaking", "b"), ("stopped_speaking", "b")
+    ]
+
+
+def test_an_interrupt_cuts_the_face_off_and_says_so(face):
+    simulated, reports = face
+    simulated.hear(echo("long", modality="text", text="word " * 100))
+    reports.wait_for(1)
+
+    simulated.hear({"event_type": "conversation.interrupt"})
+
+    kind, who, properties = reports.wait_for(2)[1]
+    assert (kind, who, properties["interrupted"]) == ("stopped_speaking", "long", True)
+    assert properties["duration"] < 40
+
+
+def test_an_utterance_without_done_is_spoken_until_its_done_arrives(face):
+    simulated, reports = face
+    simulated.hear(echo("s", done=False, modality="text", text="Hi"))
+    reports.wait_for(1)
+
+    simulated.hear(echo("s", done=True, modality="text", text="there"))
+
+    assert reports.wait_for(2)[1] == ("stopped_speaking", "s", {"duration": 0.8, "interrupted": False})
+
+
+def test_the_dry_run_room_reports_the_face_to_its_listeners():
+    room = DryRunRoom(io.StringIO())
+    reports = Reports()
+    room.add_listener(reports)
+
+    room.send(echo("x", modality="text", text="Hi"))
+
+    assert [kind for kind, _, _ in reports.wait_for(2)] == ["started_speaking", "stopped_speaking"]
+    room.leave()

@@ -1,0 +1,258 @@
+"""Scripted demos: the format, and the runner against the Daily stand-in, whose face answers as Tavus's does."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+
+import app
+from config import Settings
+from relay.script import ScriptError, parse_script
+from tests.conftest import CONVERSATION_URL, REPLICA, free_port, sent_messages
+from tests.test_quickstart import interrupt_when
+
+
+def write_wav(path: Path, seconds: float = 0.1) -> Path:
+    soundfile.write(path, np.zeros(int(16000 * seconds), dtype="float32"), 16000, subtype="PCM_16")
+    return path
+
+
+# --- the format ---------------------------------------------------------------------------------
+
+
+def test_each_line_is_a_step_comments_and_blanks_are_skipped(tmp_path):
+    write_wav(tmp_path / "hi.wav")
+
+    steps = parse_script("# intro\n\nHello there!\n@pause 1.5\n@audio hi.wav\n\\@handle me\n\\# not a comment", tmp_path)
+
+    assert [step.as_dict() for step in steps] == [
+        {"line": 3, "kind": "say", "text": "Hello there!"},
+        {"line": 4, "kind": "pause", "text": "pause 1.5 s"},
+        {"line": 5, "kind": "audio", "text": "audio hi.wav"},
+        {"line": 6, "kind": "say", "text": "@handle me"},
+        {"line": 7, "kind": "say", "text": "# not a comment"},
+    ]
+    assert steps[2].path == (tmp_path / "hi.wav").resolve()
+
+
+@pytest.mark.parametrize(
+    "script, error",
+    [
+        ("Hi.\n@paws 2", "demo.txt line 2: unknown directive @paws: use @audio FILE or @pause SECONDS"),
+        ("Hi.\n\n@audio nowhere.wav", "demo.txt line 3: no audio file nowhere.wav"),
+        ("@audio", "demo.txt line 1: @audio needs a file"),
+        ("@audio notes.txt", "demo.txt line 1: notes.txt is not audio the relay can decode"),
+        ("@pause soon", "demo.txt line 1: @pause needs seconds, such as @pause 1.5, got 'soon'"),
+        ("@pause 9999", "demo.txt line 1: @pause takes 0 to 600 seconds, got 9999"),
+        ("# only comments\n\n", "demo.txt has nothing to play"),
+    ],
+)
+def test_a_bad_script_names_its_line(tmp_path, script, error):
+    (tmp_path / "notes.txt").write_text("not audio")
+
+    with pytest.raises(ScriptError) as raised:
+        parse_script(script, tmp_path, name="demo.txt")
+
+    assert str(raised.value).startswith(error)
+
+
+# --- the runner, on the Daily stand-in -----------------------------------------------------------------------
+
+
+class Face:
+    """The room's face: after each echo utterance it reports stopped_speaking for its inference_id (unless lost)."""
+
+    def __init__(self, fake: Any, *, unified: bool = False, lose: set[int] | None = None) -> None:
+        self.fake, self.unified, self.lose = fake, unified, lose or set()
+        self.heard: list[str] = []
+        original = fake.send_app_message
+
+        def send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
+            original(message, participant_id, completion)
+            properties = message.get("properties", {})
+            if message.get("event_type") == "conversation.echo" and properties.get("done"):
+                self.heard.append(properties["inference_id"])
+                if len(self.heard) - 1 not in self.lose:
+                    threading.Timer(0.05, self.stopped, args=(properties["inference_id"],)).start()
+
+        fake.send_app_message = send
+
+    def stopped(self, inference_id: str) -> None:
+        if self.unified:
+            message = {"event_type": "conversation.stopped_speaking", "inference_id": inference_id,
+                       "properties": {"role": "replica"}}
+        else:
+            message = {"event_type": "conversation.replica.stopped_speaking", "inference_id": inference_id,
+                       "properties": {"interrupted": False}}
+        self.fake.room_sends(message, REPLICA["id"])
+
+
+@pytest.fixture
+def scripted(room, fake_call_client, make_app):
+    relay = make_app(Settings(replica_timeout_s=2.0, send_timeout_s=1.0, script_line_timeout_s=5.0), room).extensions["relay"]
+    return relay
+
+
+def script_events(relay: Any) -> list[tuple[str, Any]]:
+    return [(e.fields["state"], e.fields.get("line")) for e in relay.events.after(0)[0] if e.type == "relay.script"]
+
+
+@pytest.mark.parametrize("unified", [False, True])
+def test_lines_go_out_in_order_each_after_the_face_stopped_the_last(scripted, fake_call_client, unified):
+    face = Face(fake_call_client, unified=unified)
+    scripted.script.load(parse_script("One.\nTwo.\nThree.", Path.cwd()), "demo")
+
+    scripted.script.play()
+    assert scripted.script.wait_until_over(10)
+
+    messages = sent_messages(fake_call_client)
+    assert [m["properties"]["text"] for m in messages] == ["One.", "Two.", "Three."]
+    assert len(face.heard) == 3
+    assert script_events(scripted) == [
+        ("loaded", None), ("playing", 1), ("spoken", 1), ("playing", 2), ("spoken", 2),
+        ("playing", 3), ("spoken", 3), ("finished", None),
+    ]
+
+
+def test_a_line_is_not_sent_before_the_face_stopped_the_last(scripted, fake_call_client):
+    Face(fake_call_client, lose={0})  # the face never says it stopped the first line
+    scripted.script.load(parse_script("One.\nTwo.", Path.cwd()), "demo")
+
+    scripted.script.play()
+    time.sleep(0.3)  # a wait that could only let a wrong second line out, never make a right one fail
+
+    assert [m["properties"]["text"] for m in sent_messages(fake_call_client)] == ["One."]
+    scripted.script.stop()
+
+
+def test_a_lost_event_times_out_and_the_demo_goes_on(room, fake_call_client, make_app):
+    relay = make_app(Settings(script_line_timeout_s=0.3), room).extensions["relay"]
+    Face(fake_call_client, lose={0})
+    relay.script.load(parse_script("One.\nTwo.", Path.cwd()), "demo")
+
+    relay.script.play()
+    assert relay.script.wait_until_over(10)
+
+    assert [m["properties"]["text"] for m in sent_messages(fake_call_client)] == ["One.", "Two."]
+    assert ("timed_out", 1) in script_events(relay) and script_events(relay)[-1] == ("finished", None)
+
+
+def test_stop_ends_the_run_at_once_and_next_plays_one_line(scripted, fake_call_client):
+    Face(fake_call_client, lose={0})
+    scripted.script.load(parse_script("One.\nTwo.", Path.cwd()), "demo")
+
+    scripted.script.next()
+    while not sent_messages(fake_call_client):
+        time.sleep(0.005)
+    scripted.script.stop()
+
+    assert script_events(scripted)[-1] == ("stopped", None)
+    assert scripted.script.state()["position"] == 0 and not scripted.script.state()["playing"]
+    assert [m["properties"]["text"] for m in sent_messages(fake_call_client)] == ["One."]
+
+
+def test_the_first_line_waits_for_the_face_to_join(fake_daily, make_app):
+    from relay.room import Room
+
+    fake_daily.replica_in_room = False
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    relay = make_app(Settings(replica_timeout_s=0.2), room).extensions["relay"]
+    Face(fake_daily.client)
+    relay.script.load(parse_script("Hello.", Path.cwd()), "demo")
+
+    relay.script.play()
+    time.sleep(0.5)  # longer than RELAY_REPLICA_TIMEOUT: a request would have failed with 503 by now
+    assert fake_daily.client.sent == []
+    fake_daily.client.replica_joins()
+
+    assert relay.script.wait_until_over(10)
+    assert [m["properties"]["text"] for m in fake_daily.client.sent] == ["Hello."]
+    room.leave()
+
+
+# --- over HTTP ------------------------------------------------------------------------------------------------
+
+
+def test_the_console_endpoints_load_step_and_refuse_what_does_not_fit(client, fake_call_client):
+    Face(fake_call_client)
+    assert client.post("/script/next").status_code == 409
+
+    loaded = client.post("/script", json={"script": "One.\nTwo.", "name": "demo"})
+    assert loaded.status_code == 200 and [s["text"] for s in loaded.get_json()["steps"]] == ["One.", "Two."]
+    assert client.post("/script/next").status_code == 202
+    assert client.post("/script", json={"script": "x", "nmae": "typo"}).status_code == 400
+    bad = client.post("/script", json={"script": "Hi.\n@wait 2"})
+    assert bad.status_code == 400 and bad.get_json()["error"].startswith("the script line 2: unknown directive @wait")
+
+
+def test_an_interrupt_stops_a_script_run(client, fake_call_client):
+    Face(fake_call_client, lose={0})
+    client.post("/script", json={"script": "One.\nTwo."})
+    client.post("/script/play")
+    while not sent_messages(fake_call_client):
+        time.sleep(0.005)
+
+    client.post("/interrupt")
+
+    state = client.get("/script").get_json()
+    deadline = time.monotonic() + 5
+    while state["playing"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+        state = client.get("/script").get_json()
+    assert not state["playing"] and state["position"] == 0
+    assert [m.get("properties", {}).get("text") for m in sent_messages(fake_call_client)] == ["One.", None]
+
+
+# --- from the command line -------------------------------------------------------------------------------------
+
+
+def test_a_bad_script_file_exits_2_with_its_line_before_anything_is_joined(tmp_path, fake_daily, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo.txt").write_text("Hello.\n@audio gone.wav\n")
+
+    code = app.main([CONVERSATION_URL, "--script", "demo.txt"], client_factory=fake_daily.factory)
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith("error: demo.txt line 2: no audio file gone.wav")
+    assert fake_daily.clients == []
+
+
+def test_exit_after_script_plays_it_all_then_leaves(tmp_path, fake_daily, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAY_PORT", str(free_port()))
+    write_wav(tmp_path / "hi.wav")
+    (tmp_path / "demo.txt").write_text("Hello.\n@audio hi.wav\nBye.\n")
+    face: list[Face] = []
+    original = fake_daily.factory
+
+    def factory(event_handler: Any = None) -> Any:
+        client = original(event_handler)
+        face.append(Face(client))
+        return client
+
+    code = app.main([CONVERSATION_URL, "--script", "demo.txt", "--exit-after-script"], client_factory=factory)
+
+    assert code == 0
+    kinds = [m["properties"].get("text", "audio") for m in fake_daily.client.sent if m["properties"].get("done")]
+    assert kinds == ["Hello.", "audio", "Bye."]
+    assert fake_daily.client.left and fake_daily.client.released
+
+
+def test_ctrl_c_stops_a_script_run(tmp_path, fake_daily, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAY_PORT", str(free_port()))
+    (tmp_path / "demo.txt").write_text("One.\nTwo.\n")  # the face never says it stopped: the run waits
+    interrupt_when(lambda: fake_daily.clients and fake_daily.client.sent)
+
+    code = app.main([CONVERSATION_URL, "--script", "demo.txt", "--exit-after-script"], client_factory=fake_daily.factory)
+
+    assert code == 1  # stopped before the end
+    assert [m["properties"]["text"] for m in fake_daily.client.sent] == ["One."]
+    assert fake_daily.client.left and fake_daily.client.released
