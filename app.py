@@ -1,12 +1,13 @@
 """The echo relay: POST JSON or audio to localhost, the Tavus face says it.
 
-One process, one daily-python CallClient (owned by `Room`), one sender thread
-(`Sender`) that puts every request's messages on the wire in arrival order and
-waits for Daily to confirm them. Flask routes only parse, build and wait.
-Run `python app.py --help` for the modes.
+One process, one daily-python CallClient (owned by `Room`); each request puts
+its messages on the wire in its turn, in arrival order (`Sender`), and waits
+for Daily to confirm them. Flask routes only parse and answer; what they share
+is `relay.core.Relay`. Run `python app.py --help` for the modes.
 
 This file is the Flask app, its routes and the command line; the parts it owns
-that run underneath (room, sender, events, microphone) are in relay/.
+that run underneath (the run's lifecycle, room, sender, events, microphone,
+scripts) are in relay/.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/f
 PUBLIC_PATHS = ("/health", "/openapi.json", "/")
 PUBLIC_PREFIXES = ("/static/",)
 SCRIPT_FIELDS = ("script", "name")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 QUIET_PATHS = ("/health", "/")  # the console polls /health every second: logged only with --verbose
 # --- the HTTP app -----------------------------------------------------------------
 
@@ -64,8 +66,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
     relay = Relay(settings, room, microphone_device)
     app.extensions["relay"] = relay
 
-    app.before_request(_start_request_clock)
-    app.before_request(_check_bearer_token)
+    app.before_request(_start_request)
     app.after_request(_log_request)
     app.register_error_handler(Exception, _error_response)
 
@@ -117,7 +118,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
         relay.events.publish(
             "relay.interrupted", reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped
         )
-        sent = relay.sender.confirm(dispatched.result())
+        sent = relay.sender.confirm(dispatched)
         g.messages_sent = sent
         return jsonify(
             status="Interrupted",
@@ -221,7 +222,8 @@ def console_policy(room: Any) -> str:
 
 def _sent(relay: Relay, fields: Mapping[str, Any]) -> Response:
     g.inference_id, g.messages_sent = fields["inference_id"], fields["messages_sent"]
-    return jsonify(status="Message sent successfully", mode=relay.room.mode, **fields)
+    answer = {"status": "Message sent successfully", "mode": relay.room.mode, **fields}
+    return Response(json.dumps(answer), mimetype="application/json")  # the hot path: no need for jsonify's extras
 
 
 def _event_cursor() -> int:
@@ -232,24 +234,29 @@ def _event_cursor() -> int:
     return int(raw)
 
 
-def _start_request_clock() -> None:
+def _start_request() -> Response | None:
+    """Every request: start its clock (for the log line), then check the bearer token."""
     g.started = time.perf_counter()
+    return _check_bearer_token()
 
 
 def _log_request(response: Response) -> Response:
     """One line per request: never a body, audio or token. The console's polling and files only with --verbose."""
-    elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-    quiet = request.method == "GET" and (request.path in QUIET_PATHS or request.path.startswith(PUBLIC_PREFIXES))
-    log.log(
-        logging.DEBUG if quiet else logging.INFO,
-        "%s %s %d %.1fms inference_id=%s messages_sent=%s",
-        request.method,
-        request.path,
-        response.status_code,
-        elapsed_ms,
-        g.get("inference_id", "-"),
-        g.get("messages_sent", "-"),
-    )
+    method, path = request.method, request.path
+    quiet = method == "GET" and (path in QUIET_PATHS or path.startswith(PUBLIC_PREFIXES))
+    level = logging.DEBUG if quiet else logging.INFO
+    if log.isEnabledFor(level):
+        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
+        log.log(
+            level,
+            "%s %s %d %.1fms inference_id=%s messages_sent=%s",
+            method,
+            path,
+            response.status_code,
+            elapsed_ms,
+            g.get("inference_id", "-"),
+            g.get("messages_sent", "-"),
+        )
     return response
 
 
@@ -313,9 +320,10 @@ def _json_body(endpoint: str = "/send_text_message") -> Any:
     Options of a JSON request are fields of its body: a query parameter would
     be ignored, so it is refused, naming the field it should be.
     """
-    if request.mimetype not in JSON_MIMETYPES and not request.mimetype.endswith("+json"):
+    mimetype = request.mimetype  # parsed from the header on every access: once is enough
+    if mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
         raise UnsupportedMediaType(
-            f"Content-Type {request.mimetype!r} is not supported here: send JSON with Content-Type: application/json"
+            f"Content-Type {mimetype!r} is not supported here: send JSON with Content-Type: application/json"
         )
     if request.args:
         name = next(iter(request.args))
@@ -458,7 +466,7 @@ def main(
 ) -> int:
     """The command line; the factories let tests stand in for daily's CallClient and microphone."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     show_daily_logs(args.verbose)
     previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

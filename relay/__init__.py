@@ -1,7 +1,10 @@
 """The relay's moving parts, split out of app.py (which owns them) so each reads on its own.
 
-room.py (the CallClient), sender.py (ordered, confirmed delivery), events.py
-(/events), microphone.py (microphone echo), recorder.py (RELAY_RECORD_FILE),
-errors.py (what a request can end in). app.py keeps the Flask app, its routes
-and the command line.
+run.py (one run: bind, quickstart, join, serve, stop), core.py (what the routes
+and the script runner share), room.py (the CallClient), daily_logs.py (Daily's
+log lines kept off stderr), sender.py (ordered, confirmed delivery),
+utterances.py (open utterances' rates), events.py (/events), microphone.py
+(microphone echo), recorder.py (RELAY_RECORD_FILE), script.py (scripted demos),
+dry_face.py (the dry run's stand-in face), errors.py (what a request can end
+in). app.py keeps the Flask app, its routes and the command line.
 """

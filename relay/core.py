@@ -146,7 +146,7 @@ class Relay:
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
             self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
         try:
-            return self.sender.confirm(self.sender.submit(messages, ticket=ticket, drop_queued=interrupt).result())
+            return self.sender.confirm(self.sender.submit(messages, ticket=ticket, drop_queued=interrupt))
         except (SendError, SendTimeout) as error:
             self.events.publish("relay.send_failed", inference_id=inference_id, error=str(error))
             raise

@@ -285,3 +285,10 @@ def test_splitting_a_long_text_serializes_each_character_a_bounded_number_of_tim
 
     assert "".join(p["properties"]["text"] for p in pieces) == text
     assert serialized[0] <= 20 * len(text)
+
+
+@given(st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=300))
+@settings(max_examples=300, deadline=None)
+def test_each_chars_escaped_cost_adds_up_to_what_json_writes(text):
+    """The splitter's per-char costs must equal json.dumps's bytes exactly (lone surrogates included)."""
+    assert int(echo_messages.escaped_costs(text).sum()) == len(json.dumps(text, ensure_ascii=True)) - 2

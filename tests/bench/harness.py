@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import multiprocessing
+import os
 import statistics
 import sys
 import threading
@@ -23,7 +25,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # benches run as scripts: the imports below need the repository root
 
-from app import create_app
+from app import LOG_FORMAT, create_app
 from config import Settings
 from relay.room import Room
 from tests.conftest import CONVERSATION_URL, FakeBehaviour
@@ -42,13 +44,20 @@ class RequestClock:
         return self.app(environ, start_response)
 
 
+def log_as_the_relay_does() -> None:
+    """The relay's log line per request, formatted and written as `python app.py` does (to /dev/null): part of its cost."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=open(os.devnull, "w"))  # noqa: SIM115
+
+
 @contextmanager
 def relay_on_fake_daily(settings: Settings | None = None) -> Iterator[tuple[int, FakeBehaviour]]:
     """A joined relay whose fake CallClient confirms every send at once, on its own thread.
 
     The fake behaviour gets a `clock` (RequestClock) for when requests reached the relay.
     """
+    log_as_the_relay_does()
     fake = FakeBehaviour()
+    fake.check_messages = False  # Daily checks a message natively; the stand-in's Python walk is not the relay's cost
     room = Room(CONVERSATION_URL, client_factory=fake.factory)
     room.join(timeout=5)
     app = create_app(settings or Settings(), room)
