@@ -469,7 +469,12 @@ def main(
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
     log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     show_daily_logs(args.verbose)
-    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    # Ctrl-C and SIGTERM stop the relay at any point of the run, whatever was inherited (a job started in the
+    # background by a shell has SIGINT ignored, and Python keeps that): creating, joining, serving.
+    previous_handlers = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_keyboard_interrupt),
+    }
     try:
         settings = Settings.from_env()
         meeting_token = args.meeting_token or settings.tavus_meeting_token
@@ -480,7 +485,8 @@ def main(
     except KeyboardInterrupt:
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous_handler)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:

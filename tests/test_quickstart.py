@@ -135,23 +135,26 @@ def interrupt_when(condition, signum=signal.SIGINT):
     return thread
 
 
-@pytest.mark.parametrize("delivered_to", ["main thread", "another thread"])
+@pytest.mark.parametrize("delivered_to", ["main thread", "another thread", "started ignored"])
 def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(
     quickstart_env, fake_tavus, fake_daily, capsys, delivered_to
 ):
     """The kernel hands a process's signal to any thread: Daily's, not the main one, is the case that hung.
 
     With SIGINT blocked in the main thread (and so in every thread it starts), only the
-    watcher thread, started before, can receive it.
+    watcher thread, started before, can receive it. A relay started as a background job
+    inherits SIGINT ignored; Ctrl-C (SIGINT) must stop it all the same.
     """
     fake_daily.join_failure, fake_daily.join_delay_s = "unreachable", 60  # like Daily's ~19 s on a dead network
     interrupt_when(lambda: fake_daily.clients and fake_daily.client.joined_with)
     blocked = {signal.SIGINT} if delivered_to == "another thread" else set()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN if delivered_to == "started ignored" else signal.default_int_handler)
     try:
-        code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+        code = app.main(["--quickstart"], client_factory=fake_daily.factory)  # "started ignored": a background job's
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        signal.signal(signal.SIGINT, inherited)
 
     assert code == 0
     assert not fake_daily.network_answers.is_set()  # it did not wait for Daily to give up on the join
