@@ -206,7 +206,7 @@ def serve(
     finally:
         relay.close()
         log.info("stopped")
-    return 1 if slot.demo is not None and slot.demo.exit_after and not relay.script.state()["finished"] else 0
+    return 1 if slot.demo is not None and slot.demo.exit_after and relay.script.failed else 0  # Ctrl-C: 0
 
 
 def start_demo(demo: Demo, relay: Any, server: Any) -> None:

@@ -128,12 +128,13 @@ class ScriptRunner:
         self._stop = threading.Event()
         self._over = threading.Event()  # the run ended: finished, failed or stopped
         self._finished = False
+        self.failed = False  # a line could not be spoken (not: stopped by an interrupt or Ctrl-C)
         self._lock = threading.Lock()
 
     def load(self, steps: list[Step], name: str) -> dict[str, Any]:
         self.stop()
         with self._lock:
-            self._steps, self._name, self._position, self._finished = steps, name, 0, False
+            self._steps, self._name, self._position, self._finished, self.failed = steps, name, 0, False, False
             self._over.clear()
         self._publish("loaded")
         return self.state()
@@ -241,16 +242,21 @@ class ScriptRunner:
                 self._relay.speak_file(step.path, inference_id=inference_id)
         except (RelayError, MessageError) as error:
             if not self._stop.is_set():  # an interrupt that stops the run also cuts the line: not a failure
+                self.failed = True
                 self._publish("failed", step, index, error=str(error))
             return False
-        if self._wait_for_the_face(inference_id, cursor):
+        heard = self._wait_for_the_face(inference_id, cursor)
+        if heard == "spoken":
             self._publish("spoken", step, index)
+        elif heard == "gone":  # the next line will say why it cannot be spoken
+            self._publish("face_gone", step, index)
         elif not self._stop.is_set():
             self._publish("timed_out", step, index, waited_s=self._line_timeout_s)
         return not self._stop.is_set()
 
-    def _wait_for_the_face(self, inference_id: str, cursor: int) -> bool:
-        """Until the face stopped saying `inference_id`: True; a stop or the line timeout: False."""
+    def _wait_for_the_face(self, inference_id: str, cursor: int) -> str:
+        """Until the face stopped saying `inference_id` ("spoken"), left or the call ended ("gone"), or neither
+        came in time or a stop came ("waited")."""
         events = self._relay.events
         deadline = threading.Event()
         timer = threading.Timer(self._line_timeout_s, deadline.set)
@@ -262,9 +268,11 @@ class ScriptRunner:
                 for event in newer:
                     cursor = event.id
                     if stopped_speaking_id(event.as_dict()) == inference_id:
-                        return True
+                        return "spoken"
+                if self._relay.room.delivery_problem() is not None:
+                    return "gone"
                 events.wait_after(cursor, 0.05)
-            return False
+            return "waited"
         finally:
             timer.cancel()
 

@@ -256,7 +256,7 @@ function onScriptEvent(event) {
   const done = event.index === undefined ? state.script.position : event.index + (event.state === "playing" ? 0 : 1);
   if (event.state === "loaded") return loadScriptState();
   if (event.state === "playing") markScript(event.index, done);
-  else if (["spoken", "timed_out", "done"].includes(event.state)) markScript(null, done);
+  else if (["spoken", "timed_out", "done", "face_gone"].includes(event.state)) markScript(null, done);
   else if (event.state === "finished") {
     markScript(null, state.script.steps.length);
     say($("script-result"), "the script is finished", "ok");

@@ -68,9 +68,10 @@ class Relay:
             finish(self.process)
 
     def recorded(self) -> list[dict[str, Any]]:
+        """Every whole line so far: the relay may be halfway through writing the last one."""
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in self.record.read_text().split("\n")[:-1] if line.strip()]
 
     def sent(self) -> list[dict[str, Any]]:
         return [r["message"] for r in self.recorded() if r["direction"] == "out"]

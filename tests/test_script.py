@@ -253,6 +253,30 @@ def test_ctrl_c_stops_a_script_run(tmp_path, fake_daily, monkeypatch):
 
     code = app.main([CONVERSATION_URL, "--script", "demo.txt", "--exit-after-script"], client_factory=fake_daily.factory)
 
-    assert code == 1  # stopped before the end
+    assert code == 0  # Ctrl-C is the user stopping the relay, wherever it lands
     assert [m["properties"]["text"] for m in fake_daily.client.sent] == ["One."]
     assert fake_daily.client.left and fake_daily.client.released
+
+
+def test_exit_after_script_exits_1_when_a_line_fails(tmp_path, fake_daily, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RELAY_PORT", str(free_port()))
+    (tmp_path / "demo.txt").write_text("One.\nTwo.\n")
+    original = fake_daily.factory
+
+    def factory(event_handler: Any = None) -> Any:
+        client = original(event_handler)
+        send = client.send_app_message
+
+        def send_then_end(message: Any, participant_id: Any = None, completion: Any = None) -> None:
+            send(message, participant_id, completion)
+            client.call_ends("meeting ended")  # the call ends after the first line: the second cannot be spoken
+
+        client.send_app_message = send_then_end
+        return client
+
+    code = app.main([CONVERSATION_URL, "--script", "demo.txt", "--exit-after-script"], client_factory=factory)
+
+    assert code == 1
+    assert "script demo.txt: failed line 2 (2/2): Two.: the conversation has ended" in caplog.text
+    assert [m["properties"]["text"] for m in fake_daily.client.sent] == ["One."]
