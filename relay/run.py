@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -269,8 +269,7 @@ def run_quickstart(
         token = conversation.get("meeting_token") if args.private else None
         if args.private and not token:
             return fail("Tavus created a private conversation but sent no meeting_token: the relay cannot join it", 1)
-        room_joining = Joining(joining.client_factory, joining.microphone_factory, joining.microphone, token)
-        room, device = room_joining.room(conversation["conversation_url"], settings)
+        room, device = replace(joining, meeting_token=token).room(conversation["conversation_url"], settings)
         if args.test_mode:
             print(
                 f"Test mode: conversation {conversation['conversation_id']} is not billed and no face will join it, "

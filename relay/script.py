@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -219,10 +220,8 @@ class ScriptRunner:
             if not all_of_it:
                 break
         with self._lock:
-            done = self._position >= len(self._steps)
-        if done and not self._stop.is_set():
-            with self._lock:
-                self._finished = True
+            self._finished = self._position >= len(self._steps) and not self._stop.is_set()
+        if self._finished:
             self._publish("finished")
 
     def _play(self, step: Step, index: int) -> bool:
@@ -258,23 +257,17 @@ class ScriptRunner:
         """Until the face stopped saying `inference_id` ("spoken"), left or the call ended ("gone"), or neither
         came in time or a stop came ("waited")."""
         events = self._relay.events
-        deadline = threading.Event()
-        timer = threading.Timer(self._line_timeout_s, deadline.set)
-        timer.daemon = True
-        timer.start()
-        try:
-            while not (self._stop.is_set() or deadline.is_set()):
-                newer, _ = events.after(cursor)
-                for event in newer:
-                    cursor = event.id
-                    if stopped_speaking_id(event.as_dict()) == inference_id:
-                        return "spoken"
-                if self._relay.room.delivery_problem() is not None:
-                    return "gone"
-                events.wait_after(cursor, 0.05)
-            return "waited"
-        finally:
-            timer.cancel()
+        deadline = time.monotonic() + self._line_timeout_s
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            newer, _ = events.after(cursor)
+            for event in newer:
+                cursor = event.id
+                if stopped_speaking_id(event.as_dict()) == inference_id:
+                    return "spoken"
+            if self._relay.room.delivery_problem() is not None:
+                return "gone"
+            events.wait_after(cursor, 0.05)
+        return "waited"
 
     def _publish(self, state: str, step: Step | None = None, index: int | None = None, **extra: Any) -> None:
         fields: dict[str, Any] = {"state": state, "name": self._name, "total": len(self._steps), **extra}
