@@ -159,7 +159,8 @@ def test_a_dropped_wav_is_spoken_as_audio_messages(page, relay):
         data,
     )
 
-    audio = relay.wait_until(lambda: [m for m in relay.sent() if m["properties"].get("modality") == "audio"], "audio")
+    relay.wait_until(lambda: any(m["properties"].get("done") for m in relay.sent()), "the audio's last message")
+    audio = [m for m in relay.sent() if m["properties"].get("modality") == "audio"]
     assert audio[-1]["properties"]["done"] is True and audio[0]["properties"]["sample_rate"] == 24000
     page.wait_for_selector("#audio-result.ok")
     assert page.inner_text("#audio-result") == f"speech.wav: 300 ms sent in {len(audio)} message(s)"
