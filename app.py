@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
@@ -35,6 +36,7 @@ from relay import run as relay_run
 from relay.core import Relay
 from relay.errors import ModeError, RelayError
 from relay.events import events_dropped
+from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
 from relay.script import parse_script
@@ -51,8 +53,9 @@ AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/f
 PUBLIC_PATHS = ("/health", "/openapi.json", "/")
 PUBLIC_PREFIXES = ("/static/",)
 SCRIPT_FIELDS = ("script", "name")
-LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 QUIET_PATHS = ("/health", "/")  # the console polls /health every second: logged only with --verbose
+REQUEST_LINE = "%s %s %d %.1fms inference_id=%s messages_sent=%s"  # never a body, audio or token
+INTERNAL_ERROR = "internal error in the relay; the details are in its log"
 # --- the HTTP app -----------------------------------------------------------------
 
 
@@ -69,22 +72,14 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
     app.before_request(_start_request)
     app.after_request(_log_request)
     app.register_error_handler(Exception, _error_response)
+    app.wsgi_app = PlainTextRoute(app.wsgi_app, relay)  # type: ignore[method-assign]
 
     @app.post("/send_text_message")
     def send_text_message() -> Response:
+        """Every form of the request but the plain one, which `PlainTextRoute` answers (the same way)."""
         ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
         echo = echo_messages.parse_text_request(_json_body())
-        return _sent(
-            relay,
-            relay.speak_text(
-                echo.text,
-                inference_id=echo.inference_id,
-                conversation_id=echo.conversation_id,
-                done=echo.done,
-                interrupt=echo.interrupt,
-                ticket=ticket,
-            ),
-        )
+        return _sent(relay, _speak_text(relay, echo, ticket))
 
     @app.post("/send_audio_message")
     def send_audio_message() -> Response:
@@ -220,10 +215,90 @@ def console_policy(room: Any) -> str:
     )
 
 
+class PlainTextRoute:
+    """POST /send_text_message in its plain form, answered without Flask's request machinery.
+
+    Text echo is the relay's busiest route, and for a short text Flask's
+    request and response objects, contexts, hooks and signals cost more than
+    everything the relay does (tests/bench/bench_text_echo.py). So the plain
+    form (JSON with a Content-Length within RELAY_MAX_BODY_BYTES, no query
+    string, the bearer token when one is set) is answered here, by the
+    functions the Flask route calls, with the same answer and log line. Any
+    other form, and any body that fails its checks, goes to Flask as it came
+    (the body re-read from memory): each error is still worded in one place.
+    """
+
+    def __init__(self, flask_wsgi_app: Callable[..., Any], relay: Relay) -> None:
+        self._flask = flask_wsgi_app
+        self._relay = relay
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        length = self._plain_length(environ)
+        if length is None:
+            return self._flask(environ, start_response)
+        started = time.perf_counter()
+        ticket = self._relay.sender.generation  # taken first, as the Flask route does
+        body = environ["wsgi.input"].read(length)
+        try:
+            echo = echo_messages.parse_text_request(json.loads(body))
+        except (ValueError, RecursionError):  # bad JSON or a bad field (MessageError): Flask says which
+            environ["wsgi.input"] = io.BytesIO(body)
+            return self._flask(environ, start_response)
+        fields: Mapping[str, Any] = {}
+        try:
+            fields = _speak_text(self._relay, echo, ticket)
+            status, answer = 200, _sent_answer(self._relay, fields)
+        except (MessageError, RelayError) as error:
+            status, answer = error.status, {"error": str(error)}
+        except Exception:  # a bug: the same generic 500 as every route's, with the details in the log
+            log.exception("unexpected error on POST /send_text_message")
+            status, answer = 500, {"error": INTERNAL_ERROR}
+        _log_line(logging.INFO, "POST", "/send_text_message", status, started, fields.get("inference_id", "-"),
+                  fields.get("messages_sent", "-"))
+        data = json.dumps(answer).encode()
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+        )
+        return [data]
+
+    def _plain_length(self, environ: Mapping[str, Any]) -> int | None:
+        """The body's length when the request is the plain form; None when Flask should answer it."""
+        if environ["REQUEST_METHOD"] != "POST" or environ.get("PATH_INFO") != "/send_text_message":
+            return None
+        if environ.get("QUERY_STRING") or _mimetype(environ.get("CONTENT_TYPE", "")) != "application/json":
+            return None
+        token = self._relay.settings.auth_token
+        if token is not None and not _bearer_matches(environ.get("HTTP_AUTHORIZATION", ""), token):
+            return None
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length.isdigit() or not 0 < int(length) <= self._relay.settings.max_body_bytes:
+            return None
+        return int(length)
+
+
+def _mimetype(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
+
+
+def _speak_text(relay: Relay, echo: echo_messages.TextEcho, ticket: int) -> dict[str, Any]:
+    return relay.speak_text(
+        echo.text,
+        inference_id=echo.inference_id,
+        conversation_id=echo.conversation_id,
+        done=echo.done,
+        interrupt=echo.interrupt,
+        ticket=ticket,
+    )
+
+
+def _sent_answer(relay: Relay, fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {"status": "Message sent successfully", "mode": relay.room.mode, **fields}
+
+
 def _sent(relay: Relay, fields: Mapping[str, Any]) -> Response:
     g.inference_id, g.messages_sent = fields["inference_id"], fields["messages_sent"]
-    answer = {"status": "Message sent successfully", "mode": relay.room.mode, **fields}
-    return Response(json.dumps(answer), mimetype="application/json")  # the hot path: no need for jsonify's extras
+    return Response(json.dumps(_sent_answer(relay, fields)), mimetype="application/json")  # no need for jsonify's extras
 
 
 def _event_cursor() -> int:
@@ -245,19 +320,15 @@ def _log_request(response: Response) -> Response:
     method, path = request.method, request.path
     quiet = method == "GET" and (path in QUIET_PATHS or path.startswith(PUBLIC_PREFIXES))
     level = logging.DEBUG if quiet else logging.INFO
-    if log.isEnabledFor(level):
-        elapsed_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
-        log.log(
-            level,
-            "%s %s %d %.1fms inference_id=%s messages_sent=%s",
-            method,
-            path,
-            response.status_code,
-            elapsed_ms,
-            g.get("inference_id", "-"),
-            g.get("messages_sent", "-"),
-        )
+    started = g.get("started", time.perf_counter())
+    _log_line(level, method, path, response.status_code, started, g.get("inference_id", "-"), g.get("messages_sent", "-"))
     return response
+
+
+def _log_line(level: int, method: str, path: str, status: int, started: float, inference_id: Any, sent: Any) -> None:
+    if log.isEnabledFor(level):
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        log.log(level, REQUEST_LINE, method, path, status, elapsed_ms, inference_id, sent)
 
 
 def _audio_request(
@@ -366,13 +437,17 @@ def _check_bearer_token() -> Response | None:
     token = current_app.extensions["relay"].settings.auth_token
     if token is None or request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
         return None
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
+    if _bearer_matches(request.headers.get("Authorization", ""), token):
         return None
     response = jsonify(error="missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'")
     response.status_code = 401
     response.headers["WWW-Authenticate"] = "Bearer"
     return response
+
+
+def _bearer_matches(authorization: str, token: str) -> bool:
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
 def _error_response(error: Exception) -> tuple[Response, int]:
@@ -385,7 +460,7 @@ def _error_response(error: Exception) -> tuple[Response, int]:
     if isinstance(error, HTTPException):
         return jsonify(error=_http_error_text(error)), error.code or 500
     log.exception("unexpected error on %s %s", request.method, request.path)
-    return jsonify(error="internal error in the relay; the details are in its log"), 500
+    return jsonify(error=INTERNAL_ERROR), 500
 
 
 def _http_error_text(error: HTTPException) -> str:
@@ -466,8 +541,7 @@ def main(
 ) -> int:
     """The command line; the factories let tests stand in for daily's CallClient and microphone."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=sys.stderr)
-    log.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    start_logging(args.verbose)
     show_daily_logs(args.verbose)
     # Ctrl-C and SIGTERM stop the relay at any point of the run, whatever was inherited (a job started in the
     # background by a shell has SIGINT ignored, and Python keeps that): creating, joining, serving.
@@ -485,6 +559,7 @@ def main(
     except KeyboardInterrupt:
         return 0
     finally:
+        flush_log()
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
 

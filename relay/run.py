@@ -26,6 +26,7 @@ from waitress import wasyncore
 from config import Settings
 from relay.errors import JoinError
 from relay.events import MAX_EVENT_LISTENERS, EventLog
+from relay.logs import say
 from relay.microphone import CountingMicrophoneDevice
 from relay.room import DryRunRoom, Room, conversation_id_from_url, join_client_settings
 from relay.script import ScriptError, Step, parse_script
@@ -45,7 +46,7 @@ class ListenError(Exception):
 
 
 def fail(message: str, code: int) -> int:
-    print(f"error: {message}", file=sys.stderr)
+    say(f"error: {message}")
     return code
 
 
@@ -271,10 +272,9 @@ def run_quickstart(
             return fail("Tavus created a private conversation but sent no meeting_token: the relay cannot join it", 1)
         room, device = replace(joining, meeting_token=token).room(conversation["conversation_url"], settings)
         if args.test_mode:
-            print(
+            say(
                 f"Test mode: conversation {conversation['conversation_id']} is not billed and no face will join it, "
-                f"so requests wait RELAY_REPLICA_TIMEOUT ({settings.replica_timeout_s:g} s) and then get 503.",
-                file=sys.stderr,
+                f"so requests wait RELAY_REPLICA_TIMEOUT ({settings.replica_timeout_s:g} s) and then get 503."
             )
         return join_and_serve(
             server,
@@ -323,14 +323,13 @@ def end_created_conversation(tavus: TavusClient, conversation_id: str) -> None:
     try:
         answer = tavus.end_conversation(conversation_id)
     except TavusAPIError as error:
-        print(
+        say(
             f"warning: could not end conversation {conversation_id}: {error}. End it with: "
-            f"python tavus_client.py end-conversation {conversation_id}",
-            file=sys.stderr,
+            f"python tavus_client.py end-conversation {conversation_id}"
         )
         return
     already = " (it had already ended)" if answer.get("already_ended") else ""
-    print(f"ended conversation {conversation_id}{already}: it no longer bills", file=sys.stderr)
+    say(f"ended conversation {conversation_id}{already}: it no longer bills")
 
 
 def print_quickstart_banner(conversation: Mapping[str, Any], token: str | None, settings: Settings, port: int) -> None:
@@ -342,13 +341,14 @@ def print_quickstart_banner(conversation: Mapping[str, Any], token: str | None, 
         link = f"    {url}?t={token}\n    (this link carries the room's meeting token: it is shown only here, share it with care)\n"
     else:
         link = f"    {url}\n"
-    print(
+    say(
         f"Conversation {conversation_id} is live. Open it in a browser to see and hear the face:\n"
         f"{link}"
         "Make it speak:\n"
         f"    curl -s -X POST http://{settings.host}:{port}/send_text_message{auth} "
         f"-H \"Content-Type: application/json\" -d '{{\"text\": \"Hello there!\"}}'\n"
         f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing.",
+        file=sys.stdout,
         flush=True,
     )
 

@@ -6,10 +6,13 @@ import base64
 import io
 import itertools
 import json
+import logging
+import re
 import threading
 import time
 from typing import Any
 
+import flask
 import numpy as np
 import pytest
 import soundfile
@@ -258,6 +261,121 @@ def test_unknown_path_and_wrong_method_answer_in_the_error_shape(client):
     assert client.get("/nope").get_json()["error"].startswith("no endpoint /nope")
     response = client.get("/send_text_message")
     assert response.status_code == 405 and "use POST" in response.get_json()["error"]
+
+
+# --- the plain text route: answered without Flask's machinery, as Flask answers it ----------
+
+
+@pytest.fixture
+def through_flask(app):
+    """The requests Flask's own machinery handled (its request_started signal), as (path, content type)."""
+    seen: list[tuple[str, str]] = []
+
+    def note(sender: Any, **extra: Any) -> None:
+        seen.append((flask.request.path, flask.request.mimetype))
+
+    flask.request_started.connect(note, app)
+    yield seen
+    flask.request_started.disconnect(note, app)
+
+
+def post_text(client: Any, body: Any, content_type: str = "application/json", **kwargs: Any) -> Any:
+    return client.post("/send_text_message", data=json.dumps(body), content_type=content_type, **kwargs)
+
+
+def without_time(line: str) -> str:
+    return re.sub(r" [\d.]+ms ", " <ms> ", line)
+
+
+def test_a_plain_json_request_skips_flask_and_gets_the_answer_flask_gives(client, fake_call_client, through_flask, caplog):
+    """text/plain is JSON too (what curl -d sends without a header), but only application/json takes the plain route."""
+    caplog.set_level(logging.INFO, logger="echo_relay")
+
+    plain = post_text(client, DOCS_TEXT_BODY, "application/json; charset=utf-8")
+    flasks = post_text(client, DOCS_TEXT_BODY, "text/plain")
+
+    assert through_flask == [("/send_text_message", "text/plain")]
+    assert plain.status_code == flasks.status_code == 200
+    assert plain.headers["Content-Type"] == flasks.headers["Content-Type"] == "application/json"
+    assert plain.get_json() == flasks.get_json()
+    first, second = sent_messages(fake_call_client)
+    assert first == second
+    logged = [without_time(r.getMessage()) for r in caplog.records if r.getMessage().startswith("POST ")]
+    assert logged == ["POST /send_text_message 200 <ms> inference_id=inference-id-123 messages_sent=1"] * 2
+
+
+@pytest.mark.parametrize(
+    "body, status, error",
+    [
+        ({"text": "Hi", "conversation_id": "someone-else"}, 400, "conversation_id 'someone-else' is not this relay's"),
+        ({"text": "Hi"}, 502, "Daily reported a send error (0 of 1 messages confirmed): AppMessage(Signalling(ChannelNotOpen))"),
+    ],
+)
+def test_an_error_after_the_body_is_read_is_the_same_on_either_route(
+    client, fake_daily, fake_call_client, through_flask, body, status, error
+):
+    fake_daily.send_error = lambda index, message: "AppMessage(Signalling(ChannelNotOpen))"
+
+    plain = post_text(client, body)
+    flasks = post_text(client, body, "text/plain")
+
+    assert [path for path, _ in through_flask] == ["/send_text_message"]
+    assert plain.status_code == flasks.status_code == status
+    assert plain.get_json() == flasks.get_json()
+    assert plain.get_json()["error"].startswith(error)
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b'{"text": "Hi",}', "the body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 15"),
+        (b'{"txt": "Hi"}', 'unknown field "txt": did you mean "text"?'),
+        (b'{"text": ""}', "text is required: a non-empty string for the face to say"),
+    ],
+)
+def test_a_json_body_that_fails_its_checks_goes_to_flask_whole(client, fake_call_client, through_flask, data, error):
+    """The plain route read the body first: Flask must still get every byte of it, to name the mistake."""
+    response = client.post("/send_text_message", data=data, content_type="application/json")
+
+    assert through_flask == [("/send_text_message", "application/json")]
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith(error)
+    assert sent_messages(fake_call_client) == []
+
+
+def test_a_query_string_is_flasks_to_answer(client, fake_call_client, through_flask):
+    response = client.post("/send_text_message?inference_id=x", json={"text": "Hi"})
+
+    assert through_flask == [("/send_text_message", "application/json")]
+    assert response.status_code == 400 and "put it in the JSON body" in response.get_json()["error"]
+    assert sent_messages(fake_call_client) == []
+
+
+def test_with_a_token_set_only_the_right_token_takes_the_plain_route(guarded, fake_call_client):
+    seen: list[str] = []
+    flask.request_started.connect(lambda sender, **extra: seen.append("flask"), guarded.application, weak=False)
+
+    wrong = guarded.post("/send_text_message", json={"text": "Hi"}, headers={"Authorization": "Bearer wrong"})
+    right = guarded.post("/send_text_message", json={"text": "Hi"}, headers={"Authorization": "Bearer s3cret-token"})
+
+    assert wrong.status_code == 401 and right.status_code == 200
+    assert seen == ["flask"]
+    assert len(sent_messages(fake_call_client)) == 1
+
+
+def test_a_bug_on_the_plain_route_is_the_generic_500_with_the_details_only_in_the_log(app, client, caplog, monkeypatch):
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the details of a bug")
+
+    monkeypatch.setattr(app.extensions["relay"], "speak_text", broken)
+
+    plain = post_text(client, {"text": "Hi"})
+    flasks = post_text(client, {"text": "Hi"}, "text/plain")
+
+    assert plain.status_code == flasks.status_code == 500
+    assert plain.get_json() == flasks.get_json() == {"error": "internal error in the relay; the details are in its log"}
+    failures = [r for r in caplog.records if r.getMessage() == "unexpected error on POST /send_text_message"]
+    assert len(failures) == 2 and all("the details of a bug" in str(r.exc_info[1]) for r in failures)
 
 
 # --- the bearer token -------------------------------------------------------------

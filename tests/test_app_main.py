@@ -91,6 +91,10 @@ def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm
     assert [json.loads(line) for line in stdout.splitlines()] == [expected]
     recorded = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [r["message"] for r in recorded if r["direction"] == "out"] == [expected]
+    log = without_timestamps(stderr)  # written by the log's own thread, and all of it by the time the relay exits
+    requests_logged = [re.sub(r" [\d.]+ms ", " <ms> ", line) for line in log if line.startswith("INFO POST ")]
+    assert requests_logged == ["INFO POST /send_text_message 200 <ms> inference_id=inference-id-123 messages_sent=1"]
+    assert log[-1] == "INFO stopped"
 
 
 def test_sigint_stops_the_dry_run_cleanly_too(dry_run):

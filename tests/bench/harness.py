@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import logging
 import multiprocessing
 import os
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,8 +28,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # benches run as scripts: the imports below need the repository root
 
-from app import LOG_FORMAT, create_app
+from app import create_app
 from config import Settings
+from relay.logs import start_logging
 from relay.room import Room
 from tests.conftest import CONVERSATION_URL, FakeBehaviour
 from tests.wsgi_server import serve_wsgi
@@ -46,7 +50,7 @@ class RequestClock:
 
 def log_as_the_relay_does() -> None:
     """The relay's log line per request, formatted and written as `python app.py` does (to /dev/null): part of its cost."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, stream=open(os.devnull, "w"))  # noqa: SIM115
+    start_logging(verbose=False, stream=open(os.devnull, "w"))  # noqa: SIM115
 
 
 @contextmanager
@@ -130,3 +134,57 @@ def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[in
         "p50_ms": statistics.median(latencies) * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
     }
+
+
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = %s
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function response(status, headers, body)
+  if status ~= 200 and first_error == nil then first_error = status .. " " .. string.sub(body, 1, 200) end
+end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    local error = thread:get("first_error")
+    if error then io.write("FIRST_ERROR ", error, "\\n") end
+  end
+end
+"""
+WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def have_wrk() -> bool:
+    """wrk (apt-get install wrk) is the load client the issue measured with: in C, it leaves the CPU to the servers."""
+    return shutil.which("wrk") is not None
+
+
+def wrk_load(port: int, *, connections: int, seconds: float, body: Any, path: str) -> dict[str, Any]:
+    """POST `body` over `connections` keep-alive connections for `seconds`, with wrk; the figures `load` gives."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_SCRIPT % json.dumps(json.dumps(body)))
+        script.flush()
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", script.name,
+             f"http://127.0.0.1:{port}{path}"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non_200 = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    first_error = re.search(r"FIRST_ERROR (.*)", out)
+    failures = (int(non_200.group(1)) if non_200 else 0) + (1 if socket_errors else 0)
+    return {
+        "requests": requests,
+        "failures": failures,
+        "first_error": first_error.group(1) if first_error else (socket_errors.group(0) if socket_errors else None),
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _wrk_ms(re.search(r" 50%\s+([\d.]+)(us|ms|s)", out)),
+        "p99_ms": _wrk_ms(re.search(r" 99%\s+([\d.]+)(us|ms|s)", out)),
+    }
+
+
+def _wrk_ms(match: re.Match[str] | None) -> float:
+    assert match is not None, "wrk printed no latency distribution"
+    return float(match.group(1)) * WRK_UNITS[match.group(2)]
