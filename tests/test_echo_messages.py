@@ -109,6 +109,22 @@ def test_an_unknown_format_is_unsupported_audio_without_the_file_objects_repr():
     assert caught.value.status == 415
 
 
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_16_bit_file_decodes_to_exactly_what_the_same_samples_as_floats_do(channels):
+    """16-bit files are read as 16-bit and scaled by the relay: the PCM sent must not change by one bit for it."""
+    samples = np.random.default_rng(7).integers(-32768, 32768, (44100, channels)).astype("<i2")
+    as_int16, as_float = io.BytesIO(), io.BytesIO()
+    soundfile.write(as_int16, samples, 44100, format="WAV", subtype="PCM_16")
+    soundfile.write(as_float, samples / 32768.0, 44100, format="WAV", subtype="FLOAT")  # exact: int16 / 2**15
+    as_int16.seek(0)
+    as_float.seek(0)
+
+    sent = b"".join(open_audio_file(as_int16, target_rate=24000))
+
+    assert sent == b"".join(open_audio_file(as_float, target_rate=24000))
+    assert len(sent) == 24000 * 2
+
+
 def test_audio_over_the_length_limit_is_refused():
     with pytest.raises(AudioTooLong, match="RELAY_MAX_AUDIO_SECONDS"):
         parse_audio_request({"audio": b64(bytes(16000 * 2 * 3))}, target_rate=24000, max_seconds=2)

@@ -8,10 +8,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import waitress
-from waitress import wasyncore
 
 from relay.events import MAX_EVENT_LISTENERS
-from relay.run import SERVER_THREADS
+from relay.run import SERVER_THREADS, stop_server
 
 
 @contextmanager
@@ -33,7 +32,7 @@ def serve_wsgi(app: Any) -> Iterator[int]:
         # Finish in-flight requests, then close every channel from the loop's own
         # thread: closing from here would race the loop's next poll.
         server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
+        stop_server(server)  # as the relay stops: a loop that already ended is no error
         thread.join(5)
 
 
