@@ -23,7 +23,8 @@ class Refused extends Error {}
 
 async function api(method, path, { body, contentType } = {}) {
   const headers = {};
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const token = state.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (contentType) headers["Content-Type"] = contentType;
   let response;
   try {
@@ -35,7 +36,7 @@ async function api(method, path, { body, contentType } = {}) {
   showConnection(true);
   const answer = await response.json().catch(() => ({}));
   if (response.status === 401) {
-    askForToken(state.token ? "That token is wrong: check RELAY_AUTH_TOKEN and try again." : "");
+    refused(token);
     throw new Refused(answer.error || "this relay needs its token");
   }
   return { status: response.status, answer };
@@ -66,6 +67,12 @@ async function run(element, action) {
 }
 
 // --- the token ----------------------------------------------------------------------------
+
+/* A 401 asks for the token again, unless it refused a token already replaced: it says nothing of the new one. */
+function refused(token) {
+  if (token !== state.token) return;
+  askForToken(token ? "That token is wrong: check RELAY_AUTH_TOKEN and try again." : "");
+}
 
 function askForToken(message) {
   const form = $("token-form");
@@ -324,11 +331,12 @@ async function readEvents() {
   const controller = new AbortController();
   eventsAbort = controller;
   const headers = { Accept: "text/event-stream", "Last-Event-ID": String(state.lastEventId) };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
+  const token = state.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
   try {
     const response = await fetch("/events", { headers, signal: controller.signal });
     if (response.status === 401) {
-      askForToken(state.token ? "That token is wrong: check RELAY_AUTH_TOKEN and try again." : "");
+      refused(token);
       return;
     }
     showConnection(true);

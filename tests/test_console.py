@@ -296,6 +296,40 @@ def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
 # --- the token ----------------------------------------------------------------------------------------------
 
 
+def test_a_late_refusal_of_a_replaced_token_does_not_ask_for_the_token_again(browser, tmp_path, request):
+    """A request sent with a wrong token can be answered after the right one is in: its 401 must not undo it."""
+    relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
+    console = open_console(browser, relay, tmp_path, request)
+    page = next(console)
+    held: list[Any] = []
+
+    def hold_the_wrong_tokens_room_request(route: Any) -> None:
+        if route.request.headers.get("authorization") == "Bearer wrong" and not held:
+            held.append(route)  # answered below, once the right token is in
+        else:
+            route.continue_()
+
+    try:
+        page.route("**/room", hold_the_wrong_tokens_room_request)
+        page.wait_for_selector("#token-form:visible")
+        page.fill("#token-input", "wrong")
+        page.press("#token-input", "Enter")
+        page.wait_for_selector("#token-result:has-text('That token is wrong')")
+        page.fill("#token-input", TOKEN)
+        page.press("#token-input", "Enter")
+        page.wait_for_selector("#token-form", state="hidden")
+
+        assert len(held) == 1
+        with page.expect_response(lambda r: r.url.endswith("/room") and r.status == 401) as late:
+            held[0].continue_()
+        late.value.finished()
+        page.evaluate("() => fetch('/health').then((r) => r.json())")  # a round trip after it through the page's loop
+        assert page.is_hidden("#token-form")
+    finally:
+        next(console, None)
+        relay.stop()
+
+
 def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(browser, tmp_path, request):
     relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
     console = open_console(browser, relay, tmp_path, request)
