@@ -296,11 +296,32 @@ def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
 # --- the token ----------------------------------------------------------------------------------------------
 
 
-def test_a_late_refusal_of_a_replaced_token_does_not_ask_for_the_token_again(browser, tmp_path, request):
-    """A request sent with a wrong token can be answered after the right one is in: its 401 must not undo it."""
+@pytest.fixture
+def guarded_relay(tmp_path: Path) -> Iterator[Relay]:
     relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
-    console = open_console(browser, relay, tmp_path, request)
-    page = next(console)
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture
+def guarded_page(browser: Any, guarded_relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    yield from open_console(browser, guarded_relay, tmp_path, request)
+
+
+def enter_a_wrong_then_the_right_token(page: Any) -> None:
+    page.wait_for_selector("#token-form:visible")
+    page.fill("#token-input", "wrong")
+    page.press("#token-input", "Enter")
+    page.wait_for_selector("#token-result:has-text('That token is wrong')")
+
+    page.fill("#token-input", TOKEN)
+    page.press("#token-input", "Enter")
+    page.wait_for_selector("#token-form", state="hidden")
+
+
+def test_a_late_refusal_of_a_replaced_token_does_not_ask_for_the_token_again(guarded_page):
+    """A request sent with a wrong token can be answered after the right one is in: its 401 must not undo it."""
+    page = guarded_page
     held: list[Any] = []
 
     def hold_the_wrong_tokens_room_request(route: Any) -> None:
@@ -309,45 +330,23 @@ def test_a_late_refusal_of_a_replaced_token_does_not_ask_for_the_token_again(bro
         else:
             route.continue_()
 
-    try:
-        page.route("**/room", hold_the_wrong_tokens_room_request)
-        page.wait_for_selector("#token-form:visible")
-        page.fill("#token-input", "wrong")
-        page.press("#token-input", "Enter")
-        page.wait_for_selector("#token-result:has-text('That token is wrong')")
-        page.fill("#token-input", TOKEN)
-        page.press("#token-input", "Enter")
-        page.wait_for_selector("#token-form", state="hidden")
+    page.route("**/room", hold_the_wrong_tokens_room_request)
+    enter_a_wrong_then_the_right_token(page)
 
-        assert len(held) == 1
-        with page.expect_response(lambda r: r.url.endswith("/room") and r.status == 401) as late:
-            held[0].continue_()
-        late.value.finished()
-        page.evaluate("() => fetch('/health').then((r) => r.json())")  # a round trip after it through the page's loop
-        assert page.is_hidden("#token-form")
-    finally:
-        next(console, None)
-        relay.stop()
+    assert len(held) == 1
+    with page.expect_response(lambda r: r.url.endswith("/room") and r.status == 401) as late:
+        held[0].continue_()
+    late.value.finished()
+    page.evaluate("() => fetch('/health').then((r) => r.json())")  # a round trip after it through the page's loop
+    assert page.is_hidden("#token-form")
 
 
-def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(browser, tmp_path, request):
-    relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
-    console = open_console(browser, relay, tmp_path, request)
-    page = next(console)
-    try:
-        page.wait_for_selector("#token-form:visible")
-        page.fill("#token-input", "wrong")
-        page.press("#token-input", "Enter")
-        page.wait_for_selector("#token-result:has-text('That token is wrong')")
+def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(guarded_page, guarded_relay):
+    page = guarded_page
+    enter_a_wrong_then_the_right_token(page)
 
-        page.fill("#token-input", TOKEN)
-        page.press("#token-input", "Enter")
-        page.wait_for_selector("#token-form", state="hidden")
-        page.fill("#say-text", "Authorised.")
-        page.press("#say-text", "Enter")
-        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # the stream works too
-        assert texts(relay.sent()) == ["Authorised."]
-        assert all(TOKEN not in url for url in page.requested)  # in a header, never in a URL
-    finally:
-        next(console, None)
-        relay.stop()
+    page.fill("#say-text", "Authorised.")
+    page.press("#say-text", "Enter")
+    page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # the stream works too
+    assert texts(guarded_relay.sent()) == ["Authorised."]
+    assert all(TOKEN not in url for url in page.requested)  # in a header, never in a URL
