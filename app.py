@@ -31,10 +31,10 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unsupporte
 
 import echo_messages
 from config import ConfigError, Settings
-from echo_messages import MessageError, UtteranceRates
+from echo_messages import UtteranceRates
 from relay import run as relay_run
 from relay.core import Relay
-from relay.errors import ModeError, RelayError
+from relay.errors import MessageError, ModeError, RelayError, status_of
 from relay.events import events_dropped
 from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
@@ -241,7 +241,7 @@ class PlainTextRoute:
         body = environ["wsgi.input"].read(length)
         try:
             echo = echo_messages.parse_text_request(json.loads(body))
-        except (ValueError, RecursionError):  # bad JSON or a bad field (MessageError): Flask says which
+        except (ValueError, RecursionError, MessageError):  # bad JSON or a bad field: Flask says which
             environ["wsgi.input"] = io.BytesIO(body)
             return self._flask(environ, start_response)
         fields: Mapping[str, Any] = {}
@@ -249,7 +249,7 @@ class PlainTextRoute:
             fields = _speak_text(self._relay, echo, ticket)
             status, answer = 200, json.dumps(_sent_answer(self._relay, fields))
         except (MessageError, RelayError) as error:
-            status, answer = error.status, _error_json(str(error))
+            status, answer = status_of(error), _error_json(str(error))
         except Exception:  # a bug: the same generic 500 as every route's, with the details in the log
             log.exception("unexpected error on POST /send_text_message")
             status, answer = 500, _error_json(INTERNAL_ERROR)
@@ -452,7 +452,7 @@ def _bearer_matches(authorization: str, token: str) -> bool:
 def _error_response(error: Exception) -> Response:
     """Every error becomes {"error": "..."} with the status DESIGN.md gives it."""
     if isinstance(error, (MessageError, RelayError)):
-        return _error(str(error), error.status)
+        return _error(str(error), status_of(error))
     if isinstance(error, RequestEntityTooLarge):
         limit = request.max_content_length
         return _error(f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit", 413)

@@ -23,6 +23,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from relay.errors import AudioTooLong, MessageError, UnsupportedAudio
+
 MAX_MESSAGE_BYTES = 4096  # Daily's documented limit for one app message
 TAVUS_DEFAULT_SAMPLE_RATE = 16000  # what Tavus assumes when sample_rate is absent
 PASSTHROUGH_SAMPLE_RATES = (16000, 24000)  # the rates Tavus documents; sent untouched
@@ -44,24 +46,6 @@ _SHORT_ESCAPES = np.array([ord(c) for c in '"\\\b\f\n\r\t'], dtype="<u4")
 # The end of the last sentence (else word) break: greedy `.*` backtracks from the end, so it stops at the last one.
 _LAST_SENTENCE_BREAK = re.compile(r"(?s:.*)(?:[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*)")
 _LAST_WORD_BREAK = re.compile(r"(?s:.*)\s+")
-
-
-class MessageError(ValueError):
-    """The caller's input is wrong; the message names the field and the fix (HTTP 400)."""
-
-    status = 400
-
-
-class UnsupportedAudio(MessageError):
-    """The audio could not be decoded (HTTP 415)."""
-
-    status = 415
-
-
-class AudioTooLong(MessageError):
-    """The audio is longer than the relay accepts (HTTP 413)."""
-
-    status = 413
 
 
 @dataclass(frozen=True)

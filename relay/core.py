@@ -18,8 +18,8 @@ from typing import Any
 
 import echo_messages
 from config import Settings
-from echo_messages import AudioEcho, MessageError, UtteranceRates
-from relay.errors import SendError, SendTimeout
+from echo_messages import AudioEcho, UtteranceRates
+from relay.errors import MessageError, SendError, SendTimeout
 from relay.events import EventLog, RoomEvents
 from relay.microphone import Microphone
 from relay.recorder import Recorder

@@ -29,8 +29,7 @@ from typing import Any
 
 import soundfile
 
-from echo_messages import MessageError
-from relay.errors import RelayError, ScriptBusy
+from relay.errors import MessageError, RelayError, ScriptNotReady
 
 log = logging.getLogger("echo_relay")
 
@@ -177,11 +176,11 @@ class ScriptRunner:
     def _start(self, *, all_of_it: bool) -> dict[str, Any]:
         with self._lock:
             if not self._steps:
-                raise ScriptBusy("no script is loaded: POST /script with {\"script\": \"...\"} first")
+                raise ScriptNotReady("no script is loaded: POST /script with {\"script\": \"...\"} first")
             if self._running is not None and self._running.is_alive():
-                raise ScriptBusy("a line is still playing: wait for it, or POST /script/stop")
+                raise ScriptNotReady("a line is still playing: wait for it, or POST /script/stop")
             if self._position >= len(self._steps):
-                raise ScriptBusy("the script is finished: load it again (POST /script) to play it from the start")
+                raise ScriptNotReady("the script is finished: load it again (POST /script) to play it from the start")
             self._stop.clear()
             self._running = threading.Thread(target=self._run, args=(all_of_it,), name="relay-script", daemon=True)
             self._running.start()
@@ -239,7 +238,7 @@ class ScriptRunner:
                 self._relay.speak_text(step.text, inference_id=inference_id)
             else:
                 self._relay.speak_file(step.path, inference_id=inference_id)
-        except (RelayError, MessageError) as error:
+        except RelayError as error:
             if not self._stop.is_set():  # an interrupt that stops the run also cuts the line: not a failure
                 self.failed = True
                 self._publish("failed", step, index, error=str(error))

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import echo_messages
-from echo_messages import MessageError
 from relay.errors import Interrupted, NotJoined, RelayError, ReplicaAbsent, SendError, SendTimeout
 from relay.recorder import Recorder
 
@@ -41,7 +40,7 @@ class Dispatch:
 
     sent: list[Future[None]]
     cut_short: bool  # an interrupt or a send error stopped it before its last message
-    error: MessageError | RelayError | None = None  # bad audio halfway, the face left, the call ended
+    error: RelayError | None = None  # bad audio halfway, the face left, the call ended
 
 
 @dataclass
@@ -211,7 +210,7 @@ class Sender:
                 future.add_done_callback(count)
                 sent.append(future)
                 self._recorder.record("out", message)
-        except MessageError as error:  # a file that decodes badly halfway: say so after confirming what went
+        except RelayError as error:  # a file that decodes badly halfway: say so after confirming what went
             return Dispatch(sent, cut_short=True, error=error)
         return Dispatch(sent, cut_short=False)
 
@@ -259,7 +258,7 @@ class Sender:
                 errors.append(error)
         confirmed = len(sent) - pending - len(errors)
         if dispatch.error is not None:
-            raise type(dispatch.error)(f"{dispatch.error} (after {confirmed} message(s) were sent)")
+            raise dispatch.error.with_detail(f"(after {confirmed} message(s) were sent)")
         if errors:
             raise SendError(f"Daily reported a send error ({confirmed} of {len(sent)} messages confirmed): {errors[0]}")
         if pending:

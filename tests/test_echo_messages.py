@@ -13,10 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import echo_messages
+from relay.errors import AudioTooLong, MessageError, UnsupportedAudio, status_of
 from echo_messages import (
-    AudioTooLong,
-    MessageError,
-    UnsupportedAudio,
     audio_echo_messages,
     echo_message,
     float_to_s16le,
@@ -98,7 +96,7 @@ def test_corrupt_wav_is_a_bad_request_naming_the_damage():
     with pytest.raises(MessageError, match="could not decode audio: .*WAV") as caught:
         parse_audio_request({"audio": b64(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")}, target_rate=24000)
 
-    assert caught.value.status == 400
+    assert status_of(caught.value) == 400
 
 
 def test_an_unknown_format_is_unsupported_audio_without_the_file_objects_repr():
@@ -106,7 +104,7 @@ def test_an_unknown_format_is_unsupported_audio_without_the_file_objects_repr():
         open_audio_file(io.BytesIO(b"not audio at all" * 20), target_rate=24000)
 
     assert str(caught.value) == "could not decode audio: Format not recognised (send WAV, MP3, FLAC or OGG)"
-    assert caught.value.status == 415
+    assert status_of(caught.value) == 415
 
 
 @pytest.mark.parametrize("channels", [1, 2])
