@@ -31,7 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, Unsupporte
 
 import echo_messages
 from config import ConfigError, Settings
-from echo_messages import UtteranceRates
+from relay import audio
 from relay import run as relay_run
 from relay.core import Relay
 from relay.errors import MessageError, ModeError, RelayError, status_of
@@ -84,7 +84,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
     @app.post("/send_audio_message")
     def send_audio_message() -> Response:
         ticket = relay.sender.generation
-        echo = _audio_request(settings, relay.utterances, "/send_audio_message")
+        echo = _audio_request(relay, relay.utterances, "/send_audio_message")
         return _sent(relay, relay.speak_audio(echo, ticket=ticket))
 
     @app.post("/microphone")
@@ -96,12 +96,12 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
                 "(python app.py <conversation_url> --microphone)"
             )
         room.check_open()
-        echo = _audio_request(settings, {}, "/microphone")
+        echo = _audio_request(relay, {}, "/microphone")
         pcm = b"".join(echo.audio)
         if not pcm:
             raise MessageError("audio is empty: send an audio file or base64 PCM to play")
         if echo.sample_rate != microphone.sample_rate:
-            pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
+            pcm = audio.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
         return jsonify(status="Queued", mode=room.mode, **microphone.enqueue(pcm)), 202
 
     @app.post("/interrupt")
@@ -240,8 +240,8 @@ class PlainTextRoute:
         ticket = self._relay.sender.generation  # taken first, as the Flask route does
         body = environ["wsgi.input"].read(length)
         try:
-            echo = echo_messages.parse_text_request(json.loads(body))
-        except (ValueError, RecursionError, MessageError):  # bad JSON or a bad field: Flask says which
+            echo = echo_messages.parse_text_request(echo_messages.json_body(body))
+        except MessageError:  # bad JSON or a bad field: Flask says which
             environ["wsgi.input"] = io.BytesIO(body)
             return self._flask(environ, start_response)
         fields: Mapping[str, Any] = {}
@@ -332,18 +332,21 @@ def _log_line(level: int, method: str, path: str, status: int, started: float, i
 
 
 def _audio_request(
-    settings: Settings, open_utterances: Mapping[str, UtteranceRates], endpoint: str
-) -> echo_messages.AudioEcho:
-    """The three forms of /send_audio_message: JSON, a raw audio file body, or multipart field `file`."""
-    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
+    relay: Relay, open_utterances: audio.OpenRates, endpoint: str
+) -> audio.AudioEcho:
+    """The three forms of /send_audio_message (JSON, a raw audio file body, or multipart field `file`), decoded."""
+    return audio.decode(_declared_audio(endpoint), relay.audio_limits, open_utterances)
+
+
+def _declared_audio(endpoint: str) -> echo_messages.AudioRequest:
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
+        return echo_messages.parse_audio_file(upload.stream, request.values)  # type: ignore[arg-type]
     if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
+        return echo_messages.parse_audio_file(_body_file(), request.args)
     if mimetype.startswith("audio/"):
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
@@ -351,10 +354,8 @@ def _audio_request(
         )
     return echo_messages.parse_audio_request(
         _json_body(endpoint),
-        open_utterances=open_utterances,
         endpoint=endpoint,
         require_audio=endpoint == "/microphone",
-        **limits,
     )
 
 
@@ -403,20 +404,12 @@ def _json_body(endpoint: str = "/send_text_message") -> Any:
             "(query parameters are for audio file uploads)"
         )
     data = request.get_data(cache=False)
-    if not data.strip():
-        raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        if container := echo_messages.audio_container(data[:16384]):
+        return echo_messages.json_body(data)
+    except MessageError:
+        if container := audio.audio_container(data[:16384]):
             raise MessageError(_audio_body_hint(container, endpoint)) from None
-        if isinstance(error, UnicodeDecodeError):
-            raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
-        raise MessageError(
-            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except (ValueError, RecursionError):
-        raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+        raise
 
 
 def _audio_body_hint(container: str, endpoint: str) -> str:

@@ -14,6 +14,7 @@ import soundfile
 import echo_messages
 from config import Settings
 from echo_messages import serialized_size
+from relay import audio
 from relay.room import Room, join_client_settings
 from tests.conftest import CONVERSATION_URL, sent_messages
 
@@ -176,14 +177,14 @@ def test_a_raw_audio_body_over_the_body_limit_is_413(room, fake_call_client, mak
 def test_the_first_chunk_of_a_long_file_leaves_before_the_file_is_decoded(client, fake_call_client, monkeypatch):
     """Ordering, not wall time: the first send precedes the decoder producing its last block."""
     produced_at: list[float] = []
-    original = echo_messages._decoded_blocks
+    original = audio._decoded_blocks
 
     def timed_blocks(*args: Any, **kwargs: Any):
         for block in original(*args, **kwargs):
             produced_at.append(time.monotonic())
             yield block
 
-    monkeypatch.setattr(echo_messages, "_decoded_blocks", timed_blocks)
+    monkeypatch.setattr(audio, "_decoded_blocks", timed_blocks)
     data = encode(np.zeros(16000 * 600, dtype="int16"), 16000, "WAV", "PCM_16")  # ten minutes
 
     response = client.post("/send_audio_message", data=data, content_type="audio/wav")
@@ -203,8 +204,8 @@ def test_streaming_a_ten_minute_file_needs_far_less_memory_than_its_pcm():
     decoded_bytes = 600 * TARGET * 2
     tracemalloc.start()
     try:
-        audio = echo_messages.open_audio_file(io.BytesIO(data), target_rate=TARGET)
-        count = sum(1 for _ in echo_messages.audio_echo_messages(audio, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True))
+        pcm = audio.open_audio_file(io.BytesIO(data), audio.AudioLimits(target_rate=TARGET))
+        count = sum(1 for _ in echo_messages.audio_echo_messages(pcm, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
