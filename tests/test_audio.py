@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import soundfile
 
+from config import Settings
 from echo_messages import parse_audio_request
 from relay.audio import AudioEcho, AudioLimits, audio_container, decode, float_to_s16le, open_audio_file
-from relay.errors import AudioTooLong, MessageError, UnsupportedAudio, status_of
+from relay.errors import AudioTooLong, MessageError, TooLarge, UnsupportedAudio, status_of
 
 LIMITS = AudioLimits(target_rate=24000)
 
@@ -129,3 +130,92 @@ def test_random_pcm_that_starts_with_an_mp3_frame_sync_is_never_taken_for_a_file
     for _ in range(2000):
         pcm = rng.integers(-32768, 32767, 2400, dtype=np.int16).astype("<i2").tobytes()
         assert audio_container(b"\xff\xfb\x94\xc4" + pcm) is None
+
+
+# --- the work a file's header promises is bounded before anything is decoded ------------------
+
+
+def flac_promising(frames: int, *, channels: int, rate: int) -> bytes:
+    """A tiny FLAC whose STREAMINFO header says it holds `frames` frames: what the relay bounds, read from the header."""
+    data = bytearray(encode_file(np.zeros((rate // 10, channels)), rate, "FLAC", "PCM_16"))
+    info = 8  # "fLaC", then the STREAMINFO block's 4-byte header
+    packed = int.from_bytes(data[info + 10 : info + 18], "big")  # rate (20 bits), channels, bits, total (36 bits)
+    data[info + 10 : info + 18] = ((packed >> 36 << 36) | frames).to_bytes(8, "big")
+    return bytes(data)
+
+
+def encode_file(samples: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, rate, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def test_a_small_file_whose_header_promises_more_samples_than_the_bound_is_too_large_before_decoding(monkeypatch):
+    """The issue's file: 192 kHz, 8 channels, 599 s, in a few KB."""
+    from relay import audio
+
+    data = flac_promising(599 * 192000, channels=8, rate=192000)
+    assert soundfile.info(io.BytesIO(data)).frames == 599 * 192000 and len(data) < 20_000
+    monkeypatch.setattr(audio, "_decoded_blocks", lambda *args: pytest.fail("decoding started"))
+
+    with pytest.raises(TooLarge) as caught:
+        open_audio_file(io.BytesIO(data), AudioLimits(target_rate=24000, max_samples=600 * 96000))
+
+    assert str(caught.value) == (
+        "the file holds 920064000 samples (115008000 frames x 8 channels at 192000 Hz), over RELAY_MAX_AUDIO_SAMPLES "
+        "(57600000): send fewer channels, a lower rate or a shorter file"
+    )
+    assert status_of(caught.value) == 413
+
+
+def test_the_default_sample_bound_passes_the_longest_audio_of_48khz_stereo(monkeypatch):
+    from relay import audio
+
+    seconds = Settings().max_audio_seconds
+    data = flac_promising(int(seconds * 48000), channels=2, rate=48000)
+    monkeypatch.setattr(audio, "_decoded_blocks", lambda sound, rate: iter([bytes(2)]))  # the header is all that counts
+
+    stream = open_audio_file(io.BytesIO(data), AudioLimits(24000, seconds, Settings().max_audio_samples))
+
+    assert stream.sample_rate == 24000
+
+
+# --- libmpg123's own lines stay off the terminal ------------------------------------------------
+
+
+def noisy_mp3(seconds: float = 1.0) -> bytes:
+    """An MP3 that plays whole, but one damaged frame makes libmpg123 print an `error:` line on fd 2."""
+    tone = 0.5 * np.sin(2 * np.pi * 1000 * np.arange(int(44100 * seconds)) / 44100)
+    data = bytearray(encode_file(tone, 44100, "MP3", "MPEG_LAYER_III"))
+    frame = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xFB][5]
+    data[frame + 6 : frame + 8] = b"\xff\xf0"  # the side info's part2_3_length: too large for the frame
+    return bytes(data)
+
+
+DECODE_IN_A_PROCESS = """
+import io, os, sys
+from relay.audio import AudioLimits, open_audio_file
+from relay.daily_logs import hide_native_log_lines
+if sys.argv[1] == "filtered":
+    hide_native_log_lines()
+os.write(2, b"a line of the relay's own\\n")
+pcm = b"".join(open_audio_file(io.BytesIO(sys.stdin.buffer.read()), AudioLimits(44100)))
+print(len(pcm))
+"""
+
+
+@pytest.mark.parametrize("mode", ["filtered", "unfiltered"])
+def test_libmpg123s_own_lines_do_not_reach_stderr_and_the_relays_do(mode):
+    """Unfiltered is the control: it shows the file really makes libmpg123 speak."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run(
+        [sys.executable, "-c", DECODE_IN_A_PROCESS, mode], input=noisy_mp3(), capture_output=True, check=False,
+        cwd=Path(__file__).resolve().parent.parent, timeout=60,
+    )
+
+    assert done.returncode == 0 and done.stdout.decode().strip() == str(44100 * 2)
+    assert b"a line of the relay's own\n" in done.stderr
+    assert (b"[src/libmpg123/" in done.stderr) is (mode == "unfiltered"), done.stderr
