@@ -194,3 +194,53 @@ def test_splitting_a_long_text_serializes_each_character_a_bounded_number_of_tim
 def test_each_chars_escaped_cost_adds_up_to_what_json_writes(text):
     """The splitter's per-char costs must equal json.dumps's bytes exactly (lone surrogates included)."""
     assert int(echo_messages.escaped_costs(text).sum()) == len(json.dumps(text, ensure_ascii=True)) - 2
+
+
+# --- numbers: ASCII digits only ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, shown", [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"'), ("9" * 19, '"' + "9" * 19 + '"')]
+)
+def test_a_sample_rate_in_other_than_ascii_digits_is_a_message_error_naming_the_field(value, shown):
+    with pytest.raises(MessageError) as caught:
+        parse_audio_request({"properties": {"audio": "AAAA", "sample_rate": value}})
+
+    assert str(caught.value) == f"properties.sample_rate must be a positive whole number such as 24000, got {shown}"
+
+
+@pytest.mark.parametrize("text, number", [("16000", 16000), (" 24000\n", 24000), ("0", 0), ("9" * 18, 10**18 - 1)])
+def test_ascii_int_reads_ascii_digits(text, number):
+    assert echo_messages.ascii_int(text, "after") == number
+
+
+@pytest.mark.parametrize("text", ["", " ", "+5", "-5", "5.0", "1e3", "0x10", "²", "١", "１６", "9" * 19])
+def test_ascii_int_refuses_anything_else_naming_the_field(text):
+    with pytest.raises(MessageError, match="^after must be an event id, got "):
+        echo_messages.ascii_int(text, "after", meaning="an event id")
+
+
+# --- JSON bodies ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b'{"interrupt": false, "interrupt": true, "text": "Hi"}', 'the body has the key "interrupt" twice: send each field once'),
+        (b'{"properties": {"text": "a", "text": "b"}}', 'the body has the key "text" twice: send each field once'),
+        (b"[" * 100_000 + b"]" * 100_000, 'the body is JSON nested too deep to read: send a JSON object, such as {"text": "Hello there!"}'),
+        (b" \n", 'the body is empty: send a JSON object, such as {"text": "Hello there!"}'),
+        (b'{"text": "Hi"', "the body is not valid JSON: Expecting ',' delimiter at line 1 column 14"),
+        (b'{"text": "caf\xe9"}', "the body is not valid JSON (UTF-8 expected)"),
+    ],
+    ids=["duplicate-key", "duplicate-key-in-properties", "nested-100000-deep", "empty", "truncated", "not-utf8"],
+)
+def test_a_body_that_is_not_one_clear_json_value_is_a_message_error_saying_why(data, error):
+    with pytest.raises(MessageError) as caught:
+        echo_messages.json_body(data)
+
+    assert str(caught.value) == error
+
+
+def test_a_json_body_with_each_key_once_reads_as_json():
+    assert echo_messages.json_body(b'{"text": "Hi", "properties": {"done": true}}') == {"text": "Hi", "properties": {"done": True}}
