@@ -3,7 +3,9 @@
 Everything here is pure: it validates what a caller POSTed, builds the exact
 messages Tavus expects (absent fields omitted, `done` a real boolean) and
 splits text and PCM so that every serialized message fits the Daily app
-message limit. Nothing here touches the network, Flask or daily.
+message limit. Nothing here touches the network, Flask or daily, and
+nothing here decodes audio: parsing returns the audio's bytes and rate as
+the caller declared them, and relay/audio.py decodes them.
 """
 
 from __future__ import annotations
