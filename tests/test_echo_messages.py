@@ -244,3 +244,26 @@ def test_a_body_that_is_not_one_clear_json_value_is_a_message_error_saying_why(d
 
 def test_a_json_body_with_each_key_once_reads_as_json():
     assert echo_messages.json_body(b'{"text": "Hi", "properties": {"done": true}}') == {"text": "Hi", "properties": {"done": True}}
+
+
+# --- what the module is: pure and cheap ------------------------------------------------------------
+
+
+def test_echo_messages_loads_no_audio_decoder():
+    """Parsing and splitting stay cheap to import and test: decoding is relay/audio.py's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, echo_messages; print(sorted({'soundfile', 'soxr', 'relay.audio'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
+    )
+
+    assert done.stdout.strip() == "[]"
+
+
+def test_new_inference_ids_are_uuid4_hex_and_never_repeat():
+    ids = {echo_messages.new_inference_id() for _ in range(1000)}
+
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
