@@ -271,15 +271,15 @@ def _audio_body_hint(container: str, endpoint: str) -> str:
 def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_messages.AudioEcho:
     """The three forms of an audio request: JSON, a raw audio file body, or multipart field `file`."""
     settings = relay.settings
-    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
+    rate, max_seconds = settings.sample_rate, settings.max_audio_seconds
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
+        return echo_messages.parse_audio_file(upload.stream, request.values, target_rate=rate, max_seconds=max_seconds)
     if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
+        return echo_messages.parse_audio_file(_body_file(), request.args, target_rate=rate, max_seconds=max_seconds)
     if mimetype.startswith("audio/"):
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
@@ -290,7 +290,8 @@ def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_mes
         open_utterances=open_utterances,
         endpoint=endpoint,
         require_audio=endpoint == "/microphone",
-        **limits,
+        target_rate=rate,
+        max_seconds=max_seconds,
     )
 
 
