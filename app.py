@@ -277,7 +277,7 @@ def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_mes
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, target_rate=rate, max_seconds=max_seconds)
+        return echo_messages.parse_audio_file(upload.stream, request.values, target_rate=rate, max_seconds=max_seconds)  # type: ignore[arg-type]
     if mimetype in AUDIO_FILE_MIMETYPES:
         return echo_messages.parse_audio_file(_body_file(), request.args, target_rate=rate, max_seconds=max_seconds)
     if mimetype.startswith("audio/"):
@@ -306,7 +306,7 @@ def _body_file() -> BinaryIO:
     length = request.content_length
     stream = request.environ.get("wsgi.input")
     if length and stream is not None and _seekable(stream):
-        return stream  # type: ignore[no-any-return]
+        return stream
     body = request.get_data(cache=False)
     if not body:
         raise MessageError("audio is empty: the request body has no bytes")
