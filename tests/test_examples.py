@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +37,7 @@ def said(record_file: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the example talks to the relays with curl: apt-get install curl")
 def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_record_file(tmp_path):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("RELAY_", "TAVUS_"))}
     env.update(PORT_A=str(free_port()), PORT_B=str(free_port()), PYTHON=sys.executable)
