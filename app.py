@@ -299,7 +299,7 @@ def _body_file() -> BinaryIO:
     length = request.content_length
     stream = request.environ.get("wsgi.input")
     if length and stream is not None and _seekable(stream):
-        return stream  # type: ignore[no-any-return]
+        return stream
     body = request.get_data(cache=False)
     if not body:
         raise MessageError("audio is empty: the request body has no bytes")
