@@ -316,9 +316,7 @@ def _seekable(stream: Any) -> bool:
 def event_cursor() -> int:
     """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
     raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise MessageError(f"after (or Last-Event-ID) must be an event id, a whole number >= 0, got {raw[:40]!r}")
-    return int(raw)
+    return echo_messages.ascii_int(raw, "after (or Last-Event-ID)", meaning="an event id, a whole number >= 0")
 
 
 # --- views --------------------------------------------------------------------------------

@@ -156,3 +156,11 @@ def test_a_sample_rate_in_unicode_digits_is_a_400_naming_the_field(client, fake_
     assert response.status_code == 400
     assert response.get_json() == {"error": f"sample_rate must be a positive whole number such as 24000, got {shown}"}
     assert sent_messages(fake_call_client) == []
+
+
+@pytest.mark.parametrize("after", ["%C2%B2", "%D9%A1%D9%A6", "-1", "1.5", "x"])
+def test_an_event_cursor_that_is_not_ascii_digits_is_a_400_naming_it(client, after):
+    """`str.isdigit()` takes "²" (int() then refuses it: a 500) and Arabic-Indic digits: only 0-9 make an id."""
+    for response in (client.get(f"/events?after={after}"), client.get("/events", headers={"Last-Event-ID": after})):
+        assert response.status_code == 400
+        assert response.get_json()["error"].startswith("after (or Last-Event-ID) must be an event id")
