@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 from config import ConfigError
 from tavus_client import ECHO_HAS_NO_PROMPT, NO_FACE, TavusAPIError, TavusClient, __version__, build_parser
+from tavus_client import main as tavus_main
 from tests.conftest import assert_no_secret, free_port
 from tests.fake_tavus import API_KEY, STOCK_FACES
 
@@ -582,3 +584,29 @@ def test_the_contract_catches_a_missing_required_field_or_a_wrong_type(tavus, fa
         tavus.create_conversation(persona_id="p123", properties={"max_call_duration": "60"})
 
     assert fake_tavus.contract_violations == ["properties.max_call_duration: '60' is not of type 'integer'"]
+
+
+def readme_commands() -> list[list[str]]:
+    """Every `python tavus_client.py ...` line of the README's command line section, as the shell would split it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("### The Tavus command line", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [shlex.split(line, comments=True)[2:] for line in block.splitlines() if line.startswith("python tavus_client.py")]
+
+
+def test_every_readme_command_works_as_written(fake_tavus, tmp_path, monkeypatch, capsys):
+    for name in [name for name in os.environ if name.startswith(("TAVUS_", "RELAY_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TAVUS_API_KEY", API_KEY)
+    monkeypatch.setenv("TAVUS_API_BASE_URL", fake_tavus.base_url)
+    monkeypatch.chdir(tmp_path)
+    commands = readme_commands()
+    assert {command[0] for command in commands} >= {"delete-conversation", "patch-persona", "patch-pal", "list-pals"}
+
+    for command in commands:
+        try:
+            code = tavus_main(command)
+        except SystemExit as exited:  # --help
+            code = int(exited.code or 0)
+        assert code == 0, (command, capsys.readouterr().err)
+    assert fake_tavus.contract_violations == []
