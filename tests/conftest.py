@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ __all__ = ["REPLICA", "FakeBehaviour", "FakeCallClient", "FakeMicrophoneDevice"]
 CONVERSATION_URL = "https://tavus.daily.co/c123"
 CONVERSATION_ID = "c123"
 # Step 5 of Tavus's Echo Mode quickstart, verbatim (the docs tell you to replace <conversation_id>).
-DOCS_TEXT_BODY = {
+DOCS_TEXT_BODY: dict[str, Any] = {
     "message_type": "conversation",
     "event_type": "conversation.echo",
     "conversation_id": "<conversation_id>",
@@ -47,7 +47,7 @@ def assert_no_secret(printed: str) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
     """Fail any test whose captured stdout, stderr or log holds a key or a token."""
     outcome = yield
     report = outcome.get_result()

@@ -116,10 +116,10 @@ def docs_handler_on_waitress() -> Iterator[int]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield server.effective_port  # type: ignore[union-attr]
+        yield server.effective_port
     finally:
         server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
 
 
