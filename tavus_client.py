@@ -446,7 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
         one = command(name, summary)
         one.add_argument("id", help=what)
         if name.startswith("patch-"):
-            one.add_argument("patch", type=_json_patch, help=f"the operations (RFC 6902), e.g. '{PATCH_EXAMPLE}'")
+            example = PATCH_EXAMPLE.replace("persona_name", "pal_name") if name == "patch-pal" else PATCH_EXAMPLE
+            one.add_argument("patch", type=_json_patch, help=f"the operations (RFC 6902), e.g. '{example}'")
     get = commands.choices["get-conversation"]
     get.add_argument("--verbose", action="store_true", help="include the conversation's events")
     commands.choices["get-pal"].add_argument(
