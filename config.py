@@ -28,6 +28,7 @@ DEFAULT_MAX_AUDIO_SAMPLES = int(DEFAULT_MAX_AUDIO_SECONDS * AUDIO_SAMPLES_PER_SE
 DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
+DEFAULT_TAVUS_TIMEOUT_S = 30.0
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -65,6 +66,7 @@ class Settings:
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
+    tavus_timeout_s: float = DEFAULT_TAVUS_TIMEOUT_S
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -82,7 +84,7 @@ class Settings:
         return cls(
             tavus_api_key=read.text("TAVUS_API_KEY"),
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
-            tavus_persona_id=read.text("TAVUS_PERSONA_ID"),
+            tavus_persona_id=read.text("TAVUS_PERSONA_ID") or read.text("TAVUS_PAL_ID"),
             tavus_replica_id=read.text("TAVUS_REPLICA_ID") or read.text("TAVUS_FACE_ID"),
             tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
             tavus_meeting_token=read.text("TAVUS_MEETING_TOKEN"),
@@ -110,6 +112,7 @@ class Settings:
             script_line_timeout_s=read.number(
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
             ),
+            tavus_timeout_s=read.number("TAVUS_TIMEOUT", DEFAULT_TAVUS_TIMEOUT_S, float, minimum=0.01),
         )
 
 
