@@ -22,7 +22,6 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
@@ -35,11 +34,9 @@ from echo_messages import UtteranceRates
 from relay import run as relay_run
 from relay.core import Relay
 from relay.errors import MessageError, ModeError, RelayError, status_of
-from relay.events import events_dropped
 from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
-from relay.script import parse_script
 
 log = logging.getLogger("echo_relay")
 
@@ -133,8 +130,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
                 mimetype="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
-        newer, dropped = relay.events.after(last_id)
-        return jsonify(([events_dropped(dropped)] if dropped else []) + [event.as_dict() for event in newer])
+        return jsonify(relay.events.listing(last_id))
 
     @app.get("/openapi.json")
     def openapi() -> Response:
@@ -164,7 +160,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
         echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
         name = str(body.get("name") or "the script")[:80]
-        return jsonify(relay.script.load(parse_script(body["script"], Path.cwd(), name=name), name))
+        return jsonify(relay.load_script(body["script"], name))
 
     @app.get("/script")
     def script_state() -> Response:
@@ -192,7 +188,7 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
             left_reason=room.left_reason if room.call_state == "left" else None,
             conversation_id=room.conversation_id,
             replica_present=room.replica_present,
-            replica_speaking=relay.room_events.replica_speaking,
+            replica_speaking=relay.face_speaking.speaking,
             last_event_id=relay.events.last_id,
             uptime_s=round(time.monotonic() - relay.started, 3),
             messages_sent=relay.sender.messages_sent,
@@ -282,14 +278,7 @@ def _mimetype(content_type: str) -> str:
 
 
 def _speak_text(relay: Relay, echo: echo_messages.TextEcho, ticket: int) -> dict[str, Any]:
-    return relay.speak_text(
-        echo.text,
-        inference_id=echo.inference_id,
-        conversation_id=echo.conversation_id,
-        done=echo.done,
-        interrupt=echo.interrupt,
-        ticket=ticket,
-    )
+    return relay.speak_text(echo, ticket=ticket)
 
 
 def _sent_answer(relay: Relay, fields: Mapping[str, Any]) -> dict[str, Any]:
