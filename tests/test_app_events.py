@@ -145,7 +145,8 @@ def served(app):
 
 def read_sse(response: Any, count: int) -> list[dict[str, Any]]:
     """Parse `count` events (frames with data) from a streaming response."""
-    events, frame = [], {}
+    events: list[dict[str, Any]] = []
+    frame: dict[str, str] = {}
     for line in response.iter_lines(decode_unicode=True):
         if line == "":
             if "data" in frame:
@@ -239,7 +240,8 @@ def test_closing_the_relay_ends_open_streams(fake_daily):
 
 def raw_frames(response: Any, count: int) -> list[str]:
     """The first `count` frames of a stream, as written (blank-line separated), comments and retry included."""
-    frames, lines = [], []
+    frames: list[str] = []
+    lines: list[str] = []
     for line in response.iter_lines(decode_unicode=True):
         if line == "":
             frames.append("\n".join(lines))
