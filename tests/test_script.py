@@ -96,7 +96,7 @@ def test_a_request_script_names_nothing_outside_the_audio_folder_and_says_only_t
         parse_script(f"@audio {name}", audio_dir, name="console", confined=True)
 
     assert str(raised.value) == (
-        f"console line 1: no audio file {name!r} in the audio folder: "
+        f"console line 1: no audio file {name} in the audio folder: "
         "name a file in RELAY_AUDIO_DIR by its name or a path inside it"
     )
 
@@ -108,6 +108,11 @@ def test_the_shipped_demo_loads_in_the_console_with_the_defaults(client):
 
     assert response.status_code == 200, response.get_json()
     assert "audio hello.wav" in [step["text"] for step in response.get_json()["steps"]]
+
+
+def test_a_name_with_control_characters_is_shown_escaped():
+    with pytest.raises(ScriptError, match=r"no audio file 'a\\x1b\[2Jb.wav' in the audio folder"):
+        parse_script("@audio a\x1b[2Jb.wav", Path.cwd(), confined=True)
 
 
 def test_a_request_script_cannot_name_a_file_elsewhere(client, tmp_path):
