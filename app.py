@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
 from config import ConfigError, Settings
+from relay import audio
 from relay import run as relay_run
 from relay.core import Relay
 from relay.errors import (
@@ -231,20 +232,12 @@ def json_request_body(endpoint: str) -> bytes:
 
 def decode_json(data: bytes, endpoint: str) -> Any:
     """The body as JSON; an audio file sent where JSON belongs says which header to add."""
-    if not data.strip():
-        raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        if container := echo_messages.audio_container(data[:16384]):
+        return echo_messages.json_body(data)
+    except MessageError:
+        if container := audio.audio_container(data[:16384]):
             raise MessageError(_audio_body_hint(container, endpoint)) from None
-        if isinstance(error, UnicodeDecodeError):
-            raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
-        raise MessageError(
-            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except (ValueError, RecursionError):
-        raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+        raise
 
 
 def _audio_body_hint(container: str, endpoint: str) -> str:
@@ -258,18 +251,21 @@ def _audio_body_hint(container: str, endpoint: str) -> str:
     return f'the body is an audio file ({container.upper()}), not JSON: send it with -H "Content-Type: {content_type}"'
 
 
-def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_messages.AudioEcho:
-    """The three forms of an audio request: JSON, a raw audio file body, or multipart field `file`."""
-    settings = relay.settings
-    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
+def audio_request(relay: Relay, endpoint: str, open_utterances: audio.OpenRates | None) -> audio.AudioEcho:
+    """The three forms of an audio request (JSON, a raw audio file body, or multipart field `file`), decoded."""
+    return audio.decode(declared_audio(endpoint), relay.audio_limits, open_utterances)
+
+
+def declared_audio(endpoint: str) -> echo_messages.AudioRequest:
+    """An audio request as the caller declared it: the bytes or file, the rate, the options."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
+        return echo_messages.parse_audio_file(upload.stream, request.values)  # type: ignore[arg-type]
     if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
+        return echo_messages.parse_audio_file(_body_file(), request.args)
     if mimetype.startswith("audio/"):
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
@@ -277,10 +273,8 @@ def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_mes
         )
     return echo_messages.parse_audio_request(
         decode_json(json_request_body(endpoint), endpoint),
-        open_utterances=open_utterances,
         endpoint=endpoint,
         require_audio=endpoint == "/microphone",
-        **limits,
     )
 
 
@@ -295,7 +289,7 @@ def _body_file() -> BinaryIO:
     length = request.content_length
     stream = request.environ.get("wsgi.input")
     if length and stream is not None and _seekable(stream):
-        return stream  # type: ignore[no-any-return]
+        return stream
     body = request.get_data(cache=False)
     if not body:
         raise MessageError("audio is empty: the request body has no bytes")
@@ -350,7 +344,7 @@ def microphone_clip() -> Response:
     if not pcm:
         raise MessageError("audio is empty: send an audio file or base64 PCM to play")
     if echo.sample_rate != microphone.sample_rate:
-        pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
+        pcm = audio.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
     return answer({"status": "Queued", "mode": relay.room.mode, **microphone.enqueue(pcm)}, 202)
 
 

@@ -23,6 +23,10 @@ DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_REPLICA_TIMEOUT_S = 120.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
+# Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
+AUDIO_SAMPLES_PER_SECOND = 48000 * 2
+DEFAULT_MAX_AUDIO_SAMPLES = int(DEFAULT_MAX_AUDIO_SECONDS * AUDIO_SAMPLES_PER_SECOND)
+DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 DEFAULT_SPOKEN_TIMEOUT_S = 60.0
@@ -60,6 +64,8 @@ class Settings:
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
+    max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
@@ -83,6 +89,7 @@ class Settings:
         if env is None:
             env = {**_dotenv_in_cwd(), **os.environ}
         read = _Reader(env)
+        max_audio_seconds = read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001)
         return cls(
             tavus_api_key=read.text("TAVUS_API_KEY"),
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
@@ -102,7 +109,13 @@ class Settings:
             max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
-            max_audio_seconds=read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001),
+            max_audio_seconds=max_audio_seconds,
+            max_audio_samples=read.number(
+                "RELAY_MAX_AUDIO_SAMPLES", int(max_audio_seconds * AUDIO_SAMPLES_PER_SECOND), int, minimum=1
+            ),
+            max_microphone_queue_seconds=read.number(
+                "RELAY_MAX_MICROPHONE_QUEUE_SECONDS", DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS, float, minimum=0.001
+            ),
             event_buffer=read.number("RELAY_EVENT_BUFFER", DEFAULT_EVENT_BUFFER, int, minimum=1),
             record_file=read.text("RELAY_RECORD_FILE"),
             script_line_timeout_s=read.number(

@@ -22,7 +22,8 @@ from typing import Any
 
 import echo_messages
 from config import Settings
-from echo_messages import AudioEcho, TextEcho, UtteranceRates
+from echo_messages import AudioRequest, TextEcho, new_inference_id
+from relay.audio import AudioEcho, AudioLimits, PcmStream, UtteranceRates, decode
 from relay.errors import Interrupted, MessageError, RelayError, SendError, SendTimeout
 from relay.events import EventLog, RoomEventQueue
 from relay.face_events import FaceSpeaking, speaking_report
@@ -30,7 +31,7 @@ from relay.microphone import Microphone
 from relay.recorder import Recorder
 from relay.script import ScriptRunner, Step, parse_script
 from relay.sender import Sender
-from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, new_inference_id, spoken_fields
+from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, spoken_fields
 
 log = logging.getLogger("echo_relay")
 
@@ -44,7 +45,11 @@ class Relay:
         self.settings = settings
         self.room = room
         self.started = time.monotonic()
-        self.microphone = Microphone(microphone_device, settings.sample_rate) if microphone_device else None
+        self.microphone = (
+            Microphone(microphone_device, settings.sample_rate, max_queue_seconds=settings.max_microphone_queue_seconds)
+            if microphone_device
+            else None
+        )
         self.recorder = Recorder(settings.record_file)
         self.events = EventLog(settings.event_buffer)
         self.face_speaking = FaceSpeaking()
@@ -95,8 +100,9 @@ class Relay:
     def speak_audio(self, echo: AudioEcho, *, ticket: int | None = None, wait: str | None = None) -> dict[str, Any]:
         """One audio utterance (or part of one), decoded as it is sent; the answer's fields (`wait` as for text)."""
         _check_wait(wait)
-        conversation_id = self.conversation_id_for(echo.conversation_id)
-        inference_id = echo.inference_id or new_inference_id()
+        request = echo.request
+        conversation_id = self.conversation_id_for(request.conversation_id)
+        inference_id = request.inference_id or new_inference_id()
         with self.utterances.sending(inference_id):
             self.tracker.arrived(inference_id)
             messages = echo_messages.audio_echo_messages(  # lazy: a file is decoded as it is sent
@@ -104,15 +110,15 @@ class Relay:
                 sample_rate=echo.sample_rate,
                 conversation_id=conversation_id,
                 inference_id=inference_id,
-                done=echo.done,
+                done=request.done,
                 max_bytes=self.settings.max_message_bytes,
             )
             sent = self.send(
-                messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id,
+                messages, interrupt=request.interrupt, conversation_id=conversation_id, inference_id=inference_id,
                 ticket=ticket,
             )
             rates = UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate)
-            self.utterances.sent(inference_id, rates, done=echo.done, ticket=self.sender.generation)
+            self.utterances.sent(inference_id, rates, done=request.done, ticket=self.sender.generation)
         answer = {
             "inference_id": inference_id,
             "messages_sent": sent,
@@ -125,10 +131,14 @@ class Relay:
     def speak_file(self, path: Path, *, inference_id: str | None = None) -> dict[str, Any]:
         """An audio file on this machine (a script's @audio line), as one whole utterance."""
         with path.open("rb") as source:
-            audio = echo_messages.open_audio_file(
-                source, target_rate=self.settings.sample_rate, max_seconds=self.settings.max_audio_seconds
-            )
-            return self.speak_audio(AudioEcho(audio=audio, inference_id=inference_id, done=True))
+            request = AudioRequest(audio=source, inference_id=inference_id, done=True)
+            return self.speak_audio(decode(request, self.audio_limits))
+
+    @property
+    def audio_limits(self) -> AudioLimits:
+        """What every request's audio is held to, from the settings."""
+        settings = self.settings
+        return AudioLimits(settings.sample_rate, settings.max_audio_seconds, settings.max_audio_samples)
 
     def utterance(self, inference_id: str) -> dict[str, Any] | None:
         """GET /utterances/<inference_id>: what became of it (see UtteranceTracker), None if not among the last."""
@@ -228,7 +238,7 @@ class Relay:
     def close_utterance(self, inference_id: str, rates: UtteranceRates, *, ticket: int | None, idle_s: float) -> None:
         """Close an utterance left open: its 40 ms of silence at its own rate with `done: true`, through the
         sender in its turn (an interrupt since its last chunk means it was cut off: nothing is sent)."""
-        silence = echo_messages.PcmStream.of(echo_messages.silence(echo_messages.SILENCE_MS, rates.sent_rate), rates.sent_rate)
+        silence = PcmStream.of(echo_messages.silence(echo_messages.SILENCE_MS, rates.sent_rate), rates.sent_rate)
         conversation_id = self.room.conversation_id
         messages = echo_messages.audio_echo_messages(
             silence, sample_rate=rates.sent_rate, conversation_id=conversation_id, inference_id=inference_id,

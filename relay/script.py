@@ -27,9 +27,8 @@ from typing import Any
 
 import soundfile
 
-from echo_messages import TextEcho
+import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
-from relay.utterances import new_inference_id
 
 log = logging.getLogger("echo_relay")
 
@@ -255,10 +254,10 @@ class ScriptRunner:
                 return False
             self._publish("done", step, index)
             return True
-        inference_id = new_inference_id()
+        inference_id = echo_messages.new_inference_id()
         try:
             if step.kind == "say":
-                self._relay.speak_text(TextEcho(step.text, inference_id=inference_id))
+                self._relay.speak_text(echo_messages.TextEcho(step.text, inference_id=inference_id))
             else:
                 self._relay.speak_file(step.path, inference_id=inference_id)
         except RelayError as error:

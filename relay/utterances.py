@@ -19,14 +19,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from echo_messages import UtteranceRates
+from relay.audio import UtteranceRates
 from relay.errors import UtteranceClosed
 from relay.face_events import SpeakingReport
 
@@ -37,11 +36,6 @@ WAIT_POLL_S = 0.05  # how often a wait re-checks whether to give up (a stop, the
 WAITS = ("spoken", "started")
 SENT_STATES = ("queued", "sending")  # what `sent` moves on from: never back from speaking
 DONE_STATES = ("spoken", "interrupted", "failed")
-
-
-def new_inference_id() -> str:
-    """The one place ids are made: an utterance the caller did not name."""
-    return uuid.uuid4().hex
 
 
 # --- open utterances --------------------------------------------------------------------------

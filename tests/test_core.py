@@ -11,7 +11,8 @@ import pytest
 
 import echo_messages
 from config import Settings
-from echo_messages import AudioEcho, PcmStream, TextEcho
+from echo_messages import AudioRequest, TextEcho
+from relay.audio import AudioEcho, PcmStream, UtteranceRates
 from relay.errors import MessageError, UtteranceClosed
 from relay.room import DryRunRoom
 from tests.conftest import CONVERSATION_ID, REPLICA, sent_messages
@@ -55,7 +56,8 @@ def relay(room, fake_call_client, make_app) -> Any:
 
 def pcm_echo(ms: int, *, inference_id: str, done: bool, rate: int = 16000) -> AudioEcho:
     pcm = b"\x01\x00" * (rate * ms // 1000)
-    return AudioEcho(PcmStream.of(pcm, rate), inference_id=inference_id, done=done, input_rate=rate)
+    request = AudioRequest(audio=pcm, sample_rate=rate, inference_id=inference_id, done=done)
+    return AudioEcho(request, PcmStream.of(pcm, rate), input_rate=rate)
 
 
 def test_both_speak_calls_take_the_parsed_echo_and_answer_alike(relay, fake_call_client):
@@ -170,7 +172,7 @@ def test_an_interrupted_utterance_gets_no_done(room, fake_call_client, make_app)
     relay.sender.interrupt(CONVERSATION_ID)
     sent_messages(fake_call_client)
 
-    relay.close_utterance("cut", echo_messages.UtteranceRates(16000, 16000), ticket=0, idle_s=6.0)
+    relay.close_utterance("cut", UtteranceRates(16000, 16000), ticket=0, idle_s=6.0)
 
     assert [m["event_type"] for m in sent_messages(fake_call_client)] == ["conversation.echo", "conversation.interrupt"]
     assert all(e.type != "relay.utterance_closed" for e in relay.events.after(0)[0])

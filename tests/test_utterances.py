@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from echo_messages import UtteranceRates
+from relay.audio import UtteranceRates
 from relay.errors import UtteranceClosed, status_of
 from relay.face_events import FaceSpeaking, SpeakingReport, speaking_report
-from relay.utterances import OpenUtterances, UtteranceTracker, new_inference_id
+from relay.utterances import OpenUtterances, UtteranceTracker
 
 
 class Clock:
@@ -158,10 +158,6 @@ def test_latency_is_p50_and_p95_of_the_last_utterances(tracker, clock):
         tracker.face_reported(SpeakingReport(True, f"u{number}"))
 
     assert tracker.latency() == {"p50_ms": 200, "p95_ms": 900, "utterances": 4}
-
-
-def test_ids_are_made_in_one_place():
-    assert len({new_inference_id() for _ in range(10)}) == 10 and len(new_inference_id()) == 32
 
 
 # --- open utterances and their idle close ---------------------------------------------------------
