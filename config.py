@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -29,6 +30,9 @@ DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 DEFAULT_TAVUS_TIMEOUT_S = 30.0
+DEFAULT_SPOKEN_TIMEOUT_S = 60.0
+DEFAULT_UTTERANCE_IDLE_CLOSE_S = 5.0
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"  # the default RELAY_AUDIO_DIR: the shipped demo works
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -67,6 +71,13 @@ class Settings:
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
     tavus_timeout_s: float = DEFAULT_TAVUS_TIMEOUT_S
+    spoken_timeout_s: float = DEFAULT_SPOKEN_TIMEOUT_S
+    utterance_idle_close_s: float = DEFAULT_UTTERANCE_IDLE_CLOSE_S
+    audio_dir: str | None = None
+
+    def audio_folder(self) -> Path:
+        """RELAY_AUDIO_DIR, the only folder a script sent over HTTP may name audio in (default: examples/)."""
+        return Path(self.audio_dir) if self.audio_dir else EXAMPLES_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +124,11 @@ class Settings:
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
             ),
             tavus_timeout_s=read.number("TAVUS_TIMEOUT", DEFAULT_TAVUS_TIMEOUT_S, float, minimum=0.01),
+            spoken_timeout_s=read.number("RELAY_SPOKEN_TIMEOUT", DEFAULT_SPOKEN_TIMEOUT_S, float, minimum=0),
+            utterance_idle_close_s=read.number(
+                "RELAY_UTTERANCE_IDLE_CLOSE", DEFAULT_UTTERANCE_IDLE_CLOSE_S, float, minimum=0
+            ),
+            audio_dir=read.directory("RELAY_AUDIO_DIR"),
         )
 
 
@@ -167,6 +183,12 @@ class _Reader:
                 f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
             )
         return rate
+
+    def directory(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not Path(raw).is_dir():
+            raise ConfigError(f"{name} must be an existing folder, got {raw!r}")
+        return raw
 
     def words(self, name: str) -> tuple[str, ...]:
         """A comma- or space-separated list."""
