@@ -38,6 +38,7 @@ from relay.errors import (
     INTERNAL_ERROR,
     MessageError,
     ModeError,
+    NotFound,
     RelayError,
     UnsupportedMediaType,
     error_body,
@@ -47,6 +48,7 @@ from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_l
 from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
+from relay.utterances import MAX_TRACKED_UTTERANCES
 
 log = logging.getLogger("echo_relay")
 
@@ -149,7 +151,7 @@ def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
     (while the body was read and split) drops it.
     """
     echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
-    fields = relay.speak_text(echo, ticket=ticket)
+    fields = relay.speak_text(echo, ticket=ticket, wait=echo.wait)
     return sent_answer(relay, fields)
 
 
@@ -325,7 +327,7 @@ def send_audio_message() -> Response:
     relay = current_relay()
     ticket = relay.sender.generation
     echo = audio_request(relay, "/send_audio_message", relay.utterances)
-    return sent_answer(relay, relay.speak_audio(echo, ticket=ticket)).response()
+    return sent_answer(relay, relay.speak_audio(echo, ticket=ticket, wait=echo.request.wait)).response()
 
 
 @views.post("/microphone")
@@ -338,12 +340,26 @@ def microphone_clip() -> Response:
         )
     relay.room.check_open()
     echo = audio_request(relay, "/microphone", {})
+    if echo.request.wait is not None:
+        raise MessageError("wait is for /send_text_message and /send_audio_message: the microphone answers once queued")
     pcm = b"".join(echo.audio)
     if not pcm:
         raise MessageError("audio is empty: send an audio file or base64 PCM to play")
     if echo.sample_rate != microphone.sample_rate:
         pcm = audio.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
     return answer({"status": "Queued", "mode": relay.room.mode, **microphone.enqueue(pcm)}, 202)
+
+
+@views.get("/utterances/<inference_id>")
+def utterance(inference_id: str) -> Response:
+    """What became of one utterance: queued, sending, sent, speaking, spoken, interrupted or failed, with times."""
+    found = current_relay().utterance(inference_id)
+    if found is None:
+        raise NotFound(
+            f"no utterance {inference_id[:128]!r} among the last {MAX_TRACKED_UTTERANCES}: "
+            "check the inference_id a send answered with"
+        )
+    return answer(found)
 
 
 @views.post("/interrupt")
@@ -473,6 +489,8 @@ def health() -> Response:
             "messages_sent": relay.sender.messages_sent,
             "send_errors": relay.sender.send_errors,
             "queue_depth": relay.sender.queue_depth,
+            "latency": relay.tracker.latency(),
+            "event_streams": relay.events.listeners,
             "microphone": relay.microphone.status() if relay.microphone else {"enabled": False},
             "auth_required": relay.settings.auth_token is not None,
         }
