@@ -77,13 +77,13 @@ def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) 
     @app.post("/send_text_message")
     def send_text_message() -> Response:
         """Every form of the request but the plain one, which `PlainTextRoute` answers (the same way)."""
-        ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
+        ticket = relay.sender.ticket  # taken first: an interrupt while the body is read and split drops it
         echo = echo_messages.parse_text_request(_json_body())
         return _sent(relay, _speak_text(relay, echo, ticket))
 
     @app.post("/send_audio_message")
     def send_audio_message() -> Response:
-        ticket = relay.sender.generation
+        ticket = relay.sender.ticket
         echo = _audio_request(settings, relay.utterances, "/send_audio_message")
         return _sent(relay, relay.speak_audio(echo, ticket=ticket))
 
@@ -237,7 +237,7 @@ class PlainTextRoute:
         if length is None:
             return self._flask(environ, start_response)
         started = time.perf_counter()
-        ticket = self._relay.sender.generation  # taken first, as the Flask route does
+        ticket = self._relay.sender.ticket  # taken first, as the Flask route does
         body = environ["wsgi.input"].read(length)
         try:
             echo = echo_messages.parse_text_request(json.loads(body))

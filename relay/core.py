@@ -23,6 +23,7 @@ from relay.errors import MessageError, SendError, SendTimeout
 from relay.events import EventLog, RoomEvents
 from relay.microphone import Microphone
 from relay.recorder import Recorder
+from relay.room import RelayRoom
 from relay.script import ScriptRunner
 from relay.sender import Sender
 from relay.utterances import OpenUtterances
@@ -35,7 +36,7 @@ def new_inference_id() -> str:
 class Relay:
     """What the routes share: settings, the room, the sender, the events, the script runner."""
 
-    def __init__(self, settings: Settings, room: Any, microphone_device: Any = None) -> None:
+    def __init__(self, settings: Settings, room: RelayRoom, microphone_device: Any = None) -> None:
         self.settings = settings
         self.room = room
         self.started = time.monotonic()
@@ -50,6 +51,7 @@ class Relay:
             room,
             replica_timeout_s=settings.replica_timeout_s,
             send_timeout_s=settings.send_timeout_s,
+            connection_timeout_s=settings.connection_timeout_s,
             recorder=self.recorder,
         )
         self.script = ScriptRunner(self, line_timeout_s=settings.script_line_timeout_s)
@@ -134,11 +136,11 @@ class Relay:
         interrupt: bool,
         conversation_id: str,
         inference_id: str,
-        ticket: int,
+        ticket: int | None,
     ) -> int:
         """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped.
 
-        `ticket` is the sender's generation when the request arrived: an
+        `ticket` is the sender's ticket when the request arrived: an
         interrupt since then (while the request was being read and built)
         drops it too.
         """
@@ -155,8 +157,9 @@ class Relay:
         """The room joined before this relay listened to it, so the relay says so first."""
         if self.room.call_state == "joined":
             self.events.publish("relay.joined", conversation_id=self.room.conversation_id)
-            if self.room.replica_present:
-                self.events.publish("relay.replica_joined")
+            face = self.room.face
+            if face["present"]:
+                self.events.publish("relay.replica_joined", participant_id=face["participant_id"], signal=face["signal"])
 
     def close(self) -> None:
         self.script.stop()

@@ -24,11 +24,13 @@ import waitress
 from waitress import wasyncore
 
 from config import Settings
+from relay.dry_run import DryRunRoom
 from relay.errors import JoinError
 from relay.events import MAX_EVENT_LISTENERS, EventLog
 from relay.logs import say
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom, Room, conversation_id_from_url, join_client_settings
+from relay.room import Room, join_client_settings
+from relay.room_urls import conversation_id_from_url
 from relay.script import ScriptError, Step, parse_script
 from tavus_client import TavusAPIError, TavusClient, persona_id_of
 

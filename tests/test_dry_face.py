@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from relay.dry_face import SimulatedFace, spoken_seconds
-from relay.room import DryRunRoom
+from relay.dry_run import DryRunRoom
 
 
 class Reports:

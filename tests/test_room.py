@@ -7,15 +7,14 @@ import threading
 
 import pytest
 
-from relay.errors import ConversationEnded, JoinError
+from relay.errors import ConversationEnded, JoinError, SendError
 from relay.room import (
     SEND_ONLY_SUBSCRIPTIONS,
     Room,
     daily_call_client,
     join_client_settings,
-    redact_url,
-    split_meeting_token,
 )
+from relay.room_urls import redact_url, split_meeting_token
 from tests.conftest import CONVERSATION_URL
 from tests.test_fake_daily import UNPARSABLE_URL
 
@@ -76,16 +75,30 @@ def test_the_relay_joins_send_only_camera_and_microphone_off_and_subscribed_to_n
     room.leave()
 
 
-def test_a_failed_send_is_not_the_call_ending(fake_daily):
+def test_a_failed_send_is_not_the_call_ending(fake_daily, caplog):
     room = joined_room(fake_daily)
     fake_daily.send_error = lambda index, message: "AppMessage(Signalling(SendFailed))"
 
-    with pytest.raises(Exception, match="SendFailed"):
+    with caplog.at_level(logging.DEBUG, logger="echo_relay"), pytest.raises(SendError, match="SendFailed"):
         room.send({"a": 1}).result(2)
     fake_daily.client.settle()
 
     assert room.call_state == "joined" and room.left_reason is None
-    assert room.last_error == "Error handling sendAppMessage: AppMessage(Signalling(SendFailed))"
+    assert "Daily reported an error: Error handling sendAppMessage: AppMessage(Signalling(SendFailed))" in caplog.messages
+    fake_daily.client.call_ends("meeting ended")
+    fake_daily.client.settle()
+    assert room.left_reason == "meeting ended"  # the send's error was not kept as the reason the call ended
+    room.leave()
+
+
+def test_a_failed_send_leaves_the_room_open(fake_daily):
+    room = joined_room(fake_daily)
+    fake_daily.send_error = lambda index, message: "AppMessage(Signalling(SendFailed))"
+
+    with pytest.raises(SendError):
+        room.send({"a": 1}).result(2)
+    fake_daily.client.settle()
+
     room.check_open()  # still open
     room.leave()
 
@@ -167,5 +180,6 @@ def test_dailys_error_text_never_carries_the_token_into_the_log(fake_daily, capl
         room.join(timeout=2)
     fake_daily.client.settle()
 
-    assert "SECRET-TOKEN" not in caplog.text + str(raised.value) + str(room.last_error)
+    assert "Daily reported an error: Error handling join" in caplog.text  # Daily's own text did reach the log
+    assert "SECRET-TOKEN" not in caplog.text + str(raised.value) + str(room.left_reason)
     room.leave()
