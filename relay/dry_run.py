@@ -92,10 +92,10 @@ class DryRunRoom:
     def send(self, message: Mapping[str, Any]) -> Future[None]:
         line = json.dumps(message)
         shown = line if self._verbose else (audio_summary(message, line) or line)
+        if self._face is not None:
+            self._face.hear(message)  # first: a message the face refuses (QueueFull) was not sent
         with self._lock:
             print(shown, file=self._out, flush=True)
-        if self._face is not None:
-            self._face.hear(message)
         sent: Future[None] = Future()
         sent.set_result(None)
         return sent

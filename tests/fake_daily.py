@@ -67,7 +67,6 @@ class FakeBehaviour:
 
     __slots__ = (  # a misspelt setting is an AttributeError, not a test that silently does something else
         "check_messages",
-        "others_in_room",
         "clients",
         "clock",
         "confirm_sends",
@@ -76,6 +75,7 @@ class FakeBehaviour:
         "keep",
         "microphones",
         "network_answers",
+        "others_in_room",
         "replica_in_room",
         "reverse_completions",
         "send_error",
