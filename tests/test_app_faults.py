@@ -16,7 +16,9 @@ import requests
 import app as relay_app
 import echo_messages
 from config import Settings
+from relay.room import Room
 from tests.conftest import CONVERSATION_URL, FakeCallClient, free_port, sent_messages, wait_for_relay
+from tests.fake_daily import FACE, VIEWER
 
 
 def long_audio(seconds: float = 20.0) -> str:
@@ -188,3 +190,19 @@ def test_a_connection_down_past_its_timeout_is_a_503_saying_how_many_went_out(ro
         "(after 3 message(s) were sent)"
     )
     assert len(sent_messages(fake_call_client)) == 3
+
+
+def test_a_face_under_tavuss_new_name_already_in_the_room_is_spoken_to_at_once(fake_daily, make_app):
+    """Before: only `tavus-replica` counted, so a `tavus-face-…` face made every request wait out its timeout."""
+    fake_daily.replica_in_room = False
+    fake_daily.others_in_room = [VIEWER, FACE]
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    client = make_app(Settings(replica_timeout_s=0.2), room).test_client()
+
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 200, response.get_json()
+    joined = event_of_type(client, "relay.replica_joined")
+    assert (joined["participant_id"], joined["signal"]) == ("face-1", "user_id")
+    room.leave()
