@@ -23,6 +23,10 @@ DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold sta
 DEFAULT_CONNECTION_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
+# Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
+AUDIO_SAMPLES_PER_SECOND = 48000 * 2
+DEFAULT_MAX_AUDIO_SAMPLES = int(DEFAULT_MAX_AUDIO_SECONDS * AUDIO_SAMPLES_PER_SECOND)
+DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 
@@ -49,6 +53,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     auth_token: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     sample_rate: int = DEFAULT_SAMPLE_RATE
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -56,6 +62,8 @@ class Settings:
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
+    max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
@@ -72,6 +80,7 @@ class Settings:
         if env is None:
             env = {**_dotenv_in_cwd(), **os.environ}
         read = _Reader(env)
+        max_audio_seconds = read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001)
         return cls(
             tavus_api_key=read.text("TAVUS_API_KEY"),
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
@@ -82,6 +91,8 @@ class Settings:
             host=read.text("RELAY_HOST") or "127.0.0.1",
             port=read.number("RELAY_PORT", 8000, int, minimum=0, maximum=65535),
             auth_token=read.text("RELAY_AUTH_TOKEN"),
+            allowed_hosts=read.host_names("RELAY_ALLOWED_HOSTS"),
+            allowed_origins=read.origins("RELAY_ALLOWED_ORIGINS"),
             sample_rate=read.sample_rate("RELAY_SAMPLE_RATE"),
             max_message_bytes=read.number(
                 "RELAY_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
@@ -92,7 +103,13 @@ class Settings:
             connection_timeout_s=read.number(
                 "RELAY_CONNECTION_TIMEOUT", DEFAULT_CONNECTION_TIMEOUT_S, float, minimum=0
             ),
-            max_audio_seconds=read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001),
+            max_audio_seconds=max_audio_seconds,
+            max_audio_samples=read.number(
+                "RELAY_MAX_AUDIO_SAMPLES", int(max_audio_seconds * AUDIO_SAMPLES_PER_SECOND), int, minimum=1
+            ),
+            max_microphone_queue_seconds=read.number(
+                "RELAY_MAX_MICROPHONE_QUEUE_SECONDS", DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS, float, minimum=0.001
+            ),
             event_buffer=read.number("RELAY_EVENT_BUFFER", DEFAULT_EVENT_BUFFER, int, minimum=1),
             record_file=read.text("RELAY_RECORD_FILE"),
             script_line_timeout_s=read.number(
@@ -152,6 +169,27 @@ class _Reader:
                 f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
             )
         return rate
+
+    def words(self, name: str) -> tuple[str, ...]:
+        """A comma- or space-separated list."""
+        return tuple(word for word in (self.text(name) or "").replace(",", " ").split() if word)
+
+    def host_names(self, name: str) -> tuple[str, ...]:
+        """Names the relay answers to besides its own (a reverse proxy's, a LAN name): no scheme, no path."""
+        names = self.words(name)
+        for host in names:
+            if "/" in host or "@" in host:
+                raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000, got {host!r}")
+        return names
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        """Web pages allowed to use the relay: whole origins, as a browser sends them in `Origin`."""
+        origins = self.words(name)
+        for origin in origins:
+            parsed = urlparse(origin)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+                raise ConfigError(f"{name} lists origins such as http://localhost:3000 (scheme, host, port), got {origin!r}")
+        return origins
 
     def url(self, name: str, default: str) -> str:
         return self.optional_url(name) or default

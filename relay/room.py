@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import daily
 
-from relay.daily_logs import hide_daily_log_lines
+from relay.daily_logs import hide_native_log_lines
 from relay.errors import ConversationEnded, JoinError, NotJoined, RelayError, ReplicaAbsent, SendError
 from relay.face import FacePresence
 from relay.room_urls import conversation_id_from_url, join_failure_sentence, split_meeting_token
@@ -62,13 +62,18 @@ def show_daily_logs(show: bool) -> None:
     _show_daily_logs = show
 
 
+def hide_native_logs_unless_shown() -> None:
+    """Filter Daily's and libmpg123's own lines out of stderr, unless --verbose asked to see them."""
+    if not _show_daily_logs:
+        hide_native_log_lines()
+
+
 def _init_daily() -> None:
     """Daily.init() once per process, before the first client or device; its log lines filtered out of stderr."""
     global _daily_initialized
     with _daily_init_lock:
         if not _daily_initialized:
-            if not _show_daily_logs:
-                hide_daily_log_lines()
+            hide_native_logs_unless_shown()
             daily.Daily.init(log_level=daily.LogLevel.Warn if _show_daily_logs else daily.LogLevel.Off)
             _daily_initialized = True
 

@@ -54,6 +54,7 @@ def test_every_variable_is_read():
         replica_timeout_s=1.5,
         send_timeout_s=3.0,
         max_audio_seconds=30.0,
+        max_audio_samples=30 * 48000 * 2,  # derived: RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo
         record_file="out.jsonl",
     )
 
@@ -69,6 +70,8 @@ def test_every_variable_is_read():
         ("RELAY_MAX_MESSAGE_BYTES", "100", "RELAY_MAX_MESSAGE_BYTES must be at least 512"),
         ("RELAY_SEND_TIMEOUT", "soon", "RELAY_SEND_TIMEOUT must be a number"),
         ("RELAY_REPLICA_TIMEOUT", "-1", "RELAY_REPLICA_TIMEOUT must be at least 0"),
+        ("RELAY_MAX_AUDIO_SAMPLES", "lots", "RELAY_MAX_AUDIO_SAMPLES must be a whole number"),
+        ("RELAY_MAX_MICROPHONE_QUEUE_SECONDS", "0", "RELAY_MAX_MICROPHONE_QUEUE_SECONDS must be at least 0.001"),
         ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1", "TAVUS_CONVERSATION_URL must be an http(s) URL"),
         ("TAVUS_API_BASE_URL", "ftp://x", "TAVUS_API_BASE_URL must be an http(s) URL"),
     ],
@@ -113,3 +116,13 @@ def test_the_face_gets_300_s_to_join_and_the_connection_30_s_to_come_back_by_def
     assert Settings.from_env({"RELAY_CONNECTION_TIMEOUT": "5"}).connection_timeout_s == 5.0
     with pytest.raises(ConfigError, match="RELAY_CONNECTION_TIMEOUT must be at least 0"):
         Settings.from_env({"RELAY_CONNECTION_TIMEOUT": "-1"})
+
+
+def test_the_audio_sample_bound_defaults_to_the_longest_audio_of_48khz_stereo_and_can_be_set():
+    assert Settings().max_audio_samples == 600 * 48000 * 2
+    assert Settings.from_env({"RELAY_MAX_AUDIO_SAMPLES": "1000000"}).max_audio_samples == 1_000_000
+
+
+def test_the_microphone_queue_bound_defaults_to_600_seconds_and_can_be_set():
+    assert Settings().max_microphone_queue_seconds == 600
+    assert Settings.from_env({"RELAY_MAX_MICROPHONE_QUEUE_SECONDS": "30"}).max_microphone_queue_seconds == 30
