@@ -18,7 +18,7 @@ import pytest
 
 from config import Settings
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom
+from relay.dry_run import DryRunRoom
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SILENCE = base64.b64encode(bytes(4800)).decode()
