@@ -51,7 +51,7 @@ POLL_S = 0.05  # how often a request held on the wire re-checks interrupts, the 
 ANNOUNCE_EVERY_S = 15.0  # while a request waits for the face, the terminal says so this often
 # Each waiting request holds one of the server's threads: past this many, a request is refused (429)
 # rather than taking the threads /health and the console need.
-MAX_WAITING_REQUESTS = 16
+MAX_WAITING_REQUESTS = 8
 
 
 @dataclass
@@ -304,7 +304,7 @@ class Sender:
         this request started waiting: the requests behind one that gave up
         give up at once too, instead of each waiting the whole time again.
         """
-        if self._room.wait_for_connection(0):
+        if self._room.connection == "connected":  # the common case, without taking the event's lock
             return None
         self._held = turn
         try:

@@ -82,7 +82,7 @@ def test_a_missing_confirmation_does_not_hold_up_other_requests(room, fake_daily
             held.append(completion)
         original(message, participant_id, None if lost else completion)
 
-    fake_call_client.send_app_message = hold_the_first  # type: ignore[method-assign]
+    fake_call_client.send_app_message = hold_the_first
 
     def post(inference_id: str) -> int:
         return client.post("/send_text_message", json={"text": "Hi", "inference_id": inference_id}).status_code

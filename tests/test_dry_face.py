@@ -25,7 +25,7 @@ class Reports:
             self.seen.append(data["message"])
             self.changed.notify_all()
 
-    def wait_for(self, count: int) -> list[dict[str, Any]]:
+    def wait_for(self, count: int) -> list[tuple[str, str, dict[str, Any]]]:
         with self.changed:
             assert self.changed.wait_for(lambda: len(self.seen) >= count, 5), self.seen
             return [(m["event_type"].rsplit(".", 1)[1], m["inference_id"], m["properties"]) for m in self.seen]
@@ -126,7 +126,8 @@ def test_past_its_bound_the_face_refuses_a_new_utterance_and_keeps_the_ones_it_h
 def test_a_message_the_face_refuses_is_a_429_and_is_not_printed(make_app):
     out = io.StringIO()
     room = DryRunRoom(out)
-    room._face._max_waiting = 0  # type: ignore[union-attr]
+    assert room._face is not None
+    room._face._max_waiting = 0
     app = make_app(Settings(), room)
 
     response = app.test_client().post("/send_text_message", json={"text": "Hi"})
