@@ -132,7 +132,7 @@ def run(args: argparse.Namespace, settings: Settings, joining: Joining, make_app
             return run_quickstart(server, slot, settings, args, joining, make_app)
         if not url:
             hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
-            room = DryRunRoom()
+            room = DryRunRoom(verbose=args.verbose)
             return serve(server, slot, settings, make_app(settings, room, microphone_device=CountingMicrophoneDevice(settings.sample_rate)))
         return join_and_serve(server, slot, settings, *joining.room(url, settings), make_app=make_app)
     except JoinError as error:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import signal
+
+import pytest
+import requests
 
 from config import Settings
 from echo_messages import audio_echo_messages, interrupt_message
@@ -86,3 +90,28 @@ def test_the_dry_run_room_says_its_face_and_connection_are_there():
 
     assert room.conversation_url is None and room.connection == "connected" and room.wait_for_connection(0)
     assert room.face == {"present": True, "signal": "simulated", "participant_id": "simulated-face"}
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_python_app_py_prints_audio_short_and_in_full_with_verbose(tmp_path, verbose):
+    from tests.test_app_main import finish, start, wait_for_port
+
+    process = start(["--verbose"] if verbose else [], tmp_path)
+    try:
+        port = wait_for_port(process)
+        audio = base64.b64encode(bytes(2 * 24000 // 20)).decode()  # 50 ms: one message
+        response = requests.post(
+            f"http://127.0.0.1:{port}/send_audio_message",
+            json={"audio": audio, "sample_rate": 24000, "inference_id": "u1", "done": True},
+            timeout=10,
+        )
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = finish(process)
+
+    (line,) = stdout.splitlines()
+    if verbose:
+        assert json.loads(line)["properties"]["audio"] == audio
+    else:
+        assert line.startswith('audio 50 ms at 24000 Hz, inference_id "u1" done, ')
