@@ -49,8 +49,10 @@ log = logging.getLogger("echo_relay")
 
 POLL_S = 0.05  # how often a request held on the wire re-checks interrupts, the call state and its deadline
 ANNOUNCE_EVERY_S = 15.0  # while a request waits for the face, the terminal says so this often
-# Each waiting request holds one of the server's threads: past this many, a request is refused (429)
-# rather than taking the threads /health and the console need.
+# Each waiting request holds one of the server's threads. While the line is stalled (the request on the
+# wire waits for the face or the connection, possibly minutes), past this many waiting a request is refused
+# (429) rather than taking the threads /health and the console need. A line that moves (each request in it
+# waits milliseconds) is bounded by the server's threads.
 MAX_WAITING_REQUESTS = 8
 
 
@@ -143,10 +145,10 @@ class Sender:
                 raise Interrupted("interrupted before any of it was sent (an interrupt came while it was being read)")
             if drop_queued:
                 self._drop_waiting()  # only interrupts wait now: this request goes right after them
-            elif len(self._waiting) >= self._max_waiting:
+            elif self._held is not None and len(self._waiting) >= self._max_waiting:
                 raise QueueFull(
-                    f"{len(self._waiting)} requests are waiting to be sent already; try again once they are "
-                    "(is the face in the room? see /health)"
+                    f"{len(self._waiting)} requests are waiting already while the face is not in the room or the "
+                    "connection to it is down; try again once it is (see /health)"
                 )
             turn = _Turn(self._ticket, is_interrupt=False, arrived=time.monotonic())
             self._take_turn(turn, first=False)

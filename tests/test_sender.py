@@ -403,24 +403,39 @@ def test_signalling_down_too_long_is_a_503_saying_how_many_went_out_and_the_wait
 # --- bounds --------------------------------------------------------------------------------
 
 
-def test_past_the_bound_of_waiting_requests_a_request_is_refused_with_429_and_nothing_sent():
+def test_while_the_line_is_stalled_past_its_bound_a_request_is_refused_with_429_and_nothing_sent():
     room = FakeRoom()
+    room.face_here.clear()
     sender = make_sender(room, max_waiting=2)
-    held = HeldSend(room, "a1")
-    on_the_wire = Request(sender, messages("a", 1))
-    assert held.reached.wait(5)
+    stalled = Request(sender, messages("a", 1))
+    until(lambda: sender.queue_depth == 1)  # on the wire, waiting for the face
     waiting = [Request(sender, messages(name, 1)) for name in ("b", "c")]
-    until(lambda: sender.queue_depth == 2)
+    until(lambda: sender.queue_depth == 3)
 
     with pytest.raises(QueueFull) as raised:
         sender.submit(messages("d", 1))
-    held.release()
+    room.face_here.set()
 
     assert str(raised.value) == (
-        "2 requests are waiting to be sent already; try again once they are (is the face in the room? see /health)"
+        "2 requests are waiting already while the face is not in the room or the connection to it is down; "
+        "try again once it is (see /health)"
     )
-    assert [on_the_wire.answer(), *(request.answer() for request in waiting)] == [1, 1, 1]
+    assert [stalled.answer(), *(request.answer() for request in waiting)] == [1, 1, 1]
     assert texts(room) == ["a1", "b1", "c1"]
+
+
+def test_a_line_that_moves_is_not_refused_past_the_bound():
+    room = FakeRoom()
+    sender = make_sender(room, max_waiting=1)
+    held = HeldSend(room, "a1")  # the wire is busy sending, not waiting for the face
+    on_the_wire = Request(sender, messages("a", 1))
+    assert held.reached.wait(5)
+    waiting = [Request(sender, messages(name, 1)) for name in ("b", "c", "d")]
+    until(lambda: sender.queue_depth == 3)
+
+    held.release()
+
+    assert [on_the_wire.answer(), *(request.answer() for request in waiting)] == [1, 1, 1, 1]
 
 
 def test_an_empty_dispatch_confirms_nothing():
