@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
@@ -44,12 +43,10 @@ from relay.errors import (
     error_body,
     status_of,
 )
-from relay.events import events_dropped
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
-from relay.script import parse_script
 
 log = logging.getLogger("echo_relay")
 
@@ -152,14 +149,7 @@ def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
     (while the body was read and split) drops it.
     """
     echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
-    fields = relay.speak_text(
-        echo.text,
-        inference_id=echo.inference_id,
-        conversation_id=echo.conversation_id,
-        done=echo.done,
-        interrupt=echo.interrupt,
-        ticket=ticket,
-    )
+    fields = relay.speak_text(echo, ticket=ticket)
     return sent_answer(relay, fields)
 
 
@@ -390,8 +380,7 @@ def events() -> Response:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    newer, dropped = relay.events.after(last_id)
-    return answer(([events_dropped(dropped)] if dropped else []) + [event.as_dict() for event in newer])
+    return answer(relay.events.listing(last_id))
 
 
 @views.get("/openapi.json")
@@ -438,7 +427,7 @@ def load_script() -> Response:
         raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
     echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
     name = str(body.get("name") or "the script")[:80]
-    return answer(current_relay().script.load(parse_script(body["script"], Path.cwd(), name=name), name))
+    return answer(current_relay().load_script(body["script"], name))
 
 
 @views.get("/script")
@@ -478,7 +467,7 @@ def health() -> Response:
             "left_reason": room.left_reason if room.call_state == "left" else None,
             "conversation_id": room.conversation_id,
             "replica_present": room.replica_present,
-            "replica_speaking": relay.room_events.replica_speaking,
+            "replica_speaking": relay.face_speaking.speaking,
             "last_event_id": relay.events.last_id,
             "uptime_s": round(time.monotonic() - relay.started, 3),
             "messages_sent": relay.sender.messages_sent,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -29,6 +30,10 @@ DEFAULT_MAX_AUDIO_SAMPLES = int(DEFAULT_MAX_AUDIO_SECONDS * AUDIO_SAMPLES_PER_SE
 DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
+DEFAULT_TAVUS_TIMEOUT_S = 30.0
+DEFAULT_SPOKEN_TIMEOUT_S = 60.0
+DEFAULT_UTTERANCE_IDLE_CLOSE_S = 5.0
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"  # the default RELAY_AUDIO_DIR: the shipped demo works
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -67,6 +72,14 @@ class Settings:
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
+    tavus_timeout_s: float = DEFAULT_TAVUS_TIMEOUT_S
+    spoken_timeout_s: float = DEFAULT_SPOKEN_TIMEOUT_S
+    utterance_idle_close_s: float = DEFAULT_UTTERANCE_IDLE_CLOSE_S
+    audio_dir: str | None = None
+
+    def audio_folder(self) -> Path:
+        """RELAY_AUDIO_DIR, the only folder a script sent over HTTP may name audio in (default: examples/)."""
+        return Path(self.audio_dir) if self.audio_dir else EXAMPLES_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +97,7 @@ class Settings:
         return cls(
             tavus_api_key=read.text("TAVUS_API_KEY"),
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
-            tavus_persona_id=read.text("TAVUS_PERSONA_ID"),
+            tavus_persona_id=read.text("TAVUS_PERSONA_ID") or read.text("TAVUS_PAL_ID"),
             tavus_replica_id=read.text("TAVUS_REPLICA_ID") or read.text("TAVUS_FACE_ID"),
             tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
             tavus_meeting_token=read.text("TAVUS_MEETING_TOKEN"),
@@ -115,6 +128,12 @@ class Settings:
             script_line_timeout_s=read.number(
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
             ),
+            tavus_timeout_s=read.number("TAVUS_TIMEOUT", DEFAULT_TAVUS_TIMEOUT_S, float, minimum=0.01),
+            spoken_timeout_s=read.number("RELAY_SPOKEN_TIMEOUT", DEFAULT_SPOKEN_TIMEOUT_S, float, minimum=0),
+            utterance_idle_close_s=read.number(
+                "RELAY_UTTERANCE_IDLE_CLOSE", DEFAULT_UTTERANCE_IDLE_CLOSE_S, float, minimum=0
+            ),
+            audio_dir=read.directory("RELAY_AUDIO_DIR"),
         )
 
 
@@ -169,6 +188,12 @@ class _Reader:
                 f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
             )
         return rate
+
+    def directory(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not Path(raw).is_dir():
+            raise ConfigError(f"{name} must be an existing folder, got {raw!r}")
+        return raw
 
     def words(self, name: str) -> tuple[str, ...]:
         """A comma- or space-separated list."""

@@ -266,7 +266,7 @@ def run_quickstart(
             "list the faces you can use with: python tavus_client.py list-faces",
             2,
         )
-    tavus = TavusClient(settings.tavus_api_key, base_url=settings.tavus_api_base_url)
+    tavus = TavusClient.from_settings(settings)
     conversation: dict[str, Any] | None = None
     try:
         conversation = start_conversation(tavus, settings, args, face_id)

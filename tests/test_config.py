@@ -93,6 +93,18 @@ def test_secrets_never_show_in_repr():
     assert "key-123" not in text and "tok-456" not in text and "mt-789" not in text
 
 
+def test_tavus_pal_id_is_read_when_tavus_persona_id_is_not_set():
+    assert Settings.from_env({"TAVUS_PAL_ID": "pal1"}).tavus_persona_id == "pal1"
+    assert Settings.from_env({"TAVUS_PAL_ID": "pal1", "TAVUS_PERSONA_ID": "p1"}).tavus_persona_id == "p1"
+
+
+def test_tavus_timeout_is_read_and_checked():
+    assert Settings.from_env({"TAVUS_TIMEOUT": "2.5"}).tavus_timeout_s == 2.5
+    assert Settings.from_env({}).tavus_timeout_s == 30
+    with pytest.raises(ConfigError, match="^TAVUS_TIMEOUT must be a number, got 'soon'$"):
+        Settings.from_env({"TAVUS_TIMEOUT": "soon"})
+
+
 def test_tavus_face_id_is_read_when_tavus_replica_id_is_not_set():
     assert Settings.from_env({"TAVUS_FACE_ID": "f1"}).tavus_replica_id == "f1"
     assert Settings.from_env({"TAVUS_FACE_ID": "f1", "TAVUS_REPLICA_ID": "r1"}).tavus_replica_id == "r1"
