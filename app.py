@@ -178,7 +178,7 @@ class PlainTextFastPath:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._is_plain(environ):
             return self._flask(environ, start_response)
-        ticket = self._relay.sender.generation  # taken first, as the view does
+        ticket = self._relay.sender.ticket  # taken first, as the view does
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
         try:
             result = answer_text(self._relay, body, ticket)
@@ -318,14 +318,14 @@ def event_cursor() -> int:
 def send_text_message() -> Response:
     """Every form of the request; the plain one usually arrives by PlainTextFastPath (the same answer)."""
     relay = current_relay()
-    ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
+    ticket = relay.sender.ticket  # taken first: an interrupt while the body is read and split drops it
     return answer_text(relay, json_request_body(TEXT_ENDPOINT), ticket).response()
 
 
 @views.post("/send_audio_message")
 def send_audio_message() -> Response:
     relay = current_relay()
-    ticket = relay.sender.generation
+    ticket = relay.sender.ticket
     echo = audio_request(relay, "/send_audio_message", relay.utterances)
     return sent_answer(relay, relay.speak_audio(echo, ticket=ticket, wait=echo.request.wait)).response()
 

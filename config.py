@@ -20,7 +20,8 @@ DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_MAX_MESSAGE_BYTES = 4096
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
-DEFAULT_REPLICA_TIMEOUT_S = 120.0
+DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold start can take minutes
+DEFAULT_CONNECTION_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 # Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
@@ -64,6 +65,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
+    connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
     max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
@@ -111,6 +113,9 @@ class Settings:
             max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
+            connection_timeout_s=read.number(
+                "RELAY_CONNECTION_TIMEOUT", DEFAULT_CONNECTION_TIMEOUT_S, float, minimum=0
+            ),
             max_audio_seconds=max_audio_seconds,
             max_audio_samples=read.number(
                 "RELAY_MAX_AUDIO_SAMPLES", int(max_audio_seconds * AUDIO_SAMPLES_PER_SECOND), int, minimum=1

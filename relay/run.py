@@ -24,11 +24,13 @@ import waitress
 from waitress import wasyncore
 
 from config import Settings
+from relay.dry_run import DryRunRoom
 from relay.errors import JoinError
 from relay.events import MAX_EVENT_LISTENERS, EventLog
 from relay.logs import say
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom, Room, conversation_id_from_url, hide_native_logs_unless_shown, join_client_settings
+from relay.room import Room, hide_native_logs_unless_shown, join_client_settings
+from relay.room_urls import conversation_id_from_url
 from relay.script import ScriptError, Step, parse_script
 from tavus_client import TavusAPIError, TavusClient, persona_id_of
 
@@ -130,7 +132,7 @@ def run(args: argparse.Namespace, settings: Settings, joining: Joining, make_app
             return run_quickstart(server, slot, settings, args, joining, make_app)
         if not url:
             hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
-            room = DryRunRoom()
+            room = DryRunRoom(verbose=args.verbose)
             return serve(server, slot, settings, make_app(settings, room, microphone_device=CountingMicrophoneDevice(settings.sample_rate)))
         return join_and_serve(server, slot, settings, *joining.room(url, settings), make_app=make_app)
     except JoinError as error:

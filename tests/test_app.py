@@ -21,7 +21,8 @@ import soundfile
 import echo_messages
 from config import Settings
 from echo_messages import serialized_size
-from relay.room import DryRunRoom, Room
+from relay.dry_run import DryRunRoom
+from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, sent_messages
 from tests.conftest import DOCS_TEXT_BODY as DOCS_BODY
 
@@ -512,13 +513,13 @@ def test_post_after_the_call_ended_is_503_at_once(client, fake_call_client):
 
 def test_interrupt_drops_queued_messages_and_goes_out_first(app, client, fake_daily, fake_call_client):
     sender = app.extensions["relay"].sender
-    before = sender.generation
+    before = sender.ticket
     original_send = fake_call_client.send_app_message
 
     def slow_send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
         long_chunks_sent = sum(1 for m in fake_call_client.sent if m.get("properties", {}).get("inference_id") == "long")
         if message.get("properties", {}).get("inference_id") == "long" and long_chunks_sent == 1:
-            while sender.generation == before:  # the second chunk waits, mid-utterance, until the interrupt lands
+            while sender.ticket == before:  # the second chunk waits, mid-utterance, until the interrupt lands
                 time.sleep(0.001)
         original_send(message, participant_id, completion)
 

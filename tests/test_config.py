@@ -121,6 +121,15 @@ def test_dotenv_in_the_current_directory_is_read_and_the_environment_wins(tmp_pa
     assert settings.port == 9100 and settings.tavus_persona_id == "from-env"
 
 
+def test_the_face_gets_300_s_to_join_and_the_connection_30_s_to_come_back_by_default():
+    settings = Settings.from_env({})
+
+    assert (settings.replica_timeout_s, settings.connection_timeout_s) == (300.0, 30.0)
+    assert Settings.from_env({"RELAY_CONNECTION_TIMEOUT": "5"}).connection_timeout_s == 5.0
+    with pytest.raises(ConfigError, match="RELAY_CONNECTION_TIMEOUT must be at least 0"):
+        Settings.from_env({"RELAY_CONNECTION_TIMEOUT": "-1"})
+
+
 def test_the_audio_sample_bound_defaults_to_the_longest_audio_of_48khz_stereo_and_can_be_set():
     assert Settings().max_audio_samples == 600 * 48000 * 2
     assert Settings.from_env({"RELAY_MAX_AUDIO_SAMPLES": "1000000"}).max_audio_samples == 1_000_000

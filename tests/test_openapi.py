@@ -22,8 +22,8 @@ from schemathesis.checks import (
 
 from app import create_app
 from config import Settings
+from relay.dry_run import DryRunRoom
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from config import Settings
+from relay.dry_run import DryRunRoom
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SILENCE = base64.b64encode(bytes(4800)).decode()
