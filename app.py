@@ -46,7 +46,7 @@ from relay.errors import (
 )
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
-from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
+from relay.room import RelayRoom, daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
 from relay.utterances import MAX_TRACKED_UTTERANCES
 
@@ -67,7 +67,9 @@ views = Blueprint("relay", __name__)
 # --- the app ------------------------------------------------------------------------
 
 
-def create_app(settings: Settings, room: Any, *, microphone_device: Any = None, fast_path: bool = True) -> Flask:
+def create_app(
+    settings: Settings, room: RelayRoom, *, microphone_device: Any = None, fast_path: bool = True
+) -> Flask:
     """The Flask app for one room; `room` is a Room, a DryRunRoom, or a test's stand-in.
 
     With a `microphone_device` (anything with `write_frames(bytes)`), POST
@@ -407,7 +409,7 @@ def openapi() -> Response:
 @views.get("/")
 def console() -> Response:
     response = current_app.send_static_file("console.html")
-    response.headers["Content-Security-Policy"] = console_policy(getattr(current_relay().room, "conversation_url", None))
+    response.headers["Content-Security-Policy"] = console_policy(current_relay().room.conversation_url)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -430,7 +432,7 @@ def room_info() -> Response:
         {
             "mode": room.mode,
             "conversation_id": room.conversation_id,
-            "conversation_url": getattr(room, "conversation_url", None),
+            "conversation_url": room.conversation_url,
             "private": room.private,
         }
     )
@@ -483,12 +485,15 @@ def health() -> Response:
             "left_reason": room.left_reason if room.call_state == "left" else None,
             "conversation_id": room.conversation_id,
             "replica_present": room.replica_present,
+            "face": room.face,
+            "connection": room.connection,
             "replica_speaking": relay.face_speaking.speaking,
             "last_event_id": relay.events.last_id,
             "uptime_s": round(time.monotonic() - relay.started, 3),
             "messages_sent": relay.sender.messages_sent,
             "send_errors": relay.sender.send_errors,
             "queue_depth": relay.sender.queue_depth,
+            "oldest_wait_s": relay.sender.oldest_wait_s,
             "latency": relay.tracker.latency(),
             "event_streams": relay.events.listeners,
             "microphone": relay.microphone.status() if relay.microphone else {"enabled": False},

@@ -16,7 +16,7 @@ import soundfile
 
 from config import Settings
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom
+from relay.dry_run import DryRunRoom
 
 SPOKEN_KEYS = ["started_after_ms", "duration_s", "interrupted"]
 
