@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from dotenv import dotenv_values, find_dotenv
 
@@ -24,6 +24,8 @@ DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
+DEFAULT_MAX_CALL_SECONDS = 3600  # the quickstart's conversation: Tavus ends it by itself after this
+ROOM_URL_SHAPE = "https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -57,6 +59,8 @@ class Settings:
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
+    # the run's (python app.py)
+    max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,7 +79,7 @@ class Settings:
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
             tavus_persona_id=read.text("TAVUS_PERSONA_ID"),
             tavus_replica_id=read.text("TAVUS_REPLICA_ID") or read.text("TAVUS_FACE_ID"),
-            tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
+            tavus_conversation_url=read.room_url("TAVUS_CONVERSATION_URL"),
             tavus_meeting_token=read.text("TAVUS_MEETING_TOKEN"),
             host=read.text("RELAY_HOST") or "127.0.0.1",
             port=read.number("RELAY_PORT", 8000, int, minimum=0, maximum=65535),
@@ -93,7 +97,23 @@ class Settings:
             script_line_timeout_s=read.number(
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
             ),
+            max_call_seconds=read.number("RELAY_MAX_CALL_SECONDS", DEFAULT_MAX_CALL_SECONDS, int, minimum=60),
         )
+
+
+def check_room_url(url: str, source: str = "the conversation URL") -> str:
+    """A Daily room URL, or ConfigError at once: anything else would be tried for ~19 s before Daily gives up.
+
+    The one place the shape is checked: https, a host under daily.co, one path
+    segment (the room, named after the conversation); `?t=<meeting token>` may follow.
+    """
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower()
+    segments = [segment for segment in parsed.path.split("/") if segment]
+    if parsed.scheme != "https" or not host.endswith(".daily.co") or len(segments) != 1:
+        shown = urlunparse(parsed._replace(query="", fragment=""))  # a ?t= meeting token is never shown
+        raise ConfigError(f"{source} {shown!r} is not a Daily room URL: expected {ROOM_URL_SHAPE}")
+    return url
 
 
 def _dotenv_in_cwd() -> dict[str, str]:
@@ -147,6 +167,10 @@ class _Reader:
                 f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
             )
         return rate
+
+    def room_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        return None if raw is None else check_room_url(raw, name)
 
     def url(self, name: str, default: str) -> str:
         return self.optional_url(name) or default
