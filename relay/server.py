@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import errno
 import ipaddress
+import resource
 import signal
 import socket
 from typing import Any
@@ -26,6 +27,7 @@ SERVER_THREADS = API_THREADS  # the name tests/bench use
 # Open connections (each a socket): 200 slow clients and every event stream leave room for the API.
 # Past it waitress stops accepting until one closes; 1000 stays below the usual 1024 open files with poll().
 CONNECTION_LIMIT = 1000
+RESERVED_FILES = 100  # open files kept for everything else (Daily, logs, the record file, audio uploads)
 # An idle connection (no request in progress) is closed after this; waitress's 120 s kept dead sockets too long.
 CHANNEL_TIMEOUT_S = 30
 BACKLOG = 1024
@@ -92,12 +94,20 @@ def server_adjustments(settings: Settings) -> dict[str, Any]:
     """
     return {
         "threads": API_THREADS + MAX_EVENT_LISTENERS,
-        "connection_limit": CONNECTION_LIMIT,
+        "connection_limit": connection_limit(),
         "channel_timeout": CHANNEL_TIMEOUT_S,
         "max_request_body_size": settings.max_body_bytes + 1,
         "asyncore_use_poll": True,  # select() cannot watch a descriptor numbered 1024 or more
         "ident": "echo relay",
     }
+
+
+def connection_limit() -> int:
+    """CONNECTION_LIMIT, or fewer where the process may open fewer files (a 1024 soft limit is common)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_LIMIT
+    return max(1, min(CONNECTION_LIMIT, soft - RESERVED_FILES))
 
 
 def create_server(app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]) -> Any:
