@@ -67,8 +67,13 @@ class Stopping:
 
     def __init__(self) -> None:
         self.first: list[Callable[[], None]] = []
+        self.lock = threading.Lock()
+        self.signalled = False  # the user (or --exit-after-script, through the same handler) asked to stop
+        self.script_ended = False  # it was --exit-after-script
 
     def __call__(self, signum: int, frame: Any) -> None:
+        with self.lock:
+            self.signalled = True
         for stop in self.first:
             stop()
         raise KeyboardInterrupt
@@ -185,8 +190,12 @@ class Run:
         leaving = threading.Thread(target=room.leave, name="relay-leave", daemon=True)
 
         def leave_now() -> None:
-            """On Ctrl-C or SIGTERM, before in-flight requests are waited for: one waiting for the face answers now."""
-            if leaving.ident is None:
+            """Ctrl-C or SIGTERM with the face absent: leave before in-flight requests are waited for.
+
+            A request waiting for the face then answers at once instead of after
+            RELAY_REPLICA_TIMEOUT; with the face present nothing is cut short: sends finish first.
+            """
+            if not room.replica_present and leaving.ident is None:
                 leaving.start()
 
         try:
@@ -263,7 +272,7 @@ def serve(run: Run, app: Any, banner: Callable[[], None]) -> int:
         banner()
         try:
             if run.demo is not None:
-                start_demo(run.demo, relay, server)
+                start_demo(run.demo, relay, server, run.stopping)
             server.run()  # returns after Ctrl-C/SIGTERM (waitress catches the KeyboardInterrupt), in-flight requests done
         except KeyboardInterrupt:
             pass  # it came before run() began
@@ -274,17 +283,25 @@ def serve(run: Run, app: Any, banner: Callable[[], None]) -> int:
             connection.close()
         relay.close()
         log.info("stopped")
-    return 1 if run.demo is not None and run.demo.exit_after and relay.script.failed else 0
+    script_failed = run.stopping.script_ended and relay.script.failed
+    return 1 if script_failed else 0  # Ctrl-C is the user stopping the relay, wherever it lands: 0
 
 
-def start_demo(demo: Demo, relay: Any, server: Any) -> None:
+def start_demo(demo: Demo, relay: Any, server: Any, stopping: Stopping) -> None:
     """Play the script (it waits for the face first); with --exit-after-script, stop serving when it is over."""
     relay.script.load(demo.steps, demo.name)
     relay.script.play()
     if demo.exit_after:
-        threading.Thread(target=_stop_when_over, args=(relay.script, server), name="relay-demo-exit", daemon=True).start()
+        threading.Thread(
+            target=_stop_when_over, args=(relay.script, server, stopping), name="relay-demo-exit", daemon=True
+        ).start()
 
 
-def _stop_when_over(script: Any, server: Any) -> None:
+def _stop_when_over(script: Any, server: Any, stopping: Stopping) -> None:
+    """Once the script is over, stop as Ctrl-C does, unless the user stopped first (a script cut short by that is no failure)."""
     script.wait_until_over()
+    with stopping.lock:
+        if stopping.signalled:
+            return
+        stopping.script_ended = True
     stop_serving(server)
