@@ -317,8 +317,8 @@ def test_listening_beyond_loopback_without_a_token_exits_2_before_binding(tmp_pa
 
     assert process.returncode == 2
     assert stderr.splitlines() == [
-        f"error: RELAY_HOST {host} listens beyond this machine: set RELAY_AUTH_TOKEN (a long random secret) "
-        "so others on the network cannot make the face speak or read the room, or use RELAY_HOST=127.0.0.1"
+        (f"error: RELAY_HOST {host} listens beyond this machine: set RELAY_AUTH_TOKEN (a long random secret) "
+         "so others on the network cannot make the face speak or read the room, or use RELAY_HOST=127.0.0.1")
     ]
 
 

@@ -53,7 +53,7 @@ class User(threading.Thread):
 def run_quickstart(argv: list[str], port: int, fake_daily: FakeBehaviour) -> tuple[int, User]:
     user = User(port)
     user.start()
-    code = app.main(argv, client_factory=fake_daily.factory)
+    code = app.main(argv, client_factory=fake_daily.factory, microphone_factory=fake_daily.microphone_factory)
     user.join(10)
     return code, user
 
@@ -307,3 +307,25 @@ def test_a_test_mode_quickstart_says_no_face_will_join(quickstart_env, fake_tavu
     err = capsys.readouterr().err
     assert "Test mode: conversation c123 is not billed and no face will join it" in err
     assert "ended conversation c123 (it had already ended): it no longer bills" in err
+
+
+def test_the_conversation_ends_itself_after_max_call_seconds_and_the_banner_says_when(
+    quickstart_env, fake_tavus, fake_daily, capsys
+):
+    code, _ = run_quickstart(["--quickstart", "--max-call-seconds", "600"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body["properties"] == {"max_call_duration": 600}
+    assert fake_tavus.contract_violations == []
+    assert "Tavus ends it by itself after 10 min (RELAY_MAX_CALL_SECONDS, --max-call-seconds)" in capsys.readouterr().out
+
+
+def test_a_microphone_quickstart_says_where_to_enable_the_microphone(quickstart_env, fake_tavus, fake_daily, capsys):
+    code, _ = run_quickstart(["--quickstart", "--microphone"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert (
+        "Microphone echo needs the microphone enabled in the persona's Transport layer (Tavus's Echo Mode page); "
+        "Tavus documents no API setting for it: enable it for persona p123 in the Tavus platform, "
+        "or ask Tavus support, then reuse it with TAVUS_PERSONA_ID=p123."
+    ) in capsys.readouterr().out

@@ -20,8 +20,8 @@ SLOW_CLIENTS = 200
 
 @pytest.fixture
 def dry_relay(make_app):
-    def serve(settings: Settings = Settings()):
-        return serve_wsgi(make_app(settings, DryRunRoom(io.StringIO())))
+    def serve(settings: Settings | None = None):
+        return serve_wsgi(make_app(settings or Settings(), DryRunRoom(io.StringIO())))
 
     return serve
 
