@@ -160,7 +160,9 @@ def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(
     assert not fake_daily.network_answers.is_set()  # it did not wait for Daily to give up on the join
     assert fake_daily.client.left and fake_daily.client.released
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
-    assert "ended conversation c123: it no longer bills" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stopped while joining: the relay leaves, and ends the conversation it created" in err
+    assert "ended conversation c123: it no longer bills" in err
     fake_daily.network_answers.set()
 
 
