@@ -30,7 +30,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
-from config import ConfigError, Settings, check_room_url
+from config import ConfigError, Settings
 from relay import quickstart as quickstart_run
 from relay import run as relay_run
 from relay.core import Relay
@@ -586,8 +586,7 @@ def parse_args(argv: list[str] | None, settings: Settings) -> Options:
     if args.quickstart:
         mode = Mode.QUICKSTART
     elif url:
-        mode = Mode.ROOM
-        check_room_url(url)
+        mode = Mode.ROOM  # its shape is checked with every other setting, before binding (relay.run)
     else:
         mode = Mode.DRY_RUN
     return Options(

@@ -328,3 +328,12 @@ def test_a_usage_error_is_one_line_and_exits_2(tmp_path):
 
     assert process.returncode == 2
     assert stderr.splitlines() == ["error: --exit-after-script goes with --script FILE"]
+
+
+def test_an_unknown_option_is_one_line_through_the_same_exit(relay_env_here, capsys):
+    import app
+
+    assert app.main(["--bogus"]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: unrecognized arguments: --bogus (see python app.py --help)\n"
