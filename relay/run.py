@@ -222,16 +222,18 @@ class Run:
             f"-H \"Content-Type: application/json\" -d '{{\"text\": \"Hello there!\"}}'"
         )
 
+    def where(self) -> str:
+        """Where the console is and a first request to try: what a user needs first, in every mode."""
+        return f"The console: {self.address()}/ (open it in a browser)\nTry: {self.first_curl()}\n"
+
     def dry_run_banner(self) -> None:
         say(
-            f"Dry run: no room is joined; every message is checked, built and printed as it would be sent.\n"
-            f"The console: {self.address()}/ (open it in a browser)\n"
-            f"Try: {self.first_curl()}\n"
-            "Press Ctrl-C to stop."
+            "Dry run: no room is joined; every message is checked, built and printed as it would be sent.\n"
+            f"{self.where()}Press Ctrl-C to stop."
         )
 
     def room_banner(self) -> None:
-        say(f"The console: {self.address()}/\nTry: {self.first_curl()}\nPress Ctrl-C to stop: the relay leaves the room.")
+        say(f"{self.where()}Press Ctrl-C to stop: the relay leaves the room.")
 
 
 def join(room: Room, *, created: bool) -> None:

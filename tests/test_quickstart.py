@@ -234,12 +234,15 @@ def test_quickstart_without_a_key_exits_2(quickstart_env, fake_tavus, fake_daily
     assert fake_tavus.requests == []
 
 
-def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_env, fake_tavus, fake_daily):
+def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_env, fake_tavus, fake_daily, capsys):
     code, user = run_quickstart(["https://tavus.daily.co/c555"], quickstart_env, fake_daily)
 
     assert code == 0 and user.response.status_code == 200
     assert fake_tavus.requests == []
     assert fake_daily.client.left and fake_daily.client.released
+    err = capsys.readouterr().err
+    assert f"The console: http://127.0.0.1:{quickstart_env}/ (open it in a browser)" in err
+    assert "Press Ctrl-C to stop: the relay leaves the room." in err
 
 
 # --- PALs with a face, private rooms, test mode -------------------------------------------
