@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
 from config import ConfigError, Settings
+from relay import audio
 from relay import quickstart as quickstart_run
 from relay import run as relay_run
 from relay.core import Relay
@@ -241,20 +242,12 @@ def json_request_body(endpoint: str) -> bytes:
 
 def decode_json(data: bytes, endpoint: str) -> Any:
     """The body as JSON; an audio file sent where JSON belongs says which header to add."""
-    if not data.strip():
-        raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        if container := echo_messages.audio_container(data[:16384]):
+        return echo_messages.json_body(data)
+    except MessageError:
+        if container := audio.audio_container(data[:16384]):
             raise MessageError(_audio_body_hint(container, endpoint)) from None
-        if isinstance(error, UnicodeDecodeError):
-            raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
-        raise MessageError(
-            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except (ValueError, RecursionError):
-        raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+        raise
 
 
 def _audio_body_hint(container: str, endpoint: str) -> str:
@@ -268,18 +261,21 @@ def _audio_body_hint(container: str, endpoint: str) -> str:
     return f'the body is an audio file ({container.upper()}), not JSON: send it with -H "Content-Type: {content_type}"'
 
 
-def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_messages.AudioEcho:
-    """The three forms of an audio request: JSON, a raw audio file body, or multipart field `file`."""
-    settings = relay.settings
-    rate, max_seconds = settings.sample_rate, settings.max_audio_seconds
+def audio_request(relay: Relay, endpoint: str, open_utterances: audio.OpenRates | None) -> audio.AudioEcho:
+    """The three forms of an audio request (JSON, a raw audio file body, or multipart field `file`), decoded."""
+    return audio.decode(declared_audio(endpoint), relay.audio_limits, open_utterances)
+
+
+def declared_audio(endpoint: str) -> echo_messages.AudioRequest:
+    """An audio request as the caller declared it: the bytes or file, the rate, the options."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, target_rate=rate, max_seconds=max_seconds)  # type: ignore[arg-type]
+        return echo_messages.parse_audio_file(upload.stream, request.values)  # type: ignore[arg-type]
     if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args, target_rate=rate, max_seconds=max_seconds)
+        return echo_messages.parse_audio_file(_body_file(), request.args)
     if mimetype.startswith("audio/"):
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
@@ -287,11 +283,8 @@ def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_mes
         )
     return echo_messages.parse_audio_request(
         decode_json(json_request_body(endpoint), endpoint),
-        open_utterances=open_utterances,
         endpoint=endpoint,
         require_audio=endpoint == "/microphone",
-        target_rate=rate,
-        max_seconds=max_seconds,
     )
 
 
@@ -323,9 +316,7 @@ def _seekable(stream: Any) -> bool:
 def event_cursor() -> int:
     """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
     raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise MessageError(f"after (or Last-Event-ID) must be an event id, a whole number >= 0, got {raw[:40]!r}")
-    return int(raw)
+    return echo_messages.ascii_int(raw, "after (or Last-Event-ID)", meaning="an event id, a whole number >= 0")
 
 
 # --- views --------------------------------------------------------------------------------
@@ -361,7 +352,7 @@ def microphone_clip() -> Response:
     if not pcm:
         raise MessageError("audio is empty: send an audio file or base64 PCM to play")
     if echo.sample_rate != microphone.sample_rate:
-        pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
+        pcm = audio.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
     return answer({"status": "Queued", "mode": relay.room.mode, **microphone.enqueue(pcm)}, 202)
 
 
@@ -558,7 +549,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     quickstart.add_argument("--name", default=quickstart_run.CONVERSATION_NAME, help="the conversation's name")
     quickstart.add_argument(
-        "--max-call-seconds", type=int, metavar="S",
+        "--max-call-duration", dest="max_call_seconds", type=int, metavar="S",
         help="Tavus ends the conversation by itself after S seconds, should the relay not "
         "(default: RELAY_MAX_CALL_SECONDS, 3600)",
     )
@@ -576,9 +567,9 @@ def parse_args(argv: list[str] | None, settings: Settings) -> Options:
     if args.quickstart and args.meeting_token:
         raise UsageError("--meeting-token is for joining a room by URL; --quickstart --private gets its own token")
     if args.max_call_seconds is not None and args.max_call_seconds < 60:
-        raise UsageError(f"--max-call-seconds must be at least 60, got {args.max_call_seconds}")
+        raise UsageError(f"--max-call-duration must be at least 60, got {args.max_call_seconds}")
     given = [flag for flag, on in (("--pal", args.pal), ("--face-id", args.face_id), ("--private", args.private),
-                                   ("--test-mode", args.test_mode), ("--max-call-seconds", args.max_call_seconds))
+                                   ("--test-mode", args.test_mode), ("--max-call-duration", args.max_call_seconds))
              if on]
     if given and not args.quickstart:
         raise UsageError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --quickstart")

@@ -10,7 +10,6 @@ request is.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from pathlib import Path
@@ -18,7 +17,8 @@ from typing import Any
 
 import echo_messages
 from config import Settings
-from echo_messages import AudioEcho, UtteranceRates
+from echo_messages import AudioRequest, new_inference_id
+from relay.audio import AudioEcho, AudioLimits, UtteranceRates, decode
 from relay.errors import MessageError, SendError, SendTimeout
 from relay.events import EventLog, RoomEvents
 from relay.microphone import Microphone
@@ -28,10 +28,6 @@ from relay.sender import Sender
 from relay.utterances import OpenUtterances
 
 
-def new_inference_id() -> str:
-    return uuid.uuid4().hex
-
-
 class Relay:
     """What the routes share: settings, the room, the sender, the events, the script runner."""
 
@@ -39,7 +35,11 @@ class Relay:
         self.settings = settings
         self.room = room
         self.started = time.monotonic()
-        self.microphone = Microphone(microphone_device, settings.sample_rate) if microphone_device else None
+        self.microphone = (
+            Microphone(microphone_device, settings.sample_rate, max_queue_seconds=settings.max_microphone_queue_seconds)
+            if microphone_device
+            else None
+        )
         self.recorder = Recorder(settings.record_file)
         self.events = EventLog(settings.event_buffer)
         self.room_events = RoomEvents(self.events, self.recorder)
@@ -83,21 +83,22 @@ class Relay:
 
     def speak_audio(self, echo: AudioEcho, *, ticket: int | None = None) -> dict[str, Any]:
         """One audio utterance (or part of one), decoded as it is sent; the answer's fields."""
-        conversation_id = self.conversation_id_for(echo.conversation_id)
-        inference_id = echo.inference_id or new_inference_id()
+        request = echo.request
+        conversation_id = self.conversation_id_for(request.conversation_id)
+        inference_id = request.inference_id or new_inference_id()
         messages = echo_messages.audio_echo_messages(  # lazy: a file is decoded as it is sent
             echo.audio,
             sample_rate=echo.sample_rate,
             conversation_id=conversation_id,
             inference_id=inference_id,
-            done=echo.done,
+            done=request.done,
             max_bytes=self.settings.max_message_bytes,
         )
         sent = self.send(
-            messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
+            messages, interrupt=request.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
         )
         self.utterances.sent(
-            inference_id, UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate), done=echo.done
+            inference_id, UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate), done=request.done
         )
         return {
             "inference_id": inference_id,
@@ -110,10 +111,14 @@ class Relay:
     def speak_file(self, path: Path, *, inference_id: str | None = None) -> dict[str, Any]:
         """An audio file on this machine (a script's @audio line), as one whole utterance."""
         with path.open("rb") as source:
-            audio = echo_messages.open_audio_file(
-                source, target_rate=self.settings.sample_rate, max_seconds=self.settings.max_audio_seconds
-            )
-            return self.speak_audio(AudioEcho(audio=audio, inference_id=inference_id, done=True))
+            request = AudioRequest(audio=source, inference_id=inference_id, done=True)
+            return self.speak_audio(decode(request, self.audio_limits))
+
+    @property
+    def audio_limits(self) -> AudioLimits:
+        """What every request's audio is held to, from the settings."""
+        settings = self.settings
+        return AudioLimits(settings.sample_rate, settings.max_audio_seconds, settings.max_audio_samples)
 
     def conversation_id_for(self, requested: str | None) -> str:
         """The joined room's id; a request naming another room is a mistake, not a redirect."""

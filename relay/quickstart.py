@@ -45,7 +45,7 @@ def run(the_run: Run) -> int:
     """Create, join, serve; never leaves the conversation it created running."""
     options, settings = the_run.options, the_run.settings
     assert settings.tavus_api_key
-    tavus = TavusClient(settings.tavus_api_key, base_url=settings.tavus_api_base_url)
+    tavus = TavusClient.from_settings(settings)
     conversation: dict[str, Any] | None = None
     try:
         face_id = choose_face(tavus, options, settings)
@@ -163,7 +163,7 @@ def print_banner(the_run: Run, conversation: Mapping[str, Any], token: str | Non
         f"{microphone}"
         f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing. "
         f"If the relay cannot (power loss, kill -9), Tavus ends it by itself after {_duration(seconds)} "
-        "(RELAY_MAX_CALL_SECONDS, --max-call-seconds).",
+        "(RELAY_MAX_CALL_SECONDS, --max-call-duration).",
         file=sys.stdout,
         flush=True,
     )

@@ -27,7 +27,7 @@ from relay.logs import say
 from relay.microphone import CountingMicrophoneDevice
 from relay.options import Mode, Options
 from relay.recorder import check_record_file
-from relay.room import DryRunRoom, Room, join_client_settings, redact_url
+from relay.room import DryRunRoom, Room, hide_native_logs_unless_shown, join_client_settings, redact_url
 from relay.script import ScriptError, Step, parse_script
 from relay.server import ListenError, bind, create_server, stop_serving
 from tavus_client import TavusAPIError
@@ -155,6 +155,7 @@ class Run:
             if self.options.mode is Mode.ROOM:
                 assert self.options.conversation_url
                 return self.join_and_serve(self.options.conversation_url, self.options.meeting_token)
+            hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
             app = self.make_app(
                 self.settings, DryRunRoom(), microphone_device=CountingMicrophoneDevice(self.settings.sample_rate)
             )

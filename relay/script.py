@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import soundfile
 
+import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
 
 log = logging.getLogger("echo_relay")
@@ -231,7 +231,7 @@ class ScriptRunner:
                 return False
             self._publish("done", step, index)
             return True
-        inference_id = uuid.uuid4().hex
+        inference_id = echo_messages.new_inference_id()
         cursor = self._relay.events.last_id
         try:
             if step.kind == "say":

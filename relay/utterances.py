@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from echo_messages import UtteranceRates
+from relay.audio import UtteranceRates
 
 MAX_OPEN_UTTERANCES = 1024  # callers that never close their utterances cannot grow this without bound
 

@@ -18,7 +18,7 @@ import requests
 
 import app
 from tests.conftest import FakeBehaviour, free_port, wait_for_relay
-from tests.fake_tavus import API_KEY
+from tests.fake_tavus import API_KEY, STOCK_FACES
 
 
 @pytest.fixture
@@ -256,10 +256,11 @@ def test_a_pal_without_a_face_takes_tavus_first_stock_face_and_says_how_to_choos
     assert code == 0 and user.response.status_code == 200
     [faces] = fake_tavus.calls("GET", "/v2/faces")
     assert faces.query == {"face_type": ["system"]}
-    assert fake_tavus.calls("POST", "/v2/pals")[0].body["default_face_id"] == "r1"
-    assert fake_tavus.calls("POST", "/v2/conversations")[0].body["face_id"] == "r1"
+    first = STOCK_FACES[0]["face_id"]
+    assert fake_tavus.calls("POST", "/v2/pals")[0].body["default_face_id"] == first
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body["face_id"] == first
     assert (
-        "Using Tavus's stock face r1 (Anna): choose another with --face-id F "
+        f"Using Tavus's stock face {first} (Anna (stock)): choose another with --face-id F "
         "(list them with: python tavus_client.py list-faces)"
     ) in capsys.readouterr().err
 
@@ -317,12 +318,12 @@ def test_a_test_mode_quickstart_says_no_face_will_join(quickstart_env, fake_tavu
 def test_the_conversation_ends_itself_after_max_call_seconds_and_the_banner_says_when(
     quickstart_env, fake_tavus, fake_daily, capsys
 ):
-    code, _ = run_quickstart(["--quickstart", "--max-call-seconds", "600"], quickstart_env, fake_daily)
+    code, _ = run_quickstart(["--quickstart", "--max-call-duration", "600"], quickstart_env, fake_daily)
 
     assert code == 0
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body["properties"] == {"max_call_duration": 600}
     assert fake_tavus.contract_violations == []
-    assert "Tavus ends it by itself after 10 min (RELAY_MAX_CALL_SECONDS, --max-call-seconds)" in capsys.readouterr().out
+    assert "Tavus ends it by itself after 10 min (RELAY_MAX_CALL_SECONDS, --max-call-duration)" in capsys.readouterr().out
 
 
 def test_a_microphone_quickstart_says_where_to_enable_the_microphone(quickstart_env, fake_tavus, fake_daily, capsys):
