@@ -15,8 +15,8 @@ import pytest
 import soundfile
 
 from config import Settings
-from relay.microphone import CountingMicrophoneDevice
 from relay.dry_run import DryRunRoom
+from relay.microphone import CountingMicrophoneDevice
 
 SPOKEN_KEYS = ["started_after_ms", "duration_s", "interrupted"]
 
