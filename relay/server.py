@@ -23,7 +23,6 @@ from relay.events import MAX_EVENT_LISTENERS
 
 # Threads run requests; waitress reads headers and bodies on its own loop, so a slow client holds no thread.
 API_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more, so they never take these
-SERVER_THREADS = API_THREADS  # the name tests/bench use
 # Open connections (each a socket): 200 slow clients and every event stream leave room for the API.
 # Past it waitress stops accepting until one closes; 1000 stays below the usual 1024 open files with poll().
 CONNECTION_LIMIT = 1000

@@ -181,8 +181,8 @@ def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_
     """Each waiting request holds a server thread: past the bound they get 429, so /health still answers."""
     import requests
 
-    from relay.run import SERVER_THREADS
     from relay.sender import MAX_WAITING_REQUESTS
+    from relay.server import API_THREADS
 
     behaviour = FakeBehaviour()
     behaviour.replica_in_room = False
@@ -197,7 +197,7 @@ def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_
             response = requests.post(f"{base}/send_text_message", json={"text": f"hi {index}"}, timeout=30)
             answers.append(response.status_code)
 
-        senders = [threading.Thread(target=post, args=(index,)) for index in range(SERVER_THREADS + 4)]
+        senders = [threading.Thread(target=post, args=(index,)) for index in range(API_THREADS + 4)]
         senders[0].start()
         deadline = time.monotonic() + 10
         while requests.get(f"{base}/health", timeout=5).json()["queue_depth"] != 1:  # the first waits for the face
@@ -205,7 +205,7 @@ def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_
             time.sleep(0.01)
         for sender in senders[1:]:
             sender.start()
-        while sorted(answers).count(429) < SERVER_THREADS + 4 - (MAX_WAITING_REQUESTS + 1):
+        while sorted(answers).count(429) < API_THREADS + 4 - (MAX_WAITING_REQUESTS + 1):
             assert time.monotonic() < deadline, answers
             time.sleep(0.01)
 
@@ -215,5 +215,5 @@ def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_
         behaviour.client.replica_joins()
         for sender in senders:
             sender.join(30)
-    assert sorted(answers) == [200] * (MAX_WAITING_REQUESTS + 1) + [429] * (SERVER_THREADS + 4 - MAX_WAITING_REQUESTS - 1)
+    assert sorted(answers) == [200] * (MAX_WAITING_REQUESTS + 1) + [429] * (API_THREADS + 4 - MAX_WAITING_REQUESTS - 1)
     room.leave()

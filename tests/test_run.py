@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from config import ConfigError, Settings
+from relay.dry_run import DryRunRoom
 from relay.events import MAX_EVENT_LISTENERS
-from relay.room import DryRunRoom
 from relay.server import ListenError, bind
 from tests.wsgi_server import serve_wsgi
 

@@ -36,7 +36,7 @@ from werkzeug.debug import DebuggedApplication
 from werkzeug.serving import make_server
 
 from relay.events import MAX_EVENT_LISTENERS
-from relay.server import SERVER_THREADS
+from relay.server import API_THREADS
 from tests.conftest import CONVERSATION_ID, DOCS_TEXT_BODY
 
 CONNECTIONS = 8
@@ -114,7 +114,7 @@ def docs_script_as_published() -> Iterator[int]:
 @contextmanager
 def docs_handler_on_waitress() -> Iterator[int]:
     server = waitress.create_server(
-        docs_script_app(NoopCallClient()), host="127.0.0.1", port=0, threads=SERVER_THREADS + MAX_EVENT_LISTENERS
+        docs_script_app(NoopCallClient()), host="127.0.0.1", port=0, threads=API_THREADS + MAX_EVENT_LISTENERS
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
