@@ -40,7 +40,8 @@ SETUP = {
 def example_answers() -> list[tuple[str, dict[str, Any]]]:
     """(heading, answer) for every ```json block under a `### METHOD /path` heading of the README, to the next heading."""
     found: list[tuple[str, dict[str, Any]]] = []
-    heading, fence, block = "", None, []
+    heading, fence = "", None
+    block: list[str] = []
     for line in README.splitlines():
         if fence is None and line.startswith("```"):
             fence, block = line[3:].strip(), []
