@@ -5,16 +5,19 @@
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "echo-relay-token";
 const MAX_EVENTS_SHOWN = 500;
-const STOPPED = ["conversation.replica.stopped_speaking", "conversation.stopped_speaking"];
+const EVENT_TYPE = /^[A-Za-z0-9_.:-]{1,100}$/; // what a type the console understands looks like
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
-  lastEventId: 0,
+  lastEventId: 0, // the SSE id of the last event shown: an id at or below it means a new relay process
+  uptime: null, // the relay's uptime_s at the last /health: a smaller one means it restarted
+  speakingKnown: false, // a relay.speaking event was seen: it, not /health, drives the indicator
   eventsPaused: false,
   health: null,
   script: { steps: [], position: 0 },
   currentIndex: null,
   tokenPrompted: false,
+  editing: false, // the script's text area is open over a loaded script
 };
 
 // --- talking to the relay -------------------------------------------------------------
@@ -42,9 +45,11 @@ async function api(method, path, { body, contentType } = {}) {
   return { status: response.status, answer };
 }
 
+/* Only a failed request says "not reachable": an answer the console cannot read is the relay's, so it is up. */
 function showConnection(reachable) {
   const banner = $("connection");
   banner.hidden = reachable;
+  banner.dataset.state = reachable ? "connected" : "unreachable";
   if (!reachable) banner.textContent = "The relay is not reachable. Reconnecting…";
 }
 
@@ -89,7 +94,7 @@ $("token-form").addEventListener("submit", (event) => {
   $("token-input").value = "";
   $("token-form").hidden = true;
   state.tokenPrompted = false;
-  restartEvents();
+  connectEvents();
   loadScriptState();
   loadRoom();
 });
@@ -107,12 +112,13 @@ async function refreshHealth() {
     const response = await fetch("/health");
     const health = await response.json();
     showConnection(true);
+    if (relayRestarted(health)) startOver(true);
     state.health = health;
     $("status-mode").textContent = health.mode;
     $("status-call").textContent = health.call_state;
     $("status-conversation").textContent = health.conversation_id || "–";
     flag("status-face", health.replica_present, "in the room", "not here");
-    flag("status-speaking", health.replica_speaking, "speaking", "silent", true);
+    if (!state.speakingKnown) showSpeaking(health.replica_speaking);
     $("status-sent").textContent = health.messages_sent;
     $("status-errors").textContent = health.send_errors;
     $("via-microphone").disabled = !health.microphone.enabled;
@@ -120,6 +126,27 @@ async function refreshHealth() {
   } catch (error) {
     showConnection(false);
   }
+}
+
+function showSpeaking(speaking) {
+  flag("status-speaking", speaking, "speaking", "silent", true);
+}
+
+/* A relay process started after the one this page knew: its uptime went back, or its ids are behind ours. */
+function relayRestarted(health) {
+  const before = state.uptime;
+  state.uptime = health.uptime_s;
+  if (typeof health.uptime_s !== "number") return false;
+  return (before !== null && health.uptime_s < before) || health.last_event_id < state.lastEventId;
+}
+
+/* The events and the script shown belong to a relay that is gone: clear them and read the new one from its start. */
+function startOver(reconnect) {
+  state.lastEventId = 0;
+  state.speakingKnown = false;
+  $("event-log").replaceChildren();
+  loadScriptState();
+  if (reconnect) connectEvents();
 }
 
 // --- say ------------------------------------------------------------------------------------
@@ -199,7 +226,7 @@ async function interrupt() {
 
 $("interrupt-button").addEventListener("click", interrupt);
 
-// --- script -------------------------------------------------------------------------------------
+// --- script: the text area to write one, the list once it is loaded (shown once, never both) ----------------
 
 function showScript(script) {
   state.script = script;
@@ -212,11 +239,20 @@ function showScript(script) {
       return item;
     }),
   );
+  editScript(state.editing || !script.steps.length);
   markScript(script.playing ? script.position : null, script.position);
+}
+
+function editScript(editing) {
+  state.editing = editing && state.script.steps.length > 0; // kept open by Edit until a Load succeeds
+  $("script-editor").hidden = !editing;
+  $("script-lines").hidden = editing;
+  $("script-edit").hidden = editing || !state.script.steps.length;
 }
 
 function markScript(current, done) {
   state.currentIndex = current;
+  state.script.position = done;
   for (const item of $("script-lines").children) {
     const index = Number(item.dataset.index);
     item.classList.toggle("current", index === current);
@@ -235,6 +271,7 @@ async function loadScriptState() {
   } catch (error) {
     /* shown by the connection banner or the token form */
   }
+  $("script-title").parentElement.setAttribute("aria-busy", "false");
 }
 
 async function scriptCommand(path, body) {
@@ -242,13 +279,19 @@ async function scriptCommand(path, body) {
     const options = body ? { body: JSON.stringify(body), contentType: "application/json" } : {};
     const result = await api("POST", path, options);
     outcome($("script-result"), result, () => "");
-    if (result.status < 300) showScript(result.answer);
+    if (result.status >= 300) return;
+    if (path === "/script") state.editing = false;
+    showScript(result.answer);
   });
 }
 
 $("script-load").addEventListener("click", async () => {
   await scriptCommand("/script", { script: $("script-text").value, name: "console" });
   if (state.script.steps.length) $("script-next").focus(); // Space now plays the next line
+});
+$("script-edit").addEventListener("click", () => {
+  editScript(true);
+  $("script-text").focus();
 });
 $("script-next").addEventListener("click", () => scriptCommand("/script/next"));
 $("script-play").addEventListener("click", () => scriptCommand("/script/play"));
@@ -257,19 +300,22 @@ $("script-file").addEventListener("change", async () => {
   const file = $("script-file").files[0];
   if (file) $("script-text").value = await file.text();
   $("script-file").value = "";
+  editScript(true);
 });
 
+/* Each step's end moves the position on, so a stop greys exactly the steps that were played. */
 function onScriptEvent(event) {
-  const done = event.index === undefined ? state.script.position : event.index + (event.state === "playing" ? 0 : 1);
+  const index = Number.isInteger(event.index) ? event.index : null;
   if (event.state === "loaded") return loadScriptState();
-  if (event.state === "playing") markScript(event.index, done);
-  else if (["spoken", "timed_out", "done", "face_gone"].includes(event.state)) markScript(null, done);
+  if (event.state === "playing" && index !== null) markScript(index, index);
+  else if (["spoken", "timed_out", "done", "face_gone"].includes(event.state) && index !== null) markScript(null, index + 1);
   else if (event.state === "finished") {
     markScript(null, state.script.steps.length);
     say($("script-result"), "the script is finished", "ok");
   } else if (event.state === "stopped") {
     markScript(null, state.script.position);
     say($("script-result"), "stopped");
+    loadScriptState(); // the relay's own position, should an event have been missed
   } else if (event.state === "failed") say($("script-result"), `line ${event.line}: ${event.error}`, "error");
 }
 
@@ -321,8 +367,11 @@ $("face-toggle").addEventListener("change", () => {
 // --- events: Server-Sent Events read with fetch, so the token travels in a header, never in a URL ------
 
 let eventsAbort = null;
+let eventsRetry = null;
 
-function restartEvents() {
+/* One stream at a time: a new one ends the old one and any reconnect it had planned. */
+function connectEvents() {
+  clearTimeout(eventsRetry);
   if (eventsAbort) eventsAbort.abort();
   readEvents();
 }
@@ -333,6 +382,7 @@ async function readEvents() {
   const headers = { Accept: "text/event-stream", "Last-Event-ID": String(state.lastEventId) };
   const token = state.token;
   if (token) headers.Authorization = `Bearer ${token}`;
+  let reader = null;
   try {
     const response = await fetch("/events", { headers, signal: controller.signal });
     if (response.status === 401) {
@@ -340,41 +390,91 @@ async function readEvents() {
       return;
     }
     showConnection(true);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        handleFrame(buffer.slice(0, end));
-        buffer = buffer.slice(end + 2);
-      }
-    }
+    reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   } catch (error) {
     if (controller.signal.aborted) return;
     showConnection(false);
   }
-  if (!controller.signal.aborted) setTimeout(readEvents, 1000); // reconnect, replaying what was missed
+  if (reader) await readFrames(reader, controller);
+  if (!controller.signal.aborted) eventsRetry = setTimeout(readEvents, 1000); // reconnect, replaying what was missed
 }
 
+async function readFrames(reader, controller) {
+  let buffer = "";
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      if (!controller.signal.aborted) showConnection(false); // the connection broke: the relay may be gone
+      return;
+    }
+    if (chunk.done) return;
+    buffer += chunk.value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      handleFrame(buffer.slice(0, end));
+      buffer = buffer.slice(end + 2);
+    }
+  }
+}
+
+/* The fields of one SSE frame (id, event, data), as the SSE rules read them. */
+function parseFrame(frame) {
+  const fields = { data: [] };
+  for (const line of frame.split("\n")) {
+    if (!line || line.startsWith(":")) continue;
+    const colon = line.indexOf(":");
+    const name = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+    if (name === "data") fields.data.push(value);
+    else if (name === "id" || name === "event") fields[name] = value;
+  }
+  return { ...fields, data: fields.data.join("\n") };
+}
+
+/* Whatever arrives, the console shows it and reads on: what it does not understand is shown as raw text. */
 function handleFrame(frame) {
-  const data = frame
-    .split("\n")
-    .filter((line) => line.startsWith("data:"))
-    .map((line) => line.slice(5).trimStart())
-    .join("\n");
-  if (!data) return;
-  const event = JSON.parse(data);
-  if (event.id) state.lastEventId = event.id;
-  if (event.type === "relay.script") onScriptEvent(event);
-  if (event.type.endsWith("started_speaking") || STOPPED.includes(event.type)) refreshHealth();
-  showEvent(event);
+  const fields = parseFrame(frame);
+  if (!fields.data && !fields.event) return; // retry: and keep-alive comments
+  const event = understood(fields.data);
+  if (!event) return showRaw(frame);
+  const id = /^\d+$/.test(fields.id || "") ? Number(fields.id) : null;
+  if (id !== null) {
+    if (id <= state.lastEventId) startOver(false); // a new relay process numbers its events from 1 again
+    state.lastEventId = id;
+  }
+  try {
+    if (event.type === "relay.script") onScriptEvent(event);
+    if (event.type === "relay.speaking") onSpeaking(event);
+    showEvent(event);
+  } catch (error) {
+    showRaw(frame);
+  }
+}
+
+function understood(data) {
+  let event;
+  try {
+    event = JSON.parse(data);
+  } catch (error) {
+    return null;
+  }
+  const isObject = event !== null && typeof event === "object" && !Array.isArray(event);
+  return isObject && typeof event.type === "string" && EVENT_TYPE.test(event.type) ? event : null;
+}
+
+/* The face's speaking state, as the relay reports it: one relay.speaking event per change. */
+function onSpeaking(event) {
+  if (typeof event.speaking !== "boolean") return;
+  state.speakingKnown = true;
+  showSpeaking(event.speaking);
 }
 
 function describe(event) {
-  const message = event.message || {};
+  if (event.type === "relay.script") return describeScript(event);
+  if (event.type === "relay.speaking") return describeSpeaking(event);
+  const message = event.message && typeof event.message === "object" ? event.message : {};
   const details = { ...event };
   for (const key of ["id", "type", "time", "message", "sender"]) delete details[key];
   const parts = [];
@@ -384,9 +484,22 @@ function describe(event) {
   return parts.join(" ");
 }
 
+/* A script's progress as the terminal says it: "playing line 4 (2/6): Hello there!" */
+function describeScript(event) {
+  const what = String(event.state || "").replace(/_/g, " ");
+  const where = Number.isInteger(event.index) ? ` line ${event.line} (${event.index + 1}/${event.total}): ${event.text}` : "";
+  const error = event.error ? `: ${event.error}` : event.waited_s ? ` after ${event.waited_s} s` : "";
+  return `${event.name || "script"}: ${what}${where}${error}`;
+}
+
+function describeSpeaking(event) {
+  const what = event.speaking ? "the face started speaking" : `the face stopped speaking${event.interrupted ? " (interrupted)" : ""}`;
+  return event.inference_id ? `${what}, inference_id ${event.inference_id}` : what;
+}
+
 function showEvent(event) {
   const item = document.createElement("li");
-  item.value = event.id || 0;
+  item.value = Number.isInteger(event.id) ? event.id : 0;
   item.dataset.type = event.type;
   const type = document.createElement("span");
   type.className = "type";
@@ -398,7 +511,19 @@ function showEvent(event) {
     tag.textContent = " (simulated)";
     item.append(tag);
   }
-  item.hidden = !matchesFilter(event.type);
+  addToLog(item);
+}
+
+function showRaw(frame) {
+  const item = document.createElement("li");
+  item.dataset.type = "";
+  item.className = "raw";
+  item.textContent = frame;
+  addToLog(item);
+}
+
+function addToLog(item) {
+  item.hidden = !matchesFilter(item.dataset.type);
   const log = $("event-log");
   if (!state.eventsPaused) log.prepend(item);
   while (log.children.length > MAX_EVENTS_SHOWN) log.lastChild.remove();
@@ -420,6 +545,6 @@ $("events-pause").addEventListener("change", () => {
 
 refreshHealth();
 setInterval(refreshHealth, 1000);
-readEvents();
+connectEvents();
 loadScriptState();
 loadRoom();

@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,10 +21,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import requests
 import soundfile
 
-from tests.conftest import free_port
-from tests.test_app_main import finish, start, wait_for_port
+from tests.conftest import assert_no_secret, free_port
+from tests.test_app_main import start, wait_for_port
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 INSTALL = "install it with `apt-get install chromium` and `pip install -r requirements-dev.txt` (.ci/run does both)"
@@ -50,28 +52,59 @@ def browser() -> Iterator[Any]:
 
 
 class Relay:
-    """A dry-run relay process, and what it recorded (RELAY_RECORD_FILE)."""
+    """A dry-run relay process, and what it recorded (RELAY_RECORD_FILE) since the test began.
+
+    Its output is read all the time (a relay serving a whole module would
+    otherwise stop on a full pipe) and checked for secrets when it stops.
+    """
 
     def __init__(self, tmp_path: Path, port: int = 0, **env: str) -> None:
         self.tmp_path, self.record = tmp_path, tmp_path / "record.jsonl"
         self.env = {"RELAY_RECORD_FILE": str(self.record), "RELAY_SCRIPT_LINE_TIMEOUT": "10", "RELAY_PORT": str(port), **env}
+        self.token = env.get("RELAY_AUTH_TOKEN")
+        self.lines_before = 0
+        self.events_before = 0
         self.start()
 
     def start(self) -> None:
         self.process = start([], self.tmp_path, **self.env)
         self.port = wait_for_port(self.process)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        self.readers = [
+            threading.Thread(target=self.output.extend, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self.readers:
+            reader.start()
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            finish(self.process)
+        self.process.wait(30)
+        for reader in self.readers:
+            reader.join(30)
+        assert_no_secret("".join(self.output))
+
+    def health(self) -> dict[str, Any]:
+        return requests.get(self.url + "/health", timeout=5).json()
+
+    def begin_test(self) -> Relay:
+        """Quiet for the next test: whatever still speaks is interrupted, and records and events count from here."""
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        requests.post(self.url + "/interrupt", headers=headers, timeout=5).raise_for_status()
+        self.wait_until(lambda: not self.health()["replica_speaking"], "the face to be silent")
+        self.lines_before = 0
+        self.lines_before = len(self.recorded())
+        self.events_before = int(self.health()["last_event_id"])
+        return self
 
     def recorded(self) -> list[dict[str, Any]]:
-        """Every whole line so far: the relay may be halfway through writing the last one."""
+        """Every whole line since the test began: the relay may be halfway through writing the last one."""
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().split("\n")[:-1] if line.strip()]
+        lines = self.record.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines[self.lines_before :] if line.strip()]
 
     def sent(self) -> list[dict[str, Any]]:
         return [r["message"] for r in self.recorded() if r["direction"] == "out"]
@@ -85,29 +118,55 @@ class Relay:
         raise AssertionError(f"timed out waiting for {what}; recorded: {self.recorded()[-5:]}")
 
 
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = Relay(tmp_path)
+@pytest.fixture(scope="module")
+def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
+    """One dry-run relay for the module's tests; each test gets it quiet (see `relay`)."""
+    relay = Relay(tmp_path_factory.mktemp("relay"))
     yield relay
     relay.stop()
 
 
 @pytest.fixture
+def relay(shared_relay: Relay) -> Relay:
+    return shared_relay.begin_test()
+
+
+@pytest.fixture
 def page(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
-    yield from open_console(browser, relay, tmp_path, request)
+    yield from open_console(browser, relay, tmp_path, request, events_after=relay.events_before)
 
 
-def open_console(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+def open_console(
+    browser: Any, relay: Relay, tmp_path: Path, request: Any, *, events_after: int = 0, width: int = 1400, height: int = 1100
+) -> Iterator[Any]:
+    """A fresh page (its own browser context); with `events_after`, its first event stream starts after that id."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
     page.requested = []  # type: ignore[attr-defined]
     page.on("request", lambda r: page.requested.append(r.url))  # type: ignore[attr-defined]
+    if events_after:
+
+        def from_this_test_on(route: Any) -> None:
+            headers = dict(route.request.headers)
+            if headers.get("last-event-id") == "0":
+                headers["last-event-id"] = str(events_after)
+            route.continue_(headers=headers)
+
+        page.route("**/events", from_this_test_on)
     page.goto(relay.url + "/")
+    page.wait_for_selector("section.script[aria-busy=false]")  # the relay's script is shown: the page is ready
     yield page
     shot = tmp_path / f"{request.node.name}.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
     context.close()
+
+
+def write_script(page: Any, text: str) -> None:
+    """Open the script's text area (a loaded script shows as its list instead) and write `text` in it."""
+    if page.is_visible("#script-edit"):
+        page.click("#script-edit")
+    page.fill("#script-text", text)
 
 
 def texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -194,7 +253,7 @@ def test_the_event_log_shows_the_simulated_face_speaking_and_stopping(page, rela
     page.press("#say-text", "Enter")
 
     page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")
-    items = page.locator("#event-log li").all_inner_texts()
+    items = [item for item in page.locator("#event-log li").all_inner_texts() if item.startswith("conversation.")]
     assert items[0].startswith("conversation.replica.stopped_speaking")  # newest first
     assert "(simulated)" in items[0] and '"interrupted":false' in items[0]
     assert any(item.startswith("conversation.replica.started_speaking") for item in items)
@@ -249,7 +308,7 @@ def spoken_in_order_after_the_last_stopped(relay: Relay, lines: list[str]) -> No
 
 
 def test_a_script_steps_with_space_each_line_after_the_face_stopped(page, relay):
-    page.fill("#script-text", SCRIPT)
+    write_script(page, SCRIPT)
     page.click("#script-load")
     page.wait_for_selector("#script-lines li >> nth=3")
     assert page.locator("#script-lines li").all_inner_texts() == [
@@ -270,7 +329,7 @@ def test_a_script_steps_with_space_each_line_after_the_face_stopped(page, relay)
 
 
 def test_a_script_plays_through_and_interrupt_stops_it(page, relay):
-    page.fill("#script-text", SCRIPT)
+    write_script(page, SCRIPT)
     page.click("#script-load")
     page.click("#script-play")
     page.wait_for_selector("#script-result:has-text('the script is finished')")
@@ -285,7 +344,7 @@ def test_a_script_plays_through_and_interrupt_stops_it(page, relay):
 
 
 def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
-    page.fill("#script-text", "Hello.\n@audio missing.wav")
+    write_script(page, "Hello.\n@audio missing.wav")
     page.click("#script-load")
 
     page.wait_for_selector("#script-result.error")
@@ -296,16 +355,21 @@ def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
 # --- the token ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def guarded_relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
+@pytest.fixture(scope="module")
+def shared_guarded_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
+    relay = Relay(tmp_path_factory.mktemp("guarded-relay"), RELAY_AUTH_TOKEN=TOKEN)
     yield relay
     relay.stop()
 
 
 @pytest.fixture
+def guarded_relay(shared_guarded_relay: Relay) -> Relay:
+    return shared_guarded_relay.begin_test()
+
+
+@pytest.fixture
 def guarded_page(browser: Any, guarded_relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
-    yield from open_console(browser, guarded_relay, tmp_path, request)
+    yield from open_console(browser, guarded_relay, tmp_path, request, events_after=guarded_relay.events_before)
 
 
 def enter_a_wrong_then_the_right_token(page: Any) -> None:
