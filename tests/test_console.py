@@ -414,3 +414,82 @@ def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(guarded_page, g
     page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # the stream works too
     assert texts(guarded_relay.sent()) == ["Authorised."]
     assert all(TOKEN not in url for url in page.requested)  # in a header, never in a URL
+
+
+# --- events the console does not understand, and the relay.speaking contract -----------------------------
+
+
+def serve_events(page: Any, bodies: list[str | None]) -> list[Any]:
+    """The page's next event streams answer `bodies`, one per (re)connection, then the relay's own stream.
+
+    A None holds that connection: it is in the list returned, for the test to answer.
+    """
+    left, held = list(bodies), []
+
+    def crafted(route: Any) -> None:
+        if not left:
+            return route.fallback()
+        body = left.pop(0)
+        if body is None:
+            return held.append(route)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    page.route("**/events", crafted)
+    return held
+
+
+def wait_in_page(page: Any, condition: Callable[[], Any], what: str) -> None:
+    """Until `condition` holds, letting Playwright deliver the page's events (route handlers run only then)."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(20)
+
+
+def frames(*frames: str) -> str:
+    return "retry: 2000\n\n" + "".join(frame + "\n\n" for frame in frames)
+
+
+FORGED = [
+    'event: conversation.replica.stopped_speaking\ndata: {"forged":true}',  # no type
+    "data: this is not JSON {",
+    'event: x\ndata: {"type":"conversation.replica\\nstopped_speaking","id":5}',  # a type with a newline
+    'data: {"type":42}',
+]
+
+
+def test_an_event_the_console_does_not_understand_is_shown_as_text_and_the_stream_goes_on(page, relay):
+    serve_events(page, [frames(*FORGED)])
+    page.reload()
+
+    page.wait_for_selector("#event-log li.raw >> nth=3")
+    assert sorted(page.locator("#event-log li.raw").all_inner_texts()) == sorted(FORGED)
+    assert page.get_attribute("#connection", "data-state") == "connected" and page.is_hidden("#connection")
+    page.fill("#say-text", "Still listening.")
+    page.press("#say-text", "Enter")
+    page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # later events appear
+    assert page.get_attribute("#connection", "data-state") == "connected" and page.is_hidden("#connection")
+    assert page.locator("#event-log li.raw").count() == 4
+
+
+def speaking_frame(speaking: bool, **more: Any) -> str:
+    return "data: " + json.dumps({"type": "relay.speaking", "time": 1.0, "speaking": speaking, "inference_id": "i1", **more})
+
+
+def test_the_speaking_indicator_reads_relay_speaking_and_nothing_else(page, relay):
+    stopped = {"event_type": "conversation.replica.stopped_speaking", "inference_id": "i1", "properties": {}}
+    stopped_frame = "data: " + json.dumps({"type": stopped["event_type"], "time": 1.0, "message": stopped})
+    held = serve_events(page, [frames(speaking_frame(True), stopped_frame), None])
+    page.reload()
+
+    page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")
+    with page.expect_response("**/health") as poll:  # the relay says replica_speaking false: only the event counts
+        pass
+    assert poll.value.json()["replica_speaking"] is False
+    page.evaluate("() => fetch('/health')")  # a round trip through the page's loop after that poll was handled
+    assert page.inner_text("#status-speaking") == "speaking"
+
+    wait_in_page(page, lambda: held, "the console to reconnect")
+    held[0].fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=frames(speaking_frame(False, interrupted=True)))
+    page.wait_for_selector("#status-speaking:text-is('silent')")
+    assert page.locator("#event-log li").all_inner_texts()[0] == "relay.speaking the face stopped speaking (interrupted), inference_id i1"
