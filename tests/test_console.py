@@ -493,3 +493,150 @@ def test_the_speaking_indicator_reads_relay_speaking_and_nothing_else(page, rela
     held[0].fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=frames(speaking_frame(False, interrupted=True)))
     page.wait_for_selector("#status-speaking:text-is('silent')")
     assert page.locator("#event-log li").all_inner_texts()[0] == "relay.speaking the face stopped speaking (interrupted), inference_id i1"
+
+
+# --- the page as a presenter sees it, on a laptop's screen --------------------------------------------------
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "console.png"  # the README shows it
+LAID_OUT = "header, #status li, #connection, main section, button, textarea, #drop-zone, #event-filter, #event-log, #script-lines"
+SCREENS = [(1366, 768), (1024, 768)]
+
+
+@pytest.fixture(params=SCREENS, ids=[f"{w}x{h}" for w, h in SCREENS])
+def laptop_page(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    """The console at a laptop's size, with a script loaded (what a presenter has open during a demo)."""
+    width, height = request.param
+    for page in open_console(browser, relay, tmp_path, request, events_after=relay.events_before, width=width, height=height):
+        write_script(page, SCRIPT)
+        page.click("#script-load")
+        page.wait_for_selector("#script-lines li >> nth=3")
+        yield page
+
+
+def boxes(page: Any) -> list[list[Any]]:
+    return page.evaluate(
+        """(selector) => [...document.querySelectorAll(selector)].map((element, index) => {
+            const box = element.getBoundingClientRect();
+            return [element.id || `${element.tagName} ${index}`, box.x, box.y, box.width, box.height];
+        })""",
+        LAID_OUT,
+    )
+
+
+def test_the_layout_holds_still_while_the_face_starts_and_stops_speaking(laptop_page, relay):
+    page = laptop_page
+    page.wait_for_selector("#status-speaking:text-is('silent')")
+    before = boxes(page)
+    requests.post(relay.url + "/send_text_message", json={"text": "Welcome, everyone, to this short demo."}, timeout=5)
+
+    page.wait_for_selector("#status-speaking:text-is('speaking')")
+    during = boxes(page)
+    if page.viewport_size["width"] == 1366:
+        page.screenshot(path=str(SCREENSHOT))  # the README's picture of the console, kept current
+    page.wait_for_selector("#status-speaking:text-is('silent')")
+    after = boxes(page)
+    assert during == before
+    assert after == before
+
+
+def test_the_event_log_and_the_script_list_are_in_view_without_scrolling(laptop_page):
+    page = laptop_page
+    viewport = page.viewport_size
+    assert page.evaluate("document.documentElement.scrollHeight") <= viewport["height"]
+    for selector in ("#event-log", "#script-lines", "#say-text", "#interrupt-button"):
+        box = page.locator(selector).bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], selector
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], selector
+    assert page.locator("#event-log").bounding_box()["height"] >= 100  # room for a few events
+
+
+def test_the_event_log_is_as_large_as_the_rest_and_a_scripts_progress_reads_as_lines(page, relay):
+    write_script(page, SCRIPT)
+    page.click("#script-load")
+    page.click("#script-next")
+    page.wait_for_selector("#event-log li[data-type='relay.script']:has-text('spoken')")
+
+    font = "(e) => getComputedStyle(e).fontSize"
+    assert page.eval_on_selector("#event-log li", font) == page.eval_on_selector("#say-text", font) == "20px"
+    script = page.locator("#event-log li[data-type='relay.script']").all_inner_texts()
+    assert script == [
+        "relay.script console: spoken line 2 (1/4): First line.",
+        "relay.script console: playing line 2 (1/4): First line.",
+        "relay.script console: loaded",
+    ]
+
+
+def test_after_play_all_then_escape_the_lines_played_stay_greyed(page, relay):
+    write_script(page, SCRIPT)
+    page.click("#script-load")
+    page.click("#script-play")
+    page.wait_for_selector("#script-lines li.current:has-text('Second line.')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#script-result:has-text('stopped')")
+
+    page.wait_for_selector("#script-lines li.current", state="detached")
+    played = requests.get(relay.url + "/script", timeout=5).json()["position"]  # the line cut off may count as played
+    assert played >= 2  # the first line and the pause were over before Esc
+    done = page.locator("#script-lines li.done").all_inner_texts()
+    assert done == ["line 2: First line.", "line 3: pause 0.1 s", "line 4: Second line.", "line 5: Third line."][:played]
+
+
+def test_a_loaded_script_is_shown_once_and_edit_brings_its_text_back(page, relay):
+    write_script(page, SCRIPT)
+    page.click("#script-load")
+    page.wait_for_selector("#script-lines li >> nth=3")
+    assert page.is_hidden("#script-text") and page.is_visible("#script-lines")
+
+    page.click("#script-edit")
+    assert page.is_visible("#script-text") and page.is_hidden("#script-lines")
+    assert page.input_value("#script-text") == SCRIPT
+    page.click("#script-load")
+    page.wait_for_selector("#script-text", state="hidden")
+
+
+def test_the_filter_shows_a_placeholder_not_a_value(page):
+    assert page.input_value("#event-filter") == ""
+    assert page.get_attribute("#event-filter", "placeholder") == "filter events (e.g. speaking)"
+    placeholder = page.eval_on_selector("#event-filter", "(e) => getComputedStyle(e, '::placeholder').color")
+    typed = page.eval_on_selector("#event-filter", "(e) => getComputedStyle(e).color")
+    assert placeholder != typed
+
+
+def test_the_interrupt_panel_is_its_button_and_its_answer(page):
+    panel = page.locator("#interrupt-button").locator("xpath=..").bounding_box()
+    button = page.locator("#interrupt-button").bounding_box()
+    answer = page.locator("#interrupt-result").bounding_box()
+    assert panel["height"] - button["height"] - answer["height"] <= 30  # padding, no empty space
+
+
+# --- a new relay process under the page ---------------------------------------------------------------------
+
+
+def test_after_the_relay_restarts_the_console_shows_only_the_new_relays_events_and_script(browser, tmp_path, request):
+    relay = Relay(tmp_path, port=free_port())
+    console = open_console(browser, relay, tmp_path, request)
+    page = next(console)
+    try:
+        write_script(page, SCRIPT)
+        page.click("#script-load")
+        page.fill("#say-text", "Before the restart.")
+        page.press("#say-text", "Enter")
+        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")
+        relay.stop()
+        page.wait_for_selector("#connection:has-text('The relay is not reachable')")
+        relay.start()
+        page.wait_for_selector("#connection", state="hidden")
+
+        page.wait_for_selector("#script-text", state="visible")  # the new relay has no script
+        assert page.locator("#script-lines li").count() == 0
+        page.fill("#say-text", "After the restart.")
+        page.press("#say-text", "Enter")
+        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']:has-text('(simulated)')")
+        page.wait_for_selector("#say-result.ok")
+        after_id = page.inner_text("#say-result").rsplit(" ", 1)[1]
+        stopped = page.locator("#event-log li[data-type='conversation.replica.stopped_speaking']").all_inner_texts()
+        assert len(stopped) == 1 and after_id in stopped[0]
+        assert page.locator("#event-log li[data-type='relay.script']").count() == 0  # the old relay's are gone
+    finally:
+        next(console, None)
+        relay.stop()
