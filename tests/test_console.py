@@ -640,3 +640,13 @@ def test_after_the_relay_restarts_the_console_shows_only_the_new_relays_events_a
     finally:
         next(console, None)
         relay.stop()
+
+
+def test_the_token_button_stands_apart_from_its_input(guarded_page):
+    page = guarded_page
+    page.wait_for_selector("#token-form:visible")
+    field = page.locator("#token-input").bounding_box()
+    button = page.locator("#token-form button").bounding_box()
+    beside = button["x"] - (field["x"] + field["width"])
+    below = button["y"] - (field["y"] + field["height"])
+    assert max(beside, below) >= 8
