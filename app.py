@@ -1,41 +1,50 @@
 """The echo relay: POST JSON or audio to localhost, the Tavus face says it.
 
-One process, one daily-python CallClient (owned by `Room`); each request puts
-its messages on the wire in its turn, in arrival order (`Sender`), and waits
-for Daily to confirm them. Flask routes only parse and answer; what they share
-is `relay.core.Relay`. Run `python app.py --help` for the modes.
+One process, one daily-python CallClient (owned by the room); each request
+puts its messages on the wire in its turn, in arrival order, and waits for
+Daily to confirm them. Run `python app.py --help` for the modes.
 
-This file is the Flask app, its routes and the command line; the parts it owns
-that run underneath (the run's lifecycle, room, sender, events, microphone,
-scripts) are in relay/.
+This file is the Flask app: its views (module level, reaching the relay
+through `current_relay()`), the one error handler, the fast path for the
+plain text request, and the command line. What runs underneath (the run's
+lifecycle, the room, the wire, events, scripts) is in relay/; the layer every
+request passes (Host, Origin, token, size, the log line) is relay/guard.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import hmac
 import io
 import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
-from flask import Flask, Response, g, jsonify, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, UnsupportedMediaType
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
 from config import ConfigError, Settings
-from echo_messages import UtteranceRates
 from relay import run as relay_run
 from relay.core import Relay
-from relay.errors import MessageError, ModeError, RelayError, status_of
+from relay.errors import (
+    INTERNAL_ERROR,
+    MessageError,
+    ModeError,
+    RelayError,
+    UnsupportedMediaType,
+    error_body,
+    status_of,
+)
 from relay.events import events_dropped
+from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
@@ -49,240 +58,100 @@ AUDIO_FILE_MIMETYPES = (
     "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "audio/aiff", "audio/x-aiff", "application/octet-stream",
 )
 AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff"}
-# No token needed: they carry nothing from the conversation (the console page asks for the token itself).
-PUBLIC_PATHS = ("/health", "/openapi.json", "/")
-PUBLIC_PREFIXES = ("/static/",)
 SCRIPT_FIELDS = ("script", "name")
-QUIET_PATHS = ("/health", "/")  # the console polls /health every second: logged only with --verbose
-REQUEST_LINE = "%s %s %d %.1fms inference_id=%s messages_sent=%s"  # never a body, audio or token
-INTERNAL_ERROR = "internal error in the relay; the details are in its log"
-# --- the HTTP app -----------------------------------------------------------------
+TEXT_ENDPOINT = "/send_text_message"
+
+views = Blueprint("relay", __name__)
 
 
-def create_app(settings: Settings, room: Any, *, microphone_device: Any = None) -> Flask:
+# --- the app ------------------------------------------------------------------------
+
+
+def create_app(settings: Settings, room: Any, *, microphone_device: Any = None, fast_path: bool = True) -> Flask:
     """The Flask app for one room; `room` is a Room, a DryRunRoom, or a test's stand-in.
 
-    With a `microphone_device` (anything with `write_frames(bytes)`), POST /microphone plays audio through it.
+    With a `microphone_device` (anything with `write_frames(bytes)`), POST
+    /microphone plays audio through it. `fast_path=False` sends the plain text
+    request through Flask too (the tests run both ways and expect the same).
     """
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    relay = Relay(settings, room, microphone_device)
-    app.extensions["relay"] = relay
-
-    app.before_request(_start_request)
-    app.after_request(_log_request)
-    app.register_error_handler(Exception, _error_response)
-    app.wsgi_app = PlainTextRoute(app.wsgi_app, relay)  # type: ignore[method-assign]
-
-    @app.post("/send_text_message")
-    def send_text_message() -> Response:
-        """Every form of the request but the plain one, which `PlainTextRoute` answers (the same way)."""
-        ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
-        echo = echo_messages.parse_text_request(_json_body())
-        return _sent(relay, _speak_text(relay, echo, ticket))
-
-    @app.post("/send_audio_message")
-    def send_audio_message() -> Response:
-        ticket = relay.sender.generation
-        echo = _audio_request(settings, relay.utterances, "/send_audio_message")
-        return _sent(relay, relay.speak_audio(echo, ticket=ticket))
-
-    @app.post("/microphone")
-    def microphone_clip() -> tuple[Response, int]:
-        microphone = relay.microphone
-        if microphone is None:
-            raise ModeError(
-                "microphone echo is off: start the relay with --microphone "
-                "(python app.py <conversation_url> --microphone)"
-            )
-        room.check_open()
-        echo = _audio_request(settings, {}, "/microphone")
-        pcm = b"".join(echo.audio)
-        if not pcm:
-            raise MessageError("audio is empty: send an audio file or base64 PCM to play")
-        if echo.sample_rate != microphone.sample_rate:
-            pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
-        return jsonify(status="Queued", mode=room.mode, **microphone.enqueue(pcm)), 202
-
-    @app.post("/interrupt")
-    def interrupt() -> Response:
-        relay.script.halt()  # an interrupt also ends a script run
-        conversation_id = relay.conversation_id_for(None)
-        clips_dropped = relay.microphone.clear() if relay.microphone else 0
-        dispatched, dropped = relay.sender.interrupt(conversation_id)
-        relay.events.publish(
-            "relay.interrupted", reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped
-        )
-        sent = relay.sender.confirm(dispatched)
-        g.messages_sent = sent
-        return jsonify(
-            status="Interrupted",
-            messages_sent=sent,
-            requests_dropped=dropped,
-            microphone_clips_dropped=clips_dropped,
-            conversation_id=conversation_id,
-            mode=room.mode,
-        )
-
-    @app.get("/events")
-    def events() -> Response:
-        last_id = _event_cursor()
-        if "text/event-stream" in request.headers.get("Accept", ""):
-            return Response(
-                relay.events.stream(last_id),
-                mimetype="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        newer, dropped = relay.events.after(last_id)
-        return jsonify(([events_dropped(dropped)] if dropped else []) + [event.as_dict() for event in newer])
-
-    @app.get("/openapi.json")
-    def openapi() -> Response:
-        return app.send_static_file("openapi.json")
-
-    @app.get("/")
-    def console() -> Response:
-        response = app.send_static_file("console.html")
-        response.headers["Content-Security-Policy"] = console_policy(room)
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
-    @app.get("/room")
-    def room_info() -> Response:
-        """What the console needs to show the face: the room's URL (never a meeting token)."""
-        return jsonify(
-            mode=room.mode,
-            conversation_id=room.conversation_id,
-            conversation_url=getattr(room, "conversation_url", None),
-            private=room.private,
-        )
-
-    @app.post("/script")
-    def load_script() -> Response:
-        body = _json_body("/script")
-        if not isinstance(body, dict) or not isinstance(body.get("script"), str):
-            raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
-        echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
-        name = str(body.get("name") or "the script")[:80]
-        return jsonify(relay.script.load(parse_script(body["script"], Path.cwd(), name=name), name))
-
-    @app.get("/script")
-    def script_state() -> Response:
-        return jsonify(relay.script.state())
-
-    @app.post("/script/next")
-    def script_next() -> tuple[Response, int]:
-        return jsonify(relay.script.next()), 202
-
-    @app.post("/script/play")
-    def script_play() -> tuple[Response, int]:
-        return jsonify(relay.script.play()), 202
-
-    @app.post("/script/stop")
-    def script_stop() -> Response:
-        relay.script.stop()
-        return jsonify(relay.script.state())
-
-    @app.get("/health")
-    def health() -> Response:
-        return jsonify(
-            status="ok",
-            mode=room.mode,
-            call_state=room.call_state,
-            left_reason=room.left_reason if room.call_state == "left" else None,
-            conversation_id=room.conversation_id,
-            replica_present=room.replica_present,
-            replica_speaking=relay.room_events.replica_speaking,
-            last_event_id=relay.events.last_id,
-            uptime_s=round(time.monotonic() - relay.started, 3),
-            messages_sent=relay.sender.messages_sent,
-            send_errors=relay.sender.send_errors,
-            queue_depth=relay.sender.queue_depth,
-            microphone=relay.microphone.status() if relay.microphone else {"enabled": False},
-            auth_required=settings.auth_token is not None,
-        )
-
+    app.extensions["relay"] = Relay(settings, room, microphone_device)
+    app.register_blueprint(views)
+    app.register_error_handler(Exception, handle_error)
+    inner = PlainTextFastPath(app.wsgi_app, app.extensions["relay"]) if fast_path else app.wsgi_app
+    app.wsgi_app = RequestGuard(inner, settings)  # type: ignore[method-assign]
     return app
 
 
-def console_policy(room: Any) -> str:
-    """The console's Content-Security-Policy: its own files only; in room mode, the room's page in a frame."""
-    url = getattr(room, "conversation_url", None)
-    frame = f"{urlparse(url).scheme}://{urlparse(url).netloc}" if url else "'none'"
-    return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-        f"frame-src {frame}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-    )
+def current_relay() -> Relay:
+    """The relay of the app handling this request (Flask's tutorial reaches its db the same way)."""
+    relay: Relay = current_app.extensions["relay"]
+    return relay
 
 
-class PlainTextRoute:
-    """POST /send_text_message in its plain form, answered without Flask's request machinery.
+# --- answers ----------------------------------------------------------------------------
 
-    Text echo is the relay's busiest route, and for a short text Flask's
-    request and response objects, contexts, hooks and signals cost more than
-    everything the relay does (tests/bench/bench_text_echo.py). So the plain
-    form (JSON with a Content-Length within RELAY_MAX_BODY_BYTES, no query
-    string, the bearer token when one is set) is answered here, by the
-    functions the Flask route calls, with the same answer and log line. Any
-    other form, and any body that fails its checks, goes to Flask as it came
-    (the body re-read from memory): each error is still worded in one place.
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request gets: a status, a JSON body, and the fields of its log line."""
+
+    status: int
+    body: bytes
+    log_fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, value: Any, status: int = 200, **log_fields: Any) -> Answer:
+        return cls(status, json_bytes(value), log_fields)
+
+    def response(self) -> Response:
+        request.environ[LOG_FIELDS_KEY].update(self.log_fields)
+        return Response(self.body, self.status, mimetype="application/json")
+
+
+def json_bytes(value: Any) -> bytes:
+    """Every answer is written this one way: keys in the order the relay put them, `", "` and `": "` between."""
+    return json.dumps(value).encode()
+
+
+def answer(value: Any, status: int = 200) -> Response:
+    return Answer.of(value, status).response()
+
+
+def error_answer(error: BaseException, method: str, path: str) -> Answer:
+    """Every error a request can end in, as its status and `{"error": ...}`; a bug's details go only to the log."""
+    if isinstance(error, RelayError):
+        return Answer(status_of(error), error_body(str(error)))
+    if isinstance(error, RequestEntityTooLarge):
+        return Answer(413, error_body(str(body_too_large(current_relay().settings.max_body_bytes))))
+    if isinstance(error, HTTPException):
+        return Answer(error.code or 500, error_body(_http_error_text(error, method, path)))
+    log.error("unexpected error on %s %s", method, path, exc_info=error)
+    return Answer(500, error_body(INTERNAL_ERROR))
+
+
+def handle_error(error: Exception) -> Response:
+    return error_answer(error, request.method, request.path).response()
+
+
+def _http_error_text(error: HTTPException, method: str, path: str) -> str:
+    if error.code == 404:
+        return f"no endpoint {path}: see GET /health and the README for the endpoints"
+    if error.code == 405:
+        allowed = ", ".join(sorted(set(error.valid_methods or []) - {"HEAD", "OPTIONS"}))  # type: ignore[attr-defined]
+        return f"{method} is not allowed on {path}: use {allowed}"
+    return str(error.description)
+
+
+def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
+    """POST /send_text_message, whichever path read it: the body in, the face speaks, the answer out.
+
+    `ticket` was taken when the request arrived: an interrupt since then
+    (while the body was read and split) drops it.
     """
-
-    def __init__(self, flask_wsgi_app: Callable[..., Any], relay: Relay) -> None:
-        self._flask = flask_wsgi_app
-        self._relay = relay
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        length = self._plain_length(environ)
-        if length is None:
-            return self._flask(environ, start_response)
-        started = time.perf_counter()
-        ticket = self._relay.sender.generation  # taken first, as the Flask route does
-        body = environ["wsgi.input"].read(length)
-        try:
-            echo = echo_messages.parse_text_request(json.loads(body))
-        except (ValueError, RecursionError, MessageError):  # bad JSON or a bad field: Flask says which
-            environ["wsgi.input"] = io.BytesIO(body)
-            return self._flask(environ, start_response)
-        fields: Mapping[str, Any] = {}
-        try:
-            fields = _speak_text(self._relay, echo, ticket)
-            status, answer = 200, json.dumps(_sent_answer(self._relay, fields))
-        except (MessageError, RelayError) as error:
-            status, answer = status_of(error), _error_json(str(error))
-        except Exception:  # a bug: the same generic 500 as every route's, with the details in the log
-            log.exception("unexpected error on POST /send_text_message")
-            status, answer = 500, _error_json(INTERNAL_ERROR)
-        _log_line(logging.INFO, "POST", "/send_text_message", status, started, fields.get("inference_id", "-"),
-                  fields.get("messages_sent", "-"))
-        data = answer.encode()
-        start_response(
-            f"{status} {HTTPStatus(status).phrase}",
-            [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
-        )
-        return [data]
-
-    def _plain_length(self, environ: Mapping[str, Any]) -> int | None:
-        """The body's length when the request is the plain form; None when Flask should answer it."""
-        if environ["REQUEST_METHOD"] != "POST" or environ.get("PATH_INFO") != "/send_text_message":
-            return None
-        if environ.get("QUERY_STRING") or _mimetype(environ.get("CONTENT_TYPE", "")) != "application/json":
-            return None
-        token = self._relay.settings.auth_token
-        if token is not None and not _bearer_matches(environ.get("HTTP_AUTHORIZATION", ""), token):
-            return None
-        length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or not 0 < int(length) <= self._relay.settings.max_body_bytes:
-            return None
-        return int(length)
-
-
-def _mimetype(content_type: str) -> str:
-    return content_type.partition(";")[0].strip().lower()
-
-
-def _speak_text(relay: Relay, echo: echo_messages.TextEcho, ticket: int) -> dict[str, Any]:
-    return relay.speak_text(
+    echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
+    fields = relay.speak_text(
         echo.text,
         inference_id=echo.inference_id,
         conversation_id=echo.conversation_id,
@@ -290,103 +159,68 @@ def _speak_text(relay: Relay, echo: echo_messages.TextEcho, ticket: int) -> dict
         interrupt=echo.interrupt,
         ticket=ticket,
     )
+    return sent_answer(relay, fields)
 
 
-def _sent_answer(relay: Relay, fields: Mapping[str, Any]) -> dict[str, Any]:
-    return {"status": "Message sent successfully", "mode": relay.room.mode, **fields}
+def sent_answer(relay: Relay, fields: Mapping[str, Any]) -> Answer:
+    value = {"status": "Message sent successfully", "mode": relay.room.mode, **fields}
+    return Answer.of(value, inference_id=fields["inference_id"], messages_sent=fields["messages_sent"])
 
 
-def _sent(relay: Relay, fields: Mapping[str, Any]) -> Response:
-    g.inference_id, g.messages_sent = fields["inference_id"], fields["messages_sent"]
-    return Response(json.dumps(_sent_answer(relay, fields)), mimetype="application/json")  # no need for jsonify's extras
+class PlainTextFastPath:
+    """The plain text request, answered by `answer_text` without Flask's per-request machinery.
 
-
-def _event_cursor() -> int:
-    """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
-    raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
-    if not raw.isdigit() or len(raw) > 18:
-        raise MessageError(f"after (or Last-Event-ID) must be an event id, a whole number >= 0, got {raw[:40]!r}")
-    return int(raw)
-
-
-def _start_request() -> Response | None:
-    """Every request: start its clock (for the log line), then check the bearer token."""
-    g.started = time.perf_counter()
-    return _check_bearer_token()
-
-
-def _log_request(response: Response) -> Response:
-    """One line per request: never a body, audio or token. The console's polling and files only with --verbose."""
-    method, path = request.method, request.path
-    quiet = method == "GET" and (path in QUIET_PATHS or path.startswith(PUBLIC_PREFIXES))
-    level = logging.DEBUG if quiet else logging.INFO
-    started = g.get("started", time.perf_counter())
-    _log_line(level, method, path, response.status_code, started, g.get("inference_id", "-"), g.get("messages_sent", "-"))
-    return response
-
-
-def _log_line(level: int, method: str, path: str, status: int, started: float, inference_id: Any, sent: Any) -> None:
-    if log.isEnabledFor(level):
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        log.log(level, REQUEST_LINE, method, path, status, elapsed_ms, inference_id, sent)
-
-
-def _audio_request(
-    settings: Settings, open_utterances: Mapping[str, UtteranceRates], endpoint: str
-) -> echo_messages.AudioEcho:
-    """The three forms of /send_audio_message: JSON, a raw audio file body, or multipart field `file`."""
-    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
-    mimetype = request.mimetype
-    if mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
-    if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
-    if mimetype.startswith("audio/"):
-        raise UnsupportedMediaType(
-            f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
-            "(or application/octet-stream and the relay recognises the format)"
-        )
-    return echo_messages.parse_audio_request(
-        _json_body(endpoint),
-        open_utterances=open_utterances,
-        endpoint=endpoint,
-        require_audio=endpoint == "/microphone",
-        **limits,
-    )
-
-
-def _body_file() -> BinaryIO:
-    """The raw body as a seekable file for soundfile, without copying it when the server has one.
-
-    waitress spools large bodies to a seekable temp file (`wsgi.input`); reading
-    that directly (PEP 3333 allows it, within CONTENT_LENGTH) is an order of
-    magnitude faster than werkzeug's chunked get_data() for a 10 MB file, and
-    holds no second copy. Other servers get the plain, copying path.
+    Text echo is the relay's busiest route, and for a short text Flask's
+    request and response objects, contexts, hooks and signals cost more than
+    everything the relay does (tests/bench/bench_text_echo.py). The plain form
+    is POST /send_text_message, `Content-Type: application/json`, a
+    Content-Length, no query string; every other request goes to Flask. Both
+    sit inside the RequestGuard, so no check can be skipped here.
     """
-    length = request.content_length
-    if length is not None and request.max_content_length is not None and length > request.max_content_length:
-        raise RequestEntityTooLarge()
-    stream = request.environ.get("wsgi.input")
-    if length and stream is not None and _seekable(stream):
-        return stream  # type: ignore[no-any-return]
-    body = request.get_data(cache=False)
-    if not body:
-        raise MessageError("audio is empty: the request body has no bytes")
-    return io.BytesIO(body)
+
+    def __init__(self, flask_wsgi_app: Callable[..., Iterable[bytes]], relay: Relay) -> None:
+        self._flask = flask_wsgi_app
+        self._relay = relay
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not self._is_plain(environ):
+            return self._flask(environ, start_response)
+        ticket = self._relay.sender.generation  # taken first, as the view does
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        try:
+            result = answer_text(self._relay, body, ticket)
+        except Exception as error:  # noqa: BLE001 (the WSGI boundary: error_answer maps it, as Flask's handler does)
+            result = error_answer(error, "POST", TEXT_ENDPOINT)
+        environ[LOG_FIELDS_KEY].update(result.log_fields)
+        start_response(
+            f"{result.status} {HTTPStatus(result.status).phrase}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(result.body)))],
+        )
+        return [result.body]
+
+    @staticmethod
+    def _is_plain(environ: Mapping[str, Any]) -> bool:
+        length = environ.get("CONTENT_LENGTH", "")
+        return (
+            environ["REQUEST_METHOD"] == "POST"
+            and environ.get("PATH_INFO") == TEXT_ENDPOINT
+            and not environ.get("QUERY_STRING")
+            and _mimetype(environ.get("CONTENT_TYPE", "")) == "application/json"
+            and length.isascii()
+            and length.isdigit()
+            and int(length) > 0
+        )
 
 
-def _seekable(stream: Any) -> bool:
-    try:
-        return bool(stream.seekable()) and stream.tell() == 0
-    except (AttributeError, OSError, ValueError):
-        return False
+def _mimetype(content_type: str) -> str:
+    return content_type.partition(";")[0].strip().lower()
 
 
-def _json_body(endpoint: str = "/send_text_message") -> Any:
-    """The body as JSON whatever the Content-Type a curl -d sends, but not another media type.
+# --- request bodies ---------------------------------------------------------------------
+
+
+def json_request_body(endpoint: str) -> bytes:
+    """The raw body of a JSON request, whatever the Content-Type a curl -d sends, but not another media type.
 
     Options of a JSON request are fields of its body: a query parameter would
     be ignored, so it is refused, naming the field it should be.
@@ -402,7 +236,11 @@ def _json_body(endpoint: str = "/send_text_message") -> Any:
             f"query parameter {name!r} is not read here: put it in the JSON body "
             "(query parameters are for audio file uploads)"
         )
-    data = request.get_data(cache=False)
+    return request.get_data(cache=False)
+
+
+def decode_json(data: bytes, endpoint: str) -> Any:
+    """The body as JSON; an audio file sent where JSON belongs says which header to add."""
     if not data.strip():
         raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
@@ -422,7 +260,7 @@ def _json_body(endpoint: str = "/send_text_message") -> Any:
 def _audio_body_hint(container: str, endpoint: str) -> str:
     """curl --data-binary @speech.wav without -H sends form-urlencoded: say which header to add."""
     content_type = AUDIO_CONTENT_TYPES[container]
-    if endpoint == "/send_text_message":
+    if endpoint == TEXT_ENDPOINT:
         return (
             f"the body is an audio file ({container.upper()}), not JSON: POST it to /send_audio_message "
             f'with -H "Content-Type: {content_type}"'
@@ -430,54 +268,234 @@ def _audio_body_hint(container: str, endpoint: str) -> str:
     return f'the body is an audio file ({container.upper()}), not JSON: send it with -H "Content-Type: {content_type}"'
 
 
+def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_messages.AudioEcho:
+    """The three forms of an audio request: JSON, a raw audio file body, or multipart field `file`."""
+    settings = relay.settings
+    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
+    mimetype = request.mimetype
+    if mimetype == "multipart/form-data":
+        upload = request.files.get("file")
+        if upload is None:
+            raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
+        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
+    if mimetype in AUDIO_FILE_MIMETYPES:
+        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
+    if mimetype.startswith("audio/"):
+        raise UnsupportedMediaType(
+            f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
+            "(or application/octet-stream and the relay recognises the format)"
+        )
+    return echo_messages.parse_audio_request(
+        decode_json(json_request_body(endpoint), endpoint),
+        open_utterances=open_utterances,
+        endpoint=endpoint,
+        require_audio=endpoint == "/microphone",
+        **limits,
+    )
 
-def _check_bearer_token() -> Response | None:
-    from flask import current_app
 
-    token = current_app.extensions["relay"].settings.auth_token
-    if token is None or request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIXES):
-        return None
-    if _bearer_matches(request.headers.get("Authorization", ""), token):
-        return None
-    response = _error("missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'", 401)
-    response.headers["WWW-Authenticate"] = "Bearer"
+def _body_file() -> BinaryIO:
+    """The raw body as a seekable file for soundfile, without copying it when the server has one.
+
+    waitress spools large bodies to a seekable temp file (`wsgi.input`); reading
+    that directly (PEP 3333 allows it, within CONTENT_LENGTH) is an order of
+    magnitude faster than werkzeug's chunked get_data() for a 10 MB file, and
+    holds no second copy. Other servers get the plain, copying path.
+    """
+    length = request.content_length
+    stream = request.environ.get("wsgi.input")
+    if length and stream is not None and _seekable(stream):
+        return stream  # type: ignore[no-any-return]
+    body = request.get_data(cache=False)
+    if not body:
+        raise MessageError("audio is empty: the request body has no bytes")
+    return io.BytesIO(body)
+
+
+def _seekable(stream: Any) -> bool:
+    try:
+        return bool(stream.seekable()) and stream.tell() == 0
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def event_cursor() -> int:
+    """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
+    raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise MessageError(f"after (or Last-Event-ID) must be an event id, a whole number >= 0, got {raw[:40]!r}")
+    return int(raw)
+
+
+# --- views --------------------------------------------------------------------------------
+
+
+@views.post(TEXT_ENDPOINT)
+def send_text_message() -> Response:
+    """Every form of the request; the plain one usually arrives by PlainTextFastPath (the same answer)."""
+    relay = current_relay()
+    ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
+    return answer_text(relay, json_request_body(TEXT_ENDPOINT), ticket).response()
+
+
+@views.post("/send_audio_message")
+def send_audio_message() -> Response:
+    relay = current_relay()
+    ticket = relay.sender.generation
+    echo = audio_request(relay, "/send_audio_message", relay.utterances)
+    return sent_answer(relay, relay.speak_audio(echo, ticket=ticket)).response()
+
+
+@views.post("/microphone")
+def microphone_clip() -> Response:
+    relay = current_relay()
+    microphone = relay.microphone
+    if microphone is None:
+        raise ModeError(
+            "microphone echo is off: start the relay with --microphone (python app.py <conversation_url> --microphone)"
+        )
+    relay.room.check_open()
+    echo = audio_request(relay, "/microphone", {})
+    pcm = b"".join(echo.audio)
+    if not pcm:
+        raise MessageError("audio is empty: send an audio file or base64 PCM to play")
+    if echo.sample_rate != microphone.sample_rate:
+        pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
+    return answer({"status": "Queued", "mode": relay.room.mode, **microphone.enqueue(pcm)}, 202)
+
+
+@views.post("/interrupt")
+def interrupt() -> Response:
+    relay = current_relay()
+    relay.script.halt()  # an interrupt also ends a script run
+    conversation_id = relay.conversation_id_for(None)
+    clips_dropped = relay.microphone.clear() if relay.microphone else 0
+    dispatched, dropped = relay.sender.interrupt(conversation_id)
+    relay.events.publish(
+        "relay.interrupted", reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped
+    )
+    sent = relay.sender.confirm(dispatched)
+    request.environ[LOG_FIELDS_KEY]["messages_sent"] = sent
+    return answer(
+        {
+            "status": "Interrupted",
+            "mode": relay.room.mode,
+            "messages_sent": sent,
+            "requests_dropped": dropped,
+            "microphone_clips_dropped": clips_dropped,
+            "conversation_id": conversation_id,
+        }
+    )
+
+
+@views.get("/events")
+def events() -> Response:
+    relay = current_relay()
+    last_id = event_cursor()
+    if "text/event-stream" in request.headers.get("Accept", ""):
+        return Response(
+            relay.events.stream(last_id),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    newer, dropped = relay.events.after(last_id)
+    return answer(([events_dropped(dropped)] if dropped else []) + [event.as_dict() for event in newer])
+
+
+@views.get("/openapi.json")
+def openapi() -> Response:
+    return current_app.send_static_file("openapi.json")
+
+
+@views.get("/")
+def console() -> Response:
+    response = current_app.send_static_file("console.html")
+    response.headers["Content-Security-Policy"] = console_policy(getattr(current_relay().room, "conversation_url", None))
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 
-def _bearer_matches(authorization: str, token: str) -> bool:
-    scheme, _, given = authorization.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+def console_policy(conversation_url: str | None) -> str:
+    """The console's Content-Security-Policy: its own files only; in room mode, the room's page in a frame."""
+    parsed = urlparse(conversation_url) if conversation_url else None
+    frame = f"{parsed.scheme}://{parsed.netloc}" if parsed else "'none'"
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        f"frame-src {frame}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    )
 
 
-def _error_response(error: Exception) -> Response:
-    """Every error becomes {"error": "..."} with the status DESIGN.md gives it."""
-    if isinstance(error, (MessageError, RelayError)):
-        return _error(str(error), status_of(error))
-    if isinstance(error, RequestEntityTooLarge):
-        limit = request.max_content_length
-        return _error(f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit", 413)
-    if isinstance(error, HTTPException):
-        return _error(_http_error_text(error), error.code or 500)
-    log.exception("unexpected error on %s %s", request.method, request.path)
-    return _error(INTERNAL_ERROR, 500)
+@views.get("/room")
+def room_info() -> Response:
+    """What the console needs to show the face: the room's URL (never a meeting token)."""
+    room = current_relay().room
+    return answer(
+        {
+            "mode": room.mode,
+            "conversation_id": room.conversation_id,
+            "conversation_url": getattr(room, "conversation_url", None),
+            "private": room.private,
+        }
+    )
 
 
-def _error(text: str, status: int) -> Response:
-    return Response(_error_json(text), status, mimetype="application/json")
+@views.post("/script")
+def load_script() -> Response:
+    body = decode_json(json_request_body("/script"), "/script")
+    if not isinstance(body, dict) or not isinstance(body.get("script"), str):
+        raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
+    echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
+    name = str(body.get("name") or "the script")[:80]
+    return answer(current_relay().script.load(parse_script(body["script"], Path.cwd(), name=name), name))
 
 
-def _error_json(text: str) -> str:
-    """An error's body, byte for byte the same from Flask's routes and the plain text route."""
-    return json.dumps({"error": text})
+@views.get("/script")
+def script_state() -> Response:
+    return answer(current_relay().script.state())
 
 
-def _http_error_text(error: HTTPException) -> str:
-    if error.code == 404:
-        return f"no endpoint {request.path}: see GET /health and the README for the endpoints"
-    if error.code == 405:
-        allowed = ", ".join(sorted(set(error.valid_methods or []) - {"HEAD", "OPTIONS"}))  # type: ignore[attr-defined]
-        return f"{request.method} is not allowed on {request.path}: use {allowed}"
-    return str(error.description)
+@views.post("/script/next")
+def script_next() -> Response:
+    return answer(current_relay().script.next(), 202)
+
+
+@views.post("/script/play")
+def script_play() -> Response:
+    return answer(current_relay().script.play(), 202)
+
+
+@views.post("/script/stop")
+def script_stop() -> Response:
+    script = current_relay().script
+    script.stop()
+    return answer(script.state())
+
+
+@views.get("/health")
+def health() -> Response:
+    """Up or not, for any probe; with RELAY_AUTH_TOKEN set, the room's state only with the token."""
+    relay = current_relay()
+    if not request.environ.get(AUTHORIZED_KEY, False):
+        return answer({"status": "ok", "auth_required": True})
+    room = relay.room
+    return answer(
+        {
+            "status": "ok",
+            "mode": room.mode,
+            "call_state": room.call_state,
+            "left_reason": room.left_reason if room.call_state == "left" else None,
+            "conversation_id": room.conversation_id,
+            "replica_present": room.replica_present,
+            "replica_speaking": relay.room_events.replica_speaking,
+            "last_event_id": relay.events.last_id,
+            "uptime_s": round(time.monotonic() - relay.started, 3),
+            "messages_sent": relay.sender.messages_sent,
+            "send_errors": relay.sender.send_errors,
+            "queue_depth": relay.sender.queue_depth,
+            "microphone": relay.microphone.status() if relay.microphone else {"enabled": False},
+            "auth_required": relay.settings.auth_token is not None,
+        }
+    )
 
 
 # --- command line -----------------------------------------------------------------

@@ -48,6 +48,8 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     auth_token: str | None = field(default=None, repr=False)
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
     sample_rate: int = DEFAULT_SAMPLE_RATE
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -80,6 +82,8 @@ class Settings:
             host=read.text("RELAY_HOST") or "127.0.0.1",
             port=read.number("RELAY_PORT", 8000, int, minimum=0, maximum=65535),
             auth_token=read.text("RELAY_AUTH_TOKEN"),
+            allowed_hosts=read.host_names("RELAY_ALLOWED_HOSTS"),
+            allowed_origins=read.origins("RELAY_ALLOWED_ORIGINS"),
             sample_rate=read.sample_rate("RELAY_SAMPLE_RATE"),
             max_message_bytes=read.number(
                 "RELAY_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
@@ -147,6 +151,27 @@ class _Reader:
                 f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
             )
         return rate
+
+    def words(self, name: str) -> tuple[str, ...]:
+        """A comma- or space-separated list."""
+        return tuple(word for word in (self.text(name) or "").replace(",", " ").split() if word)
+
+    def host_names(self, name: str) -> tuple[str, ...]:
+        """Names the relay answers to besides its own (a reverse proxy's, a LAN name): no scheme, no path."""
+        names = self.words(name)
+        for host in names:
+            if "/" in host or "@" in host:
+                raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000, got {host!r}")
+        return names
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        """Web pages allowed to use the relay: whole origins, as a browser sends them in `Origin`."""
+        origins = self.words(name)
+        for origin in origins:
+            parsed = urlparse(origin)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
+                raise ConfigError(f"{name} lists origins such as http://localhost:3000 (scheme, host, port), got {origin!r}")
+        return origins
 
     def url(self, name: str, default: str) -> str:
         return self.optional_url(name) or default

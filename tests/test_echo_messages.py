@@ -13,7 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import echo_messages
-from relay.errors import AudioTooLong, MessageError, UnsupportedAudio, status_of
 from echo_messages import (
     audio_echo_messages,
     echo_message,
@@ -25,6 +24,7 @@ from echo_messages import (
     serialized_size,
     text_echo_messages,
 )
+from relay.errors import AudioTooLong, MessageError, UnsupportedAudio, status_of
 
 
 def b64(data: bytes) -> str:

@@ -1,0 +1,183 @@
+"""The layer every request passes, whichever path answers it: who may ask, how much, and one log line.
+
+It wraps both the fast path for plain text and Flask, so a check added here
+applies to every request and can never be skipped on the busy path:
+1. the Host must be a name of this relay (DNS rebinding: a page whose name
+   resolves to 127.0.0.1 would otherwise be same-origin to the browser);
+2. a request a browser sent from a page the relay did not serve changes and
+   reads nothing (cross-site requests need no CORS preflight to make the face
+   speak); clients that send no `Origin` (curl, scripts) are not browsers' pages;
+3. the bearer token, when one is set;
+4. a body over RELAY_MAX_BODY_BYTES is refused by its Content-Length, before a byte is read.
+Then the request is answered, and one line is logged (never a body, audio or token).
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+from config import Settings
+from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, error_body, status_of
+
+log = logging.getLogger("echo_relay")
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+LOCAL_HOST_NAMES = ("localhost", "127.0.0.1", "::1")
+# Need no token: they carry nothing from the conversation (the console page asks for the token itself);
+# /health without the token says only that the relay is up.
+PUBLIC_PATHS = ("/health", "/openapi.json", "/")
+PUBLIC_PREFIXES = ("/static/",)
+QUIET_PATHS = ("/health", "/")  # the console polls /health every second: logged only with --verbose
+REQUEST_LINE = "%s %s %d %.1fms inference_id=%s messages_sent=%s"  # never a body, audio or token
+# What a view or the fast path puts in the environ for the log line, and what the guard tells them.
+LOG_FIELDS_KEY = "relay.log_fields"
+AUTHORIZED_KEY = "relay.authorized"
+
+
+def bearer_matches(authorization: str, token: str) -> bool:
+    scheme, _, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def host_name(host_header: str) -> str:
+    """`Host: 127.0.0.1:8000` -> `127.0.0.1`; `[::1]:8000` -> `::1`; lower case, no trailing dot."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def is_ip_literal(name: str) -> bool:
+    """An address, not a name: DNS rebinding needs a name, so a request to an address reached that address."""
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class RequestGuard:
+    """WSGI middleware around the whole relay: the checks above, then the answer, then the log line."""
+
+    def __init__(self, app: WSGIApp, settings: Settings) -> None:
+        self._app = app
+        self._settings = settings
+        self._allowed_hosts = {host_name(name) for name in settings.allowed_hosts} | set(LOCAL_HOST_NAMES)
+        self._allowed_origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        fields: dict[str, Any] = {}
+        environ[LOG_FIELDS_KEY] = fields
+        statuses: list[int] = []
+
+        def note_status(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            statuses.append(int(status[:3]))
+            return start_response(status, headers, exc_info)
+
+        try:
+            self._check(environ)
+        except RelayError as refusal:
+            result: Iterable[bytes] = refuse(refusal, note_status)
+        else:
+            result = self._app(environ, note_status)
+        log_request(environ, statuses[-1] if statuses else 500, started, fields)
+        return result
+
+    def _check(self, environ: dict[str, Any]) -> None:
+        self._check_host(environ)
+        self._check_origin(environ)
+        self._check_token(environ)
+        self._check_length(environ)
+
+    def _check_host(self, environ: Mapping[str, Any]) -> None:
+        given = environ.get("HTTP_HOST")
+        if given is None:
+            return  # HTTP/1.0 without a Host: no browser sends that
+        name = host_name(given)
+        if name in self._allowed_hosts or is_ip_literal(name):
+            return
+        raise Forbidden(
+            "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
+            "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
+        )
+
+    def _check_origin(self, environ: Mapping[str, Any]) -> None:
+        """A browser marks what a page sends: a page the relay did not serve gets nothing done."""
+        origin = environ.get("HTTP_ORIGIN")
+        site = environ.get("HTTP_SEC_FETCH_SITE")
+        if origin is not None and origin.rstrip("/").lower() in self._allowed_origins:
+            return
+        if origin is None and site in (None, "same-origin", "none"):
+            return  # curl and scripts send neither; "none" is the user typing the URL or a bookmark
+        if origin is not None and site in (None, "same-origin") and self._is_own_origin(origin, environ):
+            return
+        if _opens_the_console(environ):
+            return  # a link to the console from another page opens it; the page then acts same-origin
+        raise Forbidden(
+            "a web page on another origin may not use this relay; to allow one on purpose, "
+            "add its origin (such as http://localhost:3000) to RELAY_ALLOWED_ORIGINS"
+        )
+
+    def _is_own_origin(self, origin: str, environ: Mapping[str, Any]) -> bool:
+        host = environ.get("HTTP_HOST", "")
+        return origin.rstrip("/").lower() in (f"http://{host}".lower(), f"https://{host}".lower())
+
+    def _check_token(self, environ: dict[str, Any]) -> None:
+        token = self._settings.auth_token
+        if token is None:
+            environ[AUTHORIZED_KEY] = True
+            return
+        environ[AUTHORIZED_KEY] = bearer_matches(environ.get("HTTP_AUTHORIZATION", ""), token)
+        path = environ.get("PATH_INFO", "")
+        if environ[AUTHORIZED_KEY] or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return
+        raise Unauthorized("missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'")
+
+    def _check_length(self, environ: Mapping[str, Any]) -> None:
+        length = environ.get("CONTENT_LENGTH") or "0"  # a malformed length is the server's to refuse
+        if length.isascii() and length.isdigit() and int(length) > self._settings.max_body_bytes:
+            raise body_too_large(self._settings.max_body_bytes)
+
+
+def _opens_the_console(environ: Mapping[str, Any]) -> bool:
+    return (
+        environ.get("HTTP_SEC_FETCH_MODE") == "navigate"
+        and environ.get("REQUEST_METHOD") == "GET"
+        and environ.get("PATH_INFO") == "/"
+    )
+
+
+def body_too_large(limit: int) -> TooLarge:
+    return TooLarge(f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit")
+
+
+def refuse(error: RelayError, start_response: Callable[..., Any]) -> list[bytes]:
+    """A refusal's answer: the error shape every route uses; a 401 says how to authenticate."""
+    status = status_of(error)
+    body = error_body(str(error))
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if status == 401:
+        headers.append(("WWW-Authenticate", "Bearer"))
+    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+    return [body]
+
+
+def log_request(environ: Mapping[str, Any], status: int, started: float, fields: Mapping[str, Any]) -> None:
+    """One line per request; the console's polling and files only with --verbose."""
+    method, path = environ.get("REQUEST_METHOD", "-"), environ.get("PATH_INFO", "-")
+    quiet = method == "GET" and (path in QUIET_PATHS or path.startswith(PUBLIC_PREFIXES))
+    level = logging.DEBUG if quiet else logging.INFO
+    if log.isEnabledFor(level):
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        inference_id, sent = fields.get("inference_id", "-"), fields.get("messages_sent", "-")
+        log.log(level, REQUEST_LINE, method, path, status, elapsed_ms, inference_id, sent)
