@@ -107,25 +107,29 @@ function flag(id, value, yes, no, quietNo = false) {
   element.className = value ? "yes" : quietNo ? "quiet" : "no";
 }
 
+/* /health answers anyone, but the room's state only with the token: without it there is only the prompt. */
 async function refreshHealth() {
+  const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  let response;
   try {
-    const response = await fetch("/health");
-    const health = await response.json();
-    showConnection(true);
-    if (relayRestarted(health)) startOver(true);
-    state.health = health;
-    $("status-mode").textContent = health.mode;
-    $("status-call").textContent = health.call_state;
-    $("status-conversation").textContent = health.conversation_id || "–";
-    flag("status-face", health.replica_present, "in the room", "not here");
-    if (!state.speakingKnown) showSpeaking(health.replica_speaking);
-    $("status-sent").textContent = health.messages_sent;
-    $("status-errors").textContent = health.send_errors;
-    $("via-microphone").disabled = !health.microphone.enabled;
-    if (health.auth_required && !state.token) askForToken("");
+    response = await fetch("/health", { headers });
   } catch (error) {
-    showConnection(false);
+    return showConnection(false);
   }
+  showConnection(true);
+  const health = await response.json().catch(() => ({}));
+  if (health.auth_required && !state.token) askForToken("");
+  if (typeof health.mode !== "string") return; // not (yet) the right token, or not a health answer
+  if (relayRestarted(health)) startOver(true);
+  state.health = health;
+  $("status-mode").textContent = health.mode;
+  $("status-call").textContent = health.call_state;
+  $("status-conversation").textContent = health.conversation_id || "–";
+  flag("status-face", health.replica_present, "in the room", "not here");
+  if (!state.speakingKnown) showSpeaking(health.replica_speaking);
+  $("status-sent").textContent = health.messages_sent;
+  $("status-errors").textContent = health.send_errors;
+  $("via-microphone").disabled = !(health.microphone && health.microphone.enabled);
 }
 
 function showSpeaking(speaking) {

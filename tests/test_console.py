@@ -11,8 +11,6 @@ import base64
 import io
 import itertools
 import json
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,31 +22,19 @@ import pytest
 import requests
 import soundfile
 
+from tests.browser import chromium
 from tests.conftest import assert_no_secret, free_port
 from tests.test_app_main import start, wait_for_port
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-INSTALL = "install it with `apt-get install chromium` and `pip install -r requirements-dev.txt` (.ci/run does both)"
 TOKEN = "s3cret-token"
 WAIT_S = 15
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Playwright: {INSTALL}")
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests, but there is no Chromium: {INSTALL}")
-        pytest.skip(f"no Chromium: {INSTALL}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    """One Chromium for the module's tests; each test opens its own context (a fresh page, no shared storage)."""
+    with chromium() as browser:
+        yield browser
 
 
 class Relay:
@@ -87,12 +73,14 @@ class Relay:
         assert_no_secret("".join(self.output))
 
     def health(self) -> dict[str, Any]:
-        return requests.get(self.url + "/health", timeout=5).json()
+        return requests.get(self.url + "/health", headers=self.headers(), timeout=5).json()
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def begin_test(self) -> Relay:
         """Quiet for the next test: whatever still speaks is interrupted, and records and events count from here."""
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        requests.post(self.url + "/interrupt", headers=headers, timeout=5).raise_for_status()
+        requests.post(self.url + "/interrupt", headers=self.headers(), timeout=5).raise_for_status()
         self.wait_until(lambda: not self.health()["replica_speaking"], "the face to be silent")
         self.lines_before = 0
         self.lines_before = len(self.recorded())
@@ -413,6 +401,7 @@ def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(guarded_page, g
     page.press("#say-text", "Enter")
     page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # the stream works too
     assert texts(guarded_relay.sent()) == ["Authorised."]
+    page.wait_for_selector("#status-mode:text-is('dry-run')")  # /health tells the room's state to the token only
     assert all(TOKEN not in url for url in page.requested)  # in a header, never in a URL
 
 
