@@ -639,3 +639,85 @@ def test_the_token_button_stands_apart_from_its_input(guarded_page):
     beside = button["x"] - (field["x"] + field["width"])
     below = button["y"] - (field["y"] + field["height"])
     assert max(beside, below) >= 8
+
+
+# --- hold to talk: Chromium's fake microphone plays a tone ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def talk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Chromium whose microphone (allowed without asking) plays a 440 Hz tone, over and over."""
+    wav = tmp_path_factory.mktemp("microphone") / "tone.wav"
+    t = np.arange(48000) / 48000
+    soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 48000, subtype="PCM_16")
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}")
+    with chromium(*flags) as browser:
+        yield browser
+
+
+@pytest.fixture
+def talk_page(talk_browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    yield from open_console(talk_browser, relay, tmp_path, request, events_after=relay.events_before)
+
+
+def spoken_audio(relay: Relay) -> list[dict[str, Any]]:
+    """The properties of every audio-echo message, once the utterance's last one (done) has gone out."""
+    relay.wait_until(lambda: any(m.get("properties", {}).get("done") for m in relay.sent()), "the utterance's last message")
+    return [m["properties"] for m in relay.sent() if m.get("properties", {}).get("modality") == "audio"]
+
+
+def assert_one_utterance_of_about_2_s(audio: list[dict[str, Any]]) -> None:
+    assert len({p["inference_id"] for p in audio}) == 1 and len({p["sample_rate"] for p in audio}) == 1
+    assert [p.get("done", False) for p in audio] == [False] * (len(audio) - 1) + [True]
+    seconds = sum(len(base64.b64decode(p["audio"])) for p in audio) / 2 / audio[0]["sample_rate"]
+    assert 1.6 <= seconds <= 2.6, seconds
+
+
+def hold(page: Any, press: Callable[[], None], release: Callable[[], None], seconds: float) -> None:
+    """Hold for `seconds` (the length of what the presenter says, not a wait for the page), checking LIVE meanwhile."""
+    press()
+    page.wait_for_selector("#talk-live.on")
+    page.wait_for_timeout(seconds * 1000)
+    assert page.is_visible("#talk-live")
+    release()
+
+
+def test_holding_the_talk_button_speaks_the_microphone_as_one_utterance(talk_page, relay):
+    page = talk_page
+    button = page.get_by_role("button", name="Hold to talk")
+    assert "(T)" in button.inner_text()
+    button.hover()
+    hold(page, page.mouse.down, page.mouse.up, 2)
+
+    assert_one_utterance_of_about_2_s(spoken_audio(relay))
+    page.wait_for_selector("#talk-result.ok:has-text('spoken: inference_id')")
+    assert page.is_hidden("#talk-live")
+    assert float(page.get_attribute("#talk-level", "data-peak")) > 0  # the meter moved
+
+
+def test_holding_t_speaks_too_and_interrupt_first_interrupts_before_it(talk_page, relay):
+    page = talk_page
+    page.check("#interrupt-first")
+    page.locator("#event-log").click()  # out of any text field: T is for talking
+    hold(page, lambda: page.keyboard.down("t"), lambda: page.keyboard.up("t"), 2)
+
+    assert_one_utterance_of_about_2_s(spoken_audio(relay))
+    assert relay.sent()[0]["event_type"] == "conversation.interrupt"
+    assert all(m["event_type"] == "conversation.echo" for m in relay.sent()[1:])
+
+
+def test_letting_go_within_150_ms_sends_nothing(talk_page, relay):
+    page = talk_page
+    page.clock.install()
+    page.reload()
+    page.wait_for_selector("section.script[aria-busy=false]")
+    page.clock.pause_at(time.time() + 3600)  # the page's clock stands still: however long the hold, it is 0 ms
+    page.get_by_role("button", name="Hold to talk").hover()
+    page.mouse.down()
+    page.wait_for_selector("#talk-live.on")
+    page.wait_for_function("() => Number(document.getElementById('talk-level').dataset.peak) > 0")  # chunks came
+    page.mouse.up()
+
+    page.wait_for_selector("#talk-result:has-text('let go within 150 ms: nothing was sent')")
+    page.evaluate("() => fetch('/health')")  # a round trip after the release
+    assert relay.sent() == []
