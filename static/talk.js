@@ -18,7 +18,7 @@ function holdToTalk() {
   session.inferenceId = crypto.randomUUID().replaceAll("-", "");
   session.interrupt = $("interrupt-first").checked;
   talking = session;
-  say($("talk-result"), "opening the microphone…");
+  say($("say-result"), "opening the microphone…");
   openMicrophone(session).catch((error) => endSession(session, microphoneProblem(error), "error"));
 }
 
@@ -38,7 +38,7 @@ async function openMicrophone(session) {
   session.context.createMediaStreamSource(session.stream).connect(node);
   node.connect(session.context.destination); // pulled by the graph; it writes silence
   showLive(true);
-  say($("talk-result"), "LIVE: the face says what you say; let go to end");
+  say($("say-result"), "LIVE: the face says what you say; let go to end");
 }
 
 function onChunk(session, { pcm, level, last }) {
@@ -105,7 +105,7 @@ async function finish(session) {
 function endSession(session, message, kind) {
   closeMicrophone(session);
   if (talking === session) talking = null;
-  say($("talk-result"), message, kind);
+  say($("say-result"), message, kind);
 }
 
 function closeMicrophone(session) {

@@ -27,6 +27,7 @@ from tests.conftest import assert_no_secret, free_port
 from tests.test_app_main import start, wait_for_port
 
 TOKEN = "s3cret-token"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 WAIT_S = 15
 
 
@@ -256,6 +257,14 @@ def test_the_page_loads_nothing_from_another_host_under_a_strict_policy(page, re
     assert "default-src 'none'" in policy and "script-src 'self'" in policy and "frame-src 'none'" in policy
     page.wait_for_selector("#status-mode:has-text('dry-run')")
     assert page.requested and all(url.startswith((relay.url, "data:")) for url in page.requested)
+
+
+def test_the_page_with_its_scripts_styles_and_audio_worklet_is_under_100_kb(page, relay):
+    files = ["/", *(f"/static/{path.name}" for path in STATIC.iterdir() if path.name != "openapi.json")]
+    page.wait_for_selector("#status-mode:has-text('dry-run')")
+    assert {url.removeprefix(relay.url) for url in page.requested if "/static/" in url} <= set(files)
+    assert "/static/talk-worklet.js" in files  # loaded when the presenter first holds to talk
+    assert sum(len(page.request.get(relay.url + path).body()) for path in files) < 100 * 1024
 
 
 def test_it_says_when_the_relay_is_not_reachable_and_reconnects_by_itself(browser, tmp_path, request):
@@ -690,7 +699,7 @@ def test_holding_the_talk_button_speaks_the_microphone_as_one_utterance(talk_pag
     hold(page, page.mouse.down, page.mouse.up, 2)
 
     assert_one_utterance_of_about_2_s(spoken_audio(relay))
-    page.wait_for_selector("#talk-result.ok:has-text('spoken: inference_id')")
+    page.wait_for_selector("#say-result.ok:has-text('spoken: inference_id')")
     assert page.is_hidden("#talk-live")
     assert float(page.get_attribute("#talk-level", "data-peak")) > 0  # the meter moved
 
@@ -718,6 +727,6 @@ def test_letting_go_within_150_ms_sends_nothing(talk_page, relay):
     page.wait_for_function("() => Number(document.getElementById('talk-level').dataset.peak) > 0")  # chunks came
     page.mouse.up()
 
-    page.wait_for_selector("#talk-result:has-text('let go within 150 ms: nothing was sent')")
+    page.wait_for_selector("#say-result:has-text('let go within 150 ms: nothing was sent')")
     page.evaluate("() => fetch('/health')")  # a round trip after the release
     assert relay.sent() == []
