@@ -22,7 +22,7 @@ import pytest
 import requests
 import soundfile
 
-from tests.browser import chromium
+from tests.browser import CHROMIUM, chromium
 from tests.conftest import assert_no_secret, free_port
 from tests.test_app_main import start, wait_for_port
 
@@ -654,14 +654,15 @@ def test_the_token_button_stands_apart_from_its_input(guarded_page):
 
 
 @pytest.fixture(scope="module")
-def talk_browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A Chromium whose microphone (allowed without asking) plays a 440 Hz tone, over and over."""
+def talk_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second Chromium (from the same Playwright) whose microphone, allowed without asking, plays a 440 Hz tone."""
     wav = tmp_path_factory.mktemp("microphone") / "tone.wav"
     t = np.arange(48000) / 48000
     soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 48000, subtype="PCM_16")
-    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}")
-    with chromium(*flags) as browser:
-        yield browser
+    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
+    talking = browser.browser_type.launch(executable_path=CHROMIUM, args=["--no-sandbox", *flags])
+    yield talking
+    talking.close()
 
 
 @pytest.fixture
@@ -729,4 +730,41 @@ def test_letting_go_within_150_ms_sends_nothing(talk_page, relay):
 
     page.wait_for_selector("#say-result:has-text('let go within 150 ms: nothing was sent')")
     page.evaluate("() => fetch('/health')")  # a round trip after the release
+    assert relay.sent() == []
+
+
+def test_a_chunk_the_relay_refuses_stops_the_stream_and_says_why(talk_page, relay):
+    page = talk_page
+    posts: list[Any] = []
+
+    def refuse_the_second(route: Any) -> None:
+        posts.append(route.request.post_data_json)
+        if len(posts) == 2:
+            return route.fulfill(status=503, content_type="application/json", body='{"error": "the face left the room"}')
+        route.continue_()
+
+    page.route("**/send_audio_message", refuse_the_second)
+    page.get_by_role("button", name="Hold to talk").hover()
+    page.mouse.down()
+    page.wait_for_selector("#say-result.error")
+    assert page.inner_text("#say-result") == "the relay refused the voice (503: the face left the room): nothing more is sent"
+    assert page.is_hidden("#talk-live")  # the microphone is closed although the button is still held
+    page.mouse.up()
+
+    page.evaluate("() => fetch('/health')")  # a round trip after the release
+    assert len(posts) == 2 and posts[0]["done"] is False
+    audio = [m["properties"] for m in relay.sent()]
+    assert len({p["inference_id"] for p in audio}) == 1 and not any(p.get("done") for p in audio)
+
+
+def test_a_microphone_the_browser_refuses_gets_one_sentence_and_sends_nothing(page, relay):
+    page.get_by_role("button", name="Hold to talk").hover()
+    page.mouse.down()  # this Chromium has no fake microphone and no one to allow it
+
+    page.wait_for_selector("#say-result.error")
+    assert page.inner_text("#say-result") in (
+        "the browser may not use the microphone: allow it for this page (the icon in the address bar), then hold again",
+        "no microphone found: plug one in or choose one in the system settings",
+    )
+    page.mouse.up()
     assert relay.sent() == []
