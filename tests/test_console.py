@@ -676,20 +676,31 @@ def spoken_audio(relay: Relay) -> list[dict[str, Any]]:
     return [m["properties"] for m in relay.sent() if m.get("properties", {}).get("modality") == "audio"]
 
 
-def assert_one_utterance_of_about_2_s(audio: list[dict[str, Any]]) -> None:
+def assert_one_utterance_as_long_as_the_hold(audio: list[dict[str, Any]], hold: tuple[float, float]) -> None:
+    """One inference_id, one rate, done only last, and as much audio as the microphone was LIVE (±1 chunk)."""
     assert len({p["inference_id"] for p in audio}) == 1 and len({p["sample_rate"] for p in audio}) == 1
     assert [p.get("done", False) for p in audio] == [False] * (len(audio) - 1) + [True]
-    seconds = sum(len(base64.b64decode(p["audio"])) for p in audio) / 2 / audio[0]["sample_rate"]
-    assert 1.6 <= seconds <= 2.6, seconds
+    seconds = sum(len(base64.b64decode(p["audio"])) for p in audio if "audio" in p) / 2 / audio[0]["sample_rate"]
+    shortest, longest = hold
+    assert 1.6 <= shortest - 0.1 <= seconds <= longest + 0.1, (shortest, seconds, longest)
 
 
-def hold(page: Any, press: Callable[[], None], release: Callable[[], None], seconds: float) -> None:
-    """Hold for `seconds` (the length of what the presenter says, not a wait for the page), checking LIVE meanwhile."""
+def hold(page: Any, press: Callable[[], None], release: Callable[[], None], seconds: float) -> tuple[float, float]:
+    """Hold for `seconds` (what the presenter says, not a wait for the page), checking LIVE meanwhile.
+
+    Returns the shortest and the longest the microphone can have been LIVE, as
+    this side saw it: from LIVE seen to the release sent, and from the press to
+    the release done (a busy machine stretches a hold; the audio must match it).
+    """
+    pressed = time.monotonic()
     press()
     page.wait_for_selector("#talk-live.on")
+    live = time.monotonic()
     page.wait_for_timeout(seconds * 1000)
     assert page.is_visible("#talk-live")
+    releasing = time.monotonic()
     release()
+    return releasing - live, time.monotonic() - pressed
 
 
 def test_holding_the_talk_button_speaks_the_microphone_as_one_utterance(talk_page, relay):
@@ -697,9 +708,9 @@ def test_holding_the_talk_button_speaks_the_microphone_as_one_utterance(talk_pag
     button = page.get_by_role("button", name="Hold to talk")
     assert "(T)" in button.inner_text()
     button.hover()
-    hold(page, page.mouse.down, page.mouse.up, 2)
+    held = hold(page, page.mouse.down, page.mouse.up, 2)
 
-    assert_one_utterance_of_about_2_s(spoken_audio(relay))
+    assert_one_utterance_as_long_as_the_hold(spoken_audio(relay), held)
     page.wait_for_selector("#say-result.ok:has-text('spoken: inference_id')")
     assert page.is_hidden("#talk-live")
     assert float(page.get_attribute("#talk-level", "data-peak")) > 0  # the meter moved
@@ -709,9 +720,9 @@ def test_holding_t_speaks_too_and_interrupt_first_interrupts_before_it(talk_page
     page = talk_page
     page.check("#interrupt-first")
     page.locator("#event-log").click()  # out of any text field: T is for talking
-    hold(page, lambda: page.keyboard.down("t"), lambda: page.keyboard.up("t"), 2)
+    held = hold(page, lambda: page.keyboard.down("t"), lambda: page.keyboard.up("t"), 2)
 
-    assert_one_utterance_of_about_2_s(spoken_audio(relay))
+    assert_one_utterance_as_long_as_the_hold(spoken_audio(relay), held)
     assert relay.sent()[0]["event_type"] == "conversation.interrupt"
     assert all(m["event_type"] == "conversation.echo" for m in relay.sent()[1:])
 
