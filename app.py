@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
@@ -32,6 +31,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
 from config import ConfigError, Settings
+from relay import audio
 from relay import run as relay_run
 from relay.core import Relay
 from relay.errors import (
@@ -43,12 +43,10 @@ from relay.errors import (
     error_body,
     status_of,
 )
-from relay.events import events_dropped
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
 from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
 from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
-from relay.script import parse_script
 
 log = logging.getLogger("echo_relay")
 
@@ -151,14 +149,7 @@ def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
     (while the body was read and split) drops it.
     """
     echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
-    fields = relay.speak_text(
-        echo.text,
-        inference_id=echo.inference_id,
-        conversation_id=echo.conversation_id,
-        done=echo.done,
-        interrupt=echo.interrupt,
-        ticket=ticket,
-    )
+    fields = relay.speak_text(echo, ticket=ticket)
     return sent_answer(relay, fields)
 
 
@@ -241,20 +232,12 @@ def json_request_body(endpoint: str) -> bytes:
 
 def decode_json(data: bytes, endpoint: str) -> Any:
     """The body as JSON; an audio file sent where JSON belongs says which header to add."""
-    if not data.strip():
-        raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
-        return json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        if container := echo_messages.audio_container(data[:16384]):
+        return echo_messages.json_body(data)
+    except MessageError:
+        if container := audio.audio_container(data[:16384]):
             raise MessageError(_audio_body_hint(container, endpoint)) from None
-        if isinstance(error, UnicodeDecodeError):
-            raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
-        raise MessageError(
-            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
-    except (ValueError, RecursionError):
-        raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+        raise
 
 
 def _audio_body_hint(container: str, endpoint: str) -> str:
@@ -268,18 +251,21 @@ def _audio_body_hint(container: str, endpoint: str) -> str:
     return f'the body is an audio file ({container.upper()}), not JSON: send it with -H "Content-Type: {content_type}"'
 
 
-def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_messages.AudioEcho:
-    """The three forms of an audio request: JSON, a raw audio file body, or multipart field `file`."""
-    settings = relay.settings
-    limits = {"target_rate": settings.sample_rate, "max_seconds": settings.max_audio_seconds}
+def audio_request(relay: Relay, endpoint: str, open_utterances: audio.OpenRates | None) -> audio.AudioEcho:
+    """The three forms of an audio request (JSON, a raw audio file body, or multipart field `file`), decoded."""
+    return audio.decode(declared_audio(endpoint), relay.audio_limits, open_utterances)
+
+
+def declared_audio(endpoint: str) -> echo_messages.AudioRequest:
+    """An audio request as the caller declared it: the bytes or file, the rate, the options."""
     mimetype = request.mimetype
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values, **limits)  # type: ignore[arg-type]
+        return echo_messages.parse_audio_file(upload.stream, request.values)  # type: ignore[arg-type]
     if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args, **limits)
+        return echo_messages.parse_audio_file(_body_file(), request.args)
     if mimetype.startswith("audio/"):
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
@@ -287,10 +273,8 @@ def audio_request(relay: Relay, endpoint: str, open_utterances: Any) -> echo_mes
         )
     return echo_messages.parse_audio_request(
         decode_json(json_request_body(endpoint), endpoint),
-        open_utterances=open_utterances,
         endpoint=endpoint,
         require_audio=endpoint == "/microphone",
-        **limits,
     )
 
 
@@ -305,7 +289,7 @@ def _body_file() -> BinaryIO:
     length = request.content_length
     stream = request.environ.get("wsgi.input")
     if length and stream is not None and _seekable(stream):
-        return stream  # type: ignore[no-any-return]
+        return stream
     body = request.get_data(cache=False)
     if not body:
         raise MessageError("audio is empty: the request body has no bytes")
@@ -322,9 +306,7 @@ def _seekable(stream: Any) -> bool:
 def event_cursor() -> int:
     """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
     raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise MessageError(f"after (or Last-Event-ID) must be an event id, a whole number >= 0, got {raw[:40]!r}")
-    return int(raw)
+    return echo_messages.ascii_int(raw, "after (or Last-Event-ID)", meaning="an event id, a whole number >= 0")
 
 
 # --- views --------------------------------------------------------------------------------
@@ -360,7 +342,7 @@ def microphone_clip() -> Response:
     if not pcm:
         raise MessageError("audio is empty: send an audio file or base64 PCM to play")
     if echo.sample_rate != microphone.sample_rate:
-        pcm = echo_messages.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
+        pcm = audio.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
     return answer({"status": "Queued", "mode": relay.room.mode, **microphone.enqueue(pcm)}, 202)
 
 
@@ -398,8 +380,7 @@ def events() -> Response:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    newer, dropped = relay.events.after(last_id)
-    return answer(([events_dropped(dropped)] if dropped else []) + [event.as_dict() for event in newer])
+    return answer(relay.events.listing(last_id))
 
 
 @views.get("/openapi.json")
@@ -446,7 +427,7 @@ def load_script() -> Response:
         raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
     echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
     name = str(body.get("name") or "the script")[:80]
-    return answer(current_relay().script.load(parse_script(body["script"], Path.cwd(), name=name), name))
+    return answer(current_relay().load_script(body["script"], name))
 
 
 @views.get("/script")
@@ -486,7 +467,7 @@ def health() -> Response:
             "left_reason": room.left_reason if room.call_state == "left" else None,
             "conversation_id": room.conversation_id,
             "replica_present": room.replica_present,
-            "replica_speaking": relay.room_events.replica_speaking,
+            "replica_speaking": relay.face_speaking.speaking,
             "last_event_id": relay.events.last_id,
             "uptime_s": round(time.monotonic() - relay.started, 3),
             "messages_sent": relay.sender.messages_sent,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
 
@@ -22,8 +23,16 @@ DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_REPLICA_TIMEOUT_S = 120.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
+# Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
+AUDIO_SAMPLES_PER_SECOND = 48000 * 2
+DEFAULT_MAX_AUDIO_SAMPLES = int(DEFAULT_MAX_AUDIO_SECONDS * AUDIO_SAMPLES_PER_SECOND)
+DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
+DEFAULT_TAVUS_TIMEOUT_S = 30.0
+DEFAULT_SPOKEN_TIMEOUT_S = 60.0
+DEFAULT_UTTERANCE_IDLE_CLOSE_S = 5.0
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"  # the default RELAY_AUDIO_DIR: the shipped demo works
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -56,9 +65,19 @@ class Settings:
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
+    max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
+    max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
     event_buffer: int = DEFAULT_EVENT_BUFFER
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
+    tavus_timeout_s: float = DEFAULT_TAVUS_TIMEOUT_S
+    spoken_timeout_s: float = DEFAULT_SPOKEN_TIMEOUT_S
+    utterance_idle_close_s: float = DEFAULT_UTTERANCE_IDLE_CLOSE_S
+    audio_dir: str | None = None
+
+    def audio_folder(self) -> Path:
+        """RELAY_AUDIO_DIR, the only folder a script sent over HTTP may name audio in (default: examples/)."""
+        return Path(self.audio_dir) if self.audio_dir else EXAMPLES_DIR
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -72,10 +91,11 @@ class Settings:
         if env is None:
             env = {**_dotenv_in_cwd(), **os.environ}
         read = _Reader(env)
+        max_audio_seconds = read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001)
         return cls(
             tavus_api_key=read.text("TAVUS_API_KEY"),
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
-            tavus_persona_id=read.text("TAVUS_PERSONA_ID"),
+            tavus_persona_id=read.text("TAVUS_PERSONA_ID") or read.text("TAVUS_PAL_ID"),
             tavus_replica_id=read.text("TAVUS_REPLICA_ID") or read.text("TAVUS_FACE_ID"),
             tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
             tavus_meeting_token=read.text("TAVUS_MEETING_TOKEN"),
@@ -91,12 +111,24 @@ class Settings:
             max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
-            max_audio_seconds=read.number("RELAY_MAX_AUDIO_SECONDS", DEFAULT_MAX_AUDIO_SECONDS, float, minimum=0.001),
+            max_audio_seconds=max_audio_seconds,
+            max_audio_samples=read.number(
+                "RELAY_MAX_AUDIO_SAMPLES", int(max_audio_seconds * AUDIO_SAMPLES_PER_SECOND), int, minimum=1
+            ),
+            max_microphone_queue_seconds=read.number(
+                "RELAY_MAX_MICROPHONE_QUEUE_SECONDS", DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS, float, minimum=0.001
+            ),
             event_buffer=read.number("RELAY_EVENT_BUFFER", DEFAULT_EVENT_BUFFER, int, minimum=1),
             record_file=read.text("RELAY_RECORD_FILE"),
             script_line_timeout_s=read.number(
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
             ),
+            tavus_timeout_s=read.number("TAVUS_TIMEOUT", DEFAULT_TAVUS_TIMEOUT_S, float, minimum=0.01),
+            spoken_timeout_s=read.number("RELAY_SPOKEN_TIMEOUT", DEFAULT_SPOKEN_TIMEOUT_S, float, minimum=0),
+            utterance_idle_close_s=read.number(
+                "RELAY_UTTERANCE_IDLE_CLOSE", DEFAULT_UTTERANCE_IDLE_CLOSE_S, float, minimum=0
+            ),
+            audio_dir=read.directory("RELAY_AUDIO_DIR"),
         )
 
 
@@ -151,6 +183,12 @@ class _Reader:
                 f"{name} must be a multiple of 100 Hz (whole 10 ms frames), got {rate}: use 24000 (or 16000, 48000)"
             )
         return rate
+
+    def directory(self, name: str) -> str | None:
+        raw = self.text(name)
+        if raw is not None and not Path(raw).is_dir():
+            raise ConfigError(f"{name} must be an existing folder, got {raw!r}")
+        return raw
 
     def words(self, name: str) -> tuple[str, ...]:
         """A comma- or space-separated list."""

@@ -3,7 +3,9 @@
 Everything here is pure: it validates what a caller POSTed, builds the exact
 messages Tavus expects (absent fields omitted, `done` a real boolean) and
 splits text and PCM so that every serialized message fits the Daily app
-message limit. Nothing here touches the network, Flask or daily.
+message limit. Nothing here touches the network, Flask or daily, and
+nothing here decodes audio: parsing returns the audio's bytes and rate as
+the caller declared them, and relay/audio.py decodes them.
 """
 
 from __future__ import annotations
@@ -11,29 +13,25 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
-import io
 import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import chain
 from typing import Any, BinaryIO
 
 import numpy as np
-import soundfile
-import soxr
 
-from relay.errors import AudioTooLong, MessageError, UnsupportedAudio
+from relay.errors import MessageError
 
 MAX_MESSAGE_BYTES = 4096  # Daily's documented limit for one app message
 TAVUS_DEFAULT_SAMPLE_RATE = 16000  # what Tavus assumes when sample_rate is absent
-PASSTHROUGH_SAMPLE_RATES = (16000, 24000)  # the rates Tavus documents; sent untouched
 MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 192000
 SILENCE_MS = 40  # a final chunk that only has to carry `done` (never send empty audio)
 MAX_INFERENCE_ID_CHARS = 128
 MAX_CONVERSATION_ID_CHARS = 128
 BYTES_PER_SAMPLE = 2  # s16le mono
-DECODE_BLOCK_FRAMES = 16384  # ~0.35 s at 44.1 kHz: decodes in about a millisecond, so the first message leaves at once
+MAX_NUMBER_DIGITS = 18  # any number a field takes fits; more digits would only cost int() time
 
 MODALITY_ENDPOINTS = {"text": "/send_text_message", "audio": "/send_audio_message"}
 ENVELOPE_FIELDS = ("message_type", "event_type", "conversation_id", "properties")
@@ -46,6 +44,7 @@ _SHORT_ESCAPES = np.array([ord(c) for c in '"\\\b\f\n\r\t'], dtype="<u4")
 # The end of the last sentence (else word) break: greedy `.*` backtracks from the end, so it stops at the last one.
 _LAST_SENTENCE_BREAK = re.compile(r"(?s:.*)(?:[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*)")
 _LAST_WORD_BREAK = re.compile(r"(?s:.*)\s+")
+_ASCII_DIGITS = re.compile(f"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
 
 
 @dataclass(frozen=True)
@@ -57,55 +56,26 @@ class TextEcho:
     interrupt: bool = False
 
 
-class PcmStream:
-    """Mono s16le PCM at one rate, produced block by block and counted as it is consumed.
+@dataclass(frozen=True)
+class AudioRequest:
+    """An audio request as the caller declared it; relay.audio decodes it.
 
-    Files are decoded lazily so the first message can leave before the last
-    block is decoded, and a long file never sits in memory twice.
+    `audio` is the base64-decoded bytes of JSON's `audio` (raw PCM or a whole
+    file: which one is for the decoder to tell) or an uploaded file.
     """
 
-    def __init__(self, blocks: Iterable[bytes], sample_rate: int, *, max_seconds: float | None = None) -> None:
-        self.sample_rate = sample_rate
-        self.bytes_out = 0
-        self._blocks = blocks
-        self._max_seconds = max_seconds
-
-    @classmethod
-    def of(cls, pcm: bytes, sample_rate: int) -> PcmStream:
-        return cls([pcm] if pcm else [], sample_rate)
-
-    @property
-    def audio_ms(self) -> int:
-        """Milliseconds produced so far: all of it once the stream was sent."""
-        return pcm_duration_ms(self.bytes_out, self.sample_rate)
-
-    def __iter__(self) -> Iterator[bytes]:
-        for block in self._blocks:
-            self.bytes_out += len(block)
-            check_duration(self.bytes_out, self.sample_rate, self._max_seconds)
-            yield block
-
-
-@dataclass(frozen=True)
-class UtteranceRates:
-    """An open utterance's rates: the caller's PCM rate (the default for its next chunks) and the rate sent."""
-
-    input_rate: int
-    sent_rate: int
-
-
-@dataclass(frozen=True)
-class AudioEcho:
-    audio: PcmStream
+    audio: bytes | BinaryIO
+    sample_rate: int | None = None  # the declared rate of raw PCM; None when left out
     conversation_id: str | None = None
     inference_id: str | None = None
     done: bool = False
     interrupt: bool = False
-    input_rate: int | None = None  # the rate raw PCM came at (None for a file, which says its own)
+    audio_name: str = "audio"  # the field as the caller wrote it, for errors found while decoding
 
-    @property
-    def sample_rate(self) -> int:
-        return self.audio.sample_rate
+
+def new_inference_id() -> str:
+    """The id of an utterance the caller did not name (uuid4 hex): made here only, for every caller."""
+    return uuid.uuid4().hex
 
 
 # --- parsing request bodies -------------------------------------------------
@@ -132,21 +102,12 @@ def parse_text_request(body: Any) -> TextEcho:
 
 
 def parse_audio_request(
-    body: Any,
-    *,
-    target_rate: int,
-    max_seconds: float | None = None,
-    open_utterances: Mapping[str, UtteranceRates] | None = None,
-    endpoint: str = "/send_audio_message",
-    require_audio: bool = False,
-) -> AudioEcho:
+    body: Any, *, endpoint: str = "/send_audio_message", require_audio: bool = False
+) -> AudioRequest:
     """Accept base64 raw s16le mono PCM, or base64 of an audio file (WAV, MP3, FLAC, OGG, AIFF: by its bytes).
 
-    Raw PCM at a documented rate (16000, 24000) passes through byte for byte;
-    any other rate, and every file, is resampled to `target_rate`. A chunk
-    that leaves out `sample_rate` takes its utterance's (from
-    `open_utterances`), else Tavus's 16000; a `done` with no audio closes the
-    utterance with 40 ms of silence at the rate the utterance was sent at.
+    The bytes and the rate are returned as declared; relay.audio decides
+    which of the two the bytes are and decodes them.
     """
     fields = _Fields(body, AUDIO_FIELDS, endpoint)
     fields.require_modality("audio")
@@ -160,50 +121,76 @@ def parse_audio_request(
             f"{fields.name('audio')} is required: base64 of raw 16-bit mono PCM or of an audio file "
             '(send "done": true with no audio to close an utterance)'
         )
-    inference_id = fields.inference_id()
-    utterance = (open_utterances or {}).get(inference_id) if inference_id else None
-    input_rate = fields.sample_rate() or (utterance.input_rate if utterance else TAVUS_DEFAULT_SAMPLE_RATE)
-    if not data:
-        rate = utterance.sent_rate if utterance else sent_rate_of(input_rate, target_rate)
-        stream = PcmStream.of(silence(SILENCE_MS, rate), rate)
-    elif audio_container(data):
-        stream, input_rate = open_audio_file(io.BytesIO(data), target_rate=target_rate, max_seconds=max_seconds), None
-    else:
-        pcm, rate = _raw_pcm(data, input_rate, target_rate, fields.name("audio"))
-        check_duration(len(pcm), rate, max_seconds)
-        stream = PcmStream.of(pcm, rate)
-    return AudioEcho(
-        audio=stream,
+    return AudioRequest(
+        audio=data,
+        sample_rate=fields.sample_rate(),
         conversation_id=fields.conversation_id(),
-        inference_id=inference_id,
+        inference_id=fields.inference_id(),
         done=done,
         interrupt=fields.boolean("interrupt", default=False),
-        input_rate=input_rate,
+        audio_name=fields.name("audio"),
     )
 
 
-def sent_rate_of(input_rate: int, target_rate: int) -> int:
-    """Raw PCM at a rate Tavus documents goes as it is; any other rate is resampled to the target."""
-    return input_rate if input_rate in PASSTHROUGH_SAMPLE_RATES else target_rate
-
-
-def parse_audio_file(
-    source: BinaryIO, params: Mapping[str, str], *, target_rate: int, max_seconds: float | None = None
-) -> AudioEcho:
+def parse_audio_file(source: BinaryIO, params: Mapping[str, str]) -> AudioRequest:
     """An uploaded audio file; its options come as query (or form) parameters, each a known one.
 
     `done` defaults to true: a file is a whole utterance unless the caller
     says `done=false` to keep it open for the next file.
     """
     fields = _Fields(dict(params), UPLOAD_FIELDS, "", noun="parameter")
-    audio = open_audio_file(source, target_rate=target_rate, max_seconds=max_seconds)
-    return AudioEcho(
-        audio=audio,
+    return AudioRequest(
+        audio=source,
         conversation_id=fields.conversation_id(),
         inference_id=fields.inference_id(),
         done=fields.boolean("done", default=True),
         interrupt=fields.boolean("interrupt", default=False),
     )
+
+
+def json_body(data: bytes) -> Any:
+    """A request body read as JSON, or a MessageError saying in one line what is wrong with it.
+
+    A key given twice is refused, as a misspelt one is: JSON's own rule
+    (the last one wins) would silently drop what the caller meant by the
+    first, e.g. `{"interrupt": false, "interrupt": true}`.
+    """
+    if not data.strip():
+        raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
+    try:
+        return json.loads(data, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as error:
+        raise MessageError(
+            f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from None
+    except RecursionError:
+        raise MessageError(
+            'the body is JSON nested too deep to read: send a JSON object, such as {"text": "Hello there!"}'
+        ) from None
+    except ValueError:  # not UTF-8 (UnicodeDecodeError), or a number too long for int()
+        raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise MessageError(f"the body has the key {json.dumps(twice)[:80]} twice: send each field once")
+    return obj
+
+
+def ascii_int(text: str, name: str, *, meaning: str = "a whole number") -> int:
+    """A whole number written as a string: ASCII digits 0-9 only, at most MAX_NUMBER_DIGITS of them.
+
+    `str.isdigit()` also takes "²" (which int() then refuses) and
+    Arabic-Indic "١٦٠٠٠" (which int() reads as 16000): neither is a number
+    a caller means here. Anything else is a 400 naming the field.
+    """
+    stripped = text.strip()
+    if not _ASCII_DIGITS.fullmatch(stripped):
+        raise MessageError(f"{name} must be {meaning}, got {json.dumps(text)[:60]}")
+    return int(stripped)
 
 
 def parse_bool(value: Any, name: str) -> bool:
@@ -305,10 +292,11 @@ class _Fields:
         if value is None:
             return None
         name = self.name("sample_rate")
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
+        meaning = "a positive whole number such as 24000"
+        if isinstance(value, str):
+            value = ascii_int(value, name, meaning=meaning)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise MessageError(f"{name} must be a positive whole number such as 24000, got {json.dumps(value)[:60]}")
+            raise MessageError(f"{name} must be {meaning}, got {json.dumps(value)[:60]}")
         if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
             raise MessageError(f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {str(value)[:20]}")
         return value
@@ -344,152 +332,6 @@ def _decode_base64(text: str, name: str) -> bytes:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise MessageError(f"{name} is not valid base64 (standard alphabet, with padding)") from None
-
-
-def _raw_pcm(data: bytes, rate: int, target_rate: int, name: str) -> tuple[bytes, int]:
-    if len(data) % BYTES_PER_SAMPLE:
-        raise MessageError(
-            f"{name} must be whole 16-bit samples (an even number of bytes) of raw PCM, got {len(data)} bytes"
-        )
-    if rate in PASSTHROUGH_SAMPLE_RATES or not data:
-        return data, rate
-    return resample_pcm(data, rate, target_rate), target_rate
-
-
-def check_duration(pcm_bytes: int, rate: int, max_seconds: float | None) -> None:
-    if max_seconds is not None and pcm_bytes / BYTES_PER_SAMPLE / rate > max_seconds:
-        seconds = pcm_bytes / BYTES_PER_SAMPLE / rate
-        raise AudioTooLong(
-            f"audio is {seconds:.1f} s long, over RELAY_MAX_AUDIO_SECONDS ({max_seconds:g} s): "
-            "send it in shorter pieces with one inference_id"
-        )
-
-
-# --- audio decoding and resampling -------------------------------------------
-
-
-_MP3_BITRATES_KBPS = {  # layer III, by MPEG version: MPEG-1, and MPEG-2/2.5
-    1: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
-    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
-}
-_MP3_SAMPLE_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
-MP3_FRAMES_TO_MATCH = 3  # consecutive frame headers, each where the last one's length says: no PCM does that
-
-
-def audio_container(data: bytes) -> str | None:
-    """The file format `data` is, by its bytes ("wav", "flac", "ogg", "aiff", "mp3"), or None for raw PCM.
-
-    Raw PCM can start with any bytes, so every test here is strict: a whole
-    signature, or (for an MP3 without an ID3 tag) several valid frame headers
-    in a row, each exactly where the previous frame's length puts it.
-    """
-    if data[:4] in (b"RIFF", b"RIFX", b"RF64") and data[8:12] == b"WAVE":
-        return "wav"
-    if data[:4] == b"fLaC":
-        return "flac"
-    if data[:4] == b"OggS" and data[4:5] == b"\x00":
-        return "ogg"
-    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
-        return "aiff"
-    if data[:3] == b"ID3" and len(data) >= 10 and data[3] < 0xFF and data[4] < 0xFF:
-        return "mp3"
-    return "mp3" if _mp3_frames_in_a_row(data) else None
-
-
-def _mp3_frames_in_a_row(data: bytes) -> bool:
-    offset = 0
-    for _ in range(MP3_FRAMES_TO_MATCH):
-        length = _mp3_frame_length(data[offset : offset + 4])
-        if length is None:
-            return False
-        offset += length
-        if offset >= len(data):
-            return offset == len(data)  # a short file: its frames end exactly where the data does
-    return True
-
-
-def _mp3_frame_length(header: bytes) -> int | None:
-    """The length of the MPEG layer III frame this 4-byte header starts, or None if it is not one."""
-    if len(header) < 4 or header[0] != 0xFF or header[1] & 0xE0 != 0xE0:
-        return None
-    version, layer = (header[1] >> 3) & 3, (header[1] >> 1) & 3
-    bitrate_index, rate_index, padding = header[2] >> 4, (header[2] >> 2) & 3, (header[2] >> 1) & 1
-    if version == 1 or layer != 1 or bitrate_index in (0, 15) or rate_index == 3:
-        return None
-    bitrate = _MP3_BITRATES_KBPS[1 if version == 3 else 2][bitrate_index] * 1000
-    sample_rate = _MP3_SAMPLE_RATES[version][rate_index]
-    return (144 if version == 3 else 72) * bitrate // sample_rate + padding
-
-
-def open_audio_file(source: BinaryIO, *, target_rate: int, max_seconds: float | None = None) -> PcmStream:
-    """Open a file soundfile can read and check it now; decode it lazily, block by block.
-
-    Everything that can be known before sending (format, emptiness, length,
-    the first block decoding) is checked here, so a bad file sends nothing.
-    """
-    try:
-        sound = soundfile.SoundFile(source)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        raise _decode_error(error) from None
-    if sound.frames == 0:
-        raise MessageError("audio is empty: the file has no samples")
-    check_duration(sound.frames * BYTES_PER_SAMPLE, sound.samplerate, max_seconds)
-    blocks = _decoded_blocks(sound, target_rate)
-    try:
-        first = next(blocks)
-    except (soundfile.LibsndfileError, RuntimeError) as error:
-        raise _decode_error(error) from None
-    return PcmStream(chain([first], blocks), target_rate, max_seconds=max_seconds)
-
-
-def _decoded_blocks(sound: soundfile.SoundFile, target_rate: int) -> Iterator[bytes]:
-    """Downmix, resample (soxr, streaming) and convert each block; the resampler is flushed at the end."""
-    resampler = None if sound.samplerate == target_rate else soxr.ResampleStream(
-        sound.samplerate, target_rate, 1, dtype="float32", quality="HQ"
-    )
-    downmix = np.full(sound.channels, 1 / sound.channels, dtype="float32")  # a dot product: far cheaper than mean()
-    with sound:
-        while (block := _read_float_block(sound)).size:
-            mono = block @ downmix if sound.channels > 1 else block[:, 0]
-            if resampler is not None:
-                mono = resampler.resample_chunk(mono)
-            if mono.size:
-                yield float_to_s16le(mono)
-    if resampler is not None:
-        tail = resampler.resample_chunk(np.zeros(0, dtype="float32"), last=True)
-        if tail.size:
-            yield float_to_s16le(tail)
-
-
-def _read_float_block(sound: soundfile.SoundFile) -> np.ndarray:
-    """The next block as floats in [-1, 1], as libsndfile gives them.
-
-    A 16-bit file is read as 16-bit and scaled here: the same floats, bit for
-    bit (int16 / 2**15 is exact), at a quarter of libsndfile's cost.
-    """
-    if sound.subtype != "PCM_16":
-        return sound.read(DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True)
-    block = sound.read(DECODE_BLOCK_FRAMES, dtype="int16", always_2d=True)
-    return block.astype(np.float32) * np.float32(1 / 32768)
-
-
-def _decode_error(error: Exception) -> MessageError:
-    """libsndfile's words without the file object's repr; unknown formats are 415, damaged files 400."""
-    reason = str(getattr(error, "error_string", "") or error).strip().rstrip(".")
-    if "not recognised" in reason or "unsupported" in reason.lower():
-        return UnsupportedAudio(f"could not decode audio: {reason} (send WAV, MP3, FLAC or OGG)")
-    return MessageError(f"could not decode audio: {reason}")
-
-
-def float_to_s16le(samples: np.ndarray) -> bytes:
-    """Scale [-1, 1] floats to int16, clipping overs instead of wrapping them around."""
-    scaled = np.clip(np.rint(samples * 32768.0), -32768, 32767)
-    return scaled.astype("<i2").tobytes()
-
-
-def resample_pcm(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
-    samples = np.frombuffer(pcm, dtype="<i2")
-    return soxr.resample(samples, from_rate, to_rate).astype("<i2").tobytes()
 
 
 def silence(ms: int, sample_rate: int) -> bytes:
@@ -563,7 +405,7 @@ def text_echo_messages(
             budget = max_bytes - serialized_size(message("", last=False))
         fit = _fitting_length(window, budget)
         if fit == 0:
-            raise MessageError(f"inference_id and conversation_id are too long to fit a {max_bytes}-byte message")
+            raise _envelope_too_long(max_bytes)
         cut = _natural_break(window[:fit]) or fit
         yield message(window[:cut], last=False)
         start += cut
@@ -651,11 +493,16 @@ def pcm_bytes_per_message(empty_message: Mapping[str, Any], max_bytes: int) -> i
     room = max_bytes - serialized_size(empty_message)
     chunk_bytes = room // 8 * 6
     if chunk_bytes <= 0:
-        raise MessageError(f"inference_id and conversation_id are too long to fit a {max_bytes}-byte message")
+        raise _envelope_too_long(max_bytes)
     return chunk_bytes
 
 
-def _rechunk(blocks: Iterable[bytes], size: int) -> Iterator[bytes]:
+def _envelope_too_long(max_bytes: int) -> MessageError:
+    """Both splitters' words when the ids leave no room for a piece of text or audio."""
+    return MessageError(f"inference_id and conversation_id are too long to fit a {max_bytes}-byte message")
+
+
+def _rechunk(blocks: Iterable[bytes | bytearray | memoryview], size: int) -> Iterator[bytes]:
     """Re-cut blocks of any size into `size`-byte chunks without copying the whole stream."""
     pending = b""
     for block in blocks:

@@ -14,20 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from config import DEFAULT_TAVUS_API_BASE_URL, ConfigError, Settings
+from config import DEFAULT_TAVUS_API_BASE_URL, DEFAULT_TAVUS_TIMEOUT_S, ConfigError, Settings
+from relay.logs import quiet_other_loggers
 
 __version__ = "0.1.0"
 
-DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = DEFAULT_TAVUS_TIMEOUT_S
 RETRIES = 3
+READ_RETRIES = 1  # a Tavus that took the request and never answered is asked once more, not three times
+SLOW_NOTICE_S = 5.0  # `on_slow` hears of a call still unanswered after this long (or after the timeout, if shorter)
+MISSING_KEY = "set TAVUS_API_KEY (in the environment or .env) to your Tavus API key"
 RETRY_BACKOFF_S = 0.5  # urllib3 doubles it per retry after the first, which is immediate
 RETRY_STATUSES = (429, 502, 503, 504)
 SAFE_METHODS = frozenset({"GET", "DELETE"})
@@ -59,17 +65,27 @@ class TavusClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         session: requests.Session | None = None,
         retry_backoff_s: float = RETRY_BACKOFF_S,
+        on_slow: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_slow(message)` is called (on a timer thread) when a call is still unanswered after SLOW_NOTICE_S."""
         if not api_key:
-            raise ValueError("a Tavus API key is required: set TAVUS_API_KEY")
+            raise ConfigError(MISSING_KEY)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self._on_slow = on_slow
         self._api_key = api_key
         self._session = session or requests.Session()
         self._session.headers.update({"x-api-key": api_key, "User-Agent": f"tavus-echo-relay/{__version__}"})
         self._session.mount(self.base_url + "/", HTTPAdapter(max_retries=_retry(SAFE_METHODS, retry_backoff_s)))
         self._session.mount(
             self.base_url + ENDABLE_PREFIX, HTTPAdapter(max_retries=_retry(SAFE_METHODS | {"POST"}, retry_backoff_s))
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> TavusClient:
+        """The client the settings describe: TAVUS_API_KEY, TAVUS_API_BASE_URL, TAVUS_TIMEOUT."""
+        return cls(
+            settings.tavus_api_key or "", base_url=settings.tavus_api_base_url, timeout=settings.tavus_timeout_s, **options
         )
 
     def __repr__(self) -> str:
@@ -106,6 +122,10 @@ class TavusClient:
     def list_personas(self, limit: int | None = None, page: int | None = None) -> dict[str, Any]:
         return self._request("GET", "/personas", params=_without_none(limit=limit, page=page))
 
+    def patch_persona(self, persona_id: str, operations: Sequence[Mapping[str, Any]]) -> Any:
+        """Change a persona with a JSON Patch list (`[{"op": "replace", "path": "/persona_name", "value": "E"}]`)."""
+        return self._request("PATCH", f"/personas/{persona_id}", json=[dict(operation) for operation in operations])
+
     def delete_persona(self, persona_id: str) -> None:
         self._request("DELETE", f"/personas/{persona_id}")
 
@@ -131,11 +151,19 @@ class TavusClient:
         )
         return self._request("POST", "/pals", json=body)
 
-    def get_pal(self, pal_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/pals/{pal_id}")
+    def get_pal(self, pal_id: str, *, include_settings: bool = False) -> dict[str, Any]:
+        """One PAL; `include_settings` adds its layers and pipeline settings."""
+        return self._request("GET", f"/pals/{pal_id}", params={"include_settings": "true"} if include_settings else None)
 
-    def list_pals(self, limit: int | None = None, page: int | None = None) -> dict[str, Any]:
-        return self._request("GET", "/pals", params=_without_none(limit=limit, page=page))
+    def list_pals(
+        self, limit: int | None = None, page: int | None = None, *, pal_type: str | None = None, sort: str | None = None
+    ) -> dict[str, Any]:
+        """PALs; `pal_type` "user" or "system", `sort` "asc" or "desc" (by creation)."""
+        return self._request("GET", "/pals", params=_without_none(limit=limit, page=page, pal_type=pal_type, sort=sort))
+
+    def patch_pal(self, pal_id: str, operations: Sequence[Mapping[str, Any]]) -> Any:
+        """Change a PAL with a JSON Patch list, as patch_persona."""
+        return self._request("PATCH", f"/pals/{pal_id}", json=[dict(operation) for operation in operations])
 
     def delete_pal(self, pal_id: str) -> None:
         self._request("DELETE", f"/pals/{pal_id}")
@@ -238,15 +266,17 @@ class TavusClient:
 
     def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """Every call: a timeout, no redirects (they could carry the key elsewhere), one error type."""
+        notice = self._slow_notice(method, path)
         try:
             response = self._session.request(
                 method, self.base_url + path, json=json, params=params, timeout=self.timeout, allow_redirects=False
             )
-        except requests.Timeout:
-            raise self._error(f"Tavus API {method} {path} timed out after {self.timeout:g} s", None, None, method, path) from None
         except requests.RequestException as error:
-            reason = f"could not connect to {urlparse(self.base_url).netloc} ({type(error).__name__})"
+            reason = self._no_answer(error)
             raise self._error(f"Tavus API {method} {path} failed: {reason}", None, None, method, path) from None
+        finally:
+            if notice is not None:
+                notice.cancel()
         body = _body_of(response)
         if response.status_code >= 300:
             reason = _reason(body) or response.reason or "no reason given"
@@ -259,6 +289,28 @@ class TavusClient:
             )
         return body
 
+    def _slow_notice(self, method: str, path: str) -> threading.Timer | None:
+        """A timer telling `on_slow` that this call is taking long, so a terminal is not silent for a minute."""
+        if self._on_slow is None:
+            return None
+        message = f"waiting for Tavus to answer {method} {path} (up to {self.timeout:g} s, TAVUS_TIMEOUT) ..."
+        timer = threading.Timer(min(SLOW_NOTICE_S, self.timeout), self._on_slow, args=(message,))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _no_answer(self, error: requests.RequestException) -> str:
+        """Why no answer came: Tavus took the request and did not answer in time, or it could not be reached."""
+        cause = error.args[0] if error.args else None
+        if isinstance(error, requests.ReadTimeout):
+            return f"Tavus did not answer within {self.timeout:g} s (TAVUS_TIMEOUT)"
+        if isinstance(cause, MaxRetryError) and isinstance(cause.reason, ReadTimeoutError):
+            return f"Tavus did not answer within {self.timeout:g} s (TAVUS_TIMEOUT), asked twice"
+        host = urlparse(self.base_url).netloc
+        if isinstance(error, requests.ConnectTimeout):
+            return f"could not connect to {host} within {self.timeout:g} s (TAVUS_TIMEOUT)"
+        return f"could not connect to {host} ({type(error).__name__})"
+
     def _error(self, message: str, status: int | None, body: Any, method: str, path: str) -> TavusAPIError:
         """Build the error, scrubbing the key should Tavus ever echo it back."""
         return TavusAPIError(
@@ -270,7 +322,7 @@ def _retry(methods: frozenset[str], backoff_s: float) -> Retry:
     return Retry(
         total=RETRIES,
         connect=RETRIES,
-        read=RETRIES,
+        read=READ_RETRIES,
         status=RETRIES,
         redirect=0,
         allowed_methods=methods,
@@ -311,33 +363,59 @@ def persona_id_of(created: Mapping[str, Any]) -> str:
 # --- command line ---------------------------------------------------------------
 
 
-NO_FACE = "a PAL needs a face: pass --face-id F (list the faces you can use: python tavus_client.py list-faces)"
+NO_FACE = (
+    "a PAL needs a face: pass --face-id F (or set TAVUS_REPLICA_ID); "
+    "list the faces you can use with: python tavus_client.py list-faces"
+)
+ECHO_HAS_NO_PROMPT = (
+    "--system-prompt is not for an echo persona: it speaks only what you send it, and Tavus takes "
+    "system_prompt (and context) only for pipeline_mode full; drop --system-prompt"
+)
+PATCH_EXAMPLE = '[{"op": "replace", "path": "/persona_name", "value": "Echo 2"}]'
+
+
+class CommandLineError(Exception):
+    """A command line Tavus was never asked about: its message is the one line printed; exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (no usage block) through the same exit as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CommandLineError(f"{message} (see: {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python tavus_client.py",
         description="Call the Tavus API; prints the JSON answer. Reads TAVUS_API_KEY from the environment or .env.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
-    persona = commands.add_parser("create-persona", help="create an echo persona (or a PAL with --pal)")
-    persona.add_argument("--name", default="Echo Assistant", help="persona name (default: Echo Assistant)")
-    persona.add_argument("--pal", action="store_true", help="create a PAL (POST /pals) instead of a persona")
-    persona.add_argument("--face-id", "--replica-id", dest="face_id", help="default face (required for a PAL)")
-    persona.add_argument("--system-prompt", help="system prompt (only needed for pipeline_mode full)")
+    def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {details}".strip())
 
-    conversation = commands.add_parser("create-conversation", help="start a conversation (billed until it ends)")
+    persona = command("create-persona", "create an echo persona (or a PAL with --pal)",
+                      "Sends pipeline_mode echo: the face says what the relay sends, nothing else.")
+    persona.add_argument("--name", default="Echo Assistant", help="its name (default: Echo Assistant)")
+    persona.add_argument("--pal", action="store_true", help="create a PAL (POST /pals, Tavus's newer name) instead")
+    persona.add_argument("--face-id", "--replica-id", dest="face_id", metavar="F",
+                         help="its default face (a PAL needs one: this or TAVUS_REPLICA_ID)")
+    persona.add_argument("--system-prompt", metavar="TEXT",
+                         help="refused: Tavus takes a system prompt only for pipeline_mode full, never for echo")
+
+    conversation = command("create-conversation", "start a conversation (billed until it ends)",
+                           "Prints its conversation_url (and meeting_token with --private).")
     owner = conversation.add_mutually_exclusive_group(required=True)
-    owner.add_argument("--persona-id", help="the echo persona to use")
-    owner.add_argument("--pal-id", help="the echo PAL to use")
+    owner.add_argument("--persona-id", metavar="ID", help="the echo persona to use, e.g. p123")
+    owner.add_argument("--pal-id", metavar="ID", help="the echo PAL to use, e.g. pal123")
     face = conversation.add_mutually_exclusive_group()
-    face.add_argument("--face-id", help="face to use instead of the PAL's default")
-    face.add_argument("--replica-id", help="replica to use instead of the persona's default (legacy name of a face)")
+    face.add_argument("--face-id", metavar="F", help="face to use instead of the PAL's default")
+    face.add_argument("--replica-id", metavar="R", help="replica to use instead of the persona's default (a face's legacy name)")
     conversation.add_argument("--name", help="conversation name")
     conversation.add_argument("--context", help="conversational context")
     conversation.add_argument("--greeting", help="custom greeting the face says first")
-    conversation.add_argument("--callback-url", help="URL Tavus posts conversation events to")
+    conversation.add_argument("--callback-url", metavar="URL", help="URL Tavus posts conversation events to")
     conversation.add_argument("--max-call-duration", type=int, metavar="S", help="end the call after S seconds")
     conversation.add_argument(
         "--participant-left-timeout", type=int, metavar="S", help="end the call S seconds after the last participant left"
@@ -345,56 +423,100 @@ def build_parser() -> argparse.ArgumentParser:
     conversation.add_argument(
         "--participant-absent-timeout", type=int, metavar="S", help="end the call if nobody joins within S seconds"
     )
+    conversation.add_argument(
+        "--properties", type=_json_object, metavar="JSON", default={},
+        help="more conversation properties as a JSON object, e.g. '{\"language\": \"english\", \"enable_recording\": true}'"
+        " (any Tavus documents, passed as given); merged with the flags above",
+    )
     conversation.add_argument("--private", action="store_true", help="require a meeting token to join (require_auth)")
     conversation.add_argument("--audio-only", action="store_true", help="an audio-only conversation")
     conversation.add_argument("--test-mode", action="store_true", help="create it without a face joining (not billed)")
 
-    get = commands.add_parser("get-conversation", help="show one conversation")
-    get.add_argument("id")
-    get.add_argument("--verbose", action="store_true", help="include the conversation's events")
-
-    for name, help_text in (
-        ("end-conversation", "end a conversation (stops billing; fine if it already ended)"),
-        ("get-persona", "show one persona"),
-        ("delete-persona", "delete a persona"),
-        ("get-pal", "show one PAL"),
-        ("delete-pal", "delete a PAL"),
+    for name, summary, what in (
+        ("get-conversation", "show one conversation", "the conversation's id, e.g. c123"),
+        ("end-conversation", "end a conversation (stops billing; fine if it already ended)", "the conversation's id"),
+        ("delete-conversation", "delete a conversation (Tavus ends it first if it is active)", "the conversation's id"),
+        ("get-persona", "show one persona", "the persona's id, e.g. p123"),
+        ("delete-persona", "delete a persona", "the persona's id"),
+        ("get-pal", "show one PAL", "the PAL's id, e.g. pal123"),
+        ("delete-pal", "delete a PAL", "the PAL's id"),
+        ("patch-persona", "change a persona with a JSON Patch list", "the persona's id"),
+        ("patch-pal", "change a PAL with a JSON Patch list", "the PAL's id"),
     ):
-        commands.add_parser(name, help=help_text).add_argument("id")
+        one = command(name, summary)
+        one.add_argument("id", help=what)
+        if name.startswith("patch-"):
+            example = PATCH_EXAMPLE.replace("persona_name", "pal_name") if name == "patch-pal" else PATCH_EXAMPLE
+            one.add_argument("patch", type=_json_patch, help=f"the operations (RFC 6902), e.g. '{example}'")
+    get = commands.choices["get-conversation"]
+    get.add_argument("--verbose", action="store_true", help="include the conversation's events")
+    commands.choices["get-pal"].add_argument(
+        "--include-settings", action="store_true", help="include its layers and pipeline settings"
+    )
 
-    for name, help_text in (
+    for name, summary in (
         ("list-conversations", "list conversations"),
         ("list-personas", "list personas"),
         ("list-pals", "list PALs"),
         ("list-faces", "list faces (yours and Tavus's stock faces)"),
         ("list-replicas", "list replicas (the legacy name of faces)"),
     ):
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("--limit", type=int)
-        command.add_argument("--page", type=int)
+        listing = command(name, summary, "Prints {\"data\": [...], \"total_count\": N}.")
+        listing.add_argument("--limit", type=int, metavar="N", help="at most N per page")
+        listing.add_argument("--page", type=int, metavar="N", help="which page (from 1)")
         if name == "list-conversations":
-            command.add_argument("--status", choices=["active", "ended"])
+            listing.add_argument("--status", choices=["active", "ended"], help="only active or only ended ones")
+        if name in ("list-faces", "list-replicas", "list-pals"):
+            listing.add_argument("--type", choices=["user", "system"], help="user: yours; system: Tavus's stock ones")
         if name in ("list-faces", "list-replicas"):
-            command.add_argument("--verbose", action="store_true", help="include each face's type and details")
-            command.add_argument("--type", choices=["user", "system"], help="user: your faces; system: stock faces")
+            listing.add_argument("--verbose", action="store_true", help="include each face's type and details")
+        if name == "list-pals":
+            listing.add_argument("--sort", choices=["asc", "desc"], help="oldest (asc) or newest (desc) first")
     return parser
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    value = _json(text, "--properties", "an object such as '{\"language\": \"english\"}'")
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--properties must be a JSON object such as '{\"language\": \"english\"}'")
+    return value
+
+
+def _json_patch(text: str) -> list[dict[str, Any]]:
+    value = _json(text, "the patch", f"a list such as '{PATCH_EXAMPLE}'")
+    if not isinstance(value, list) or not all(isinstance(operation, dict) for operation in value):
+        raise argparse.ArgumentTypeError(f"the patch must be a JSON list of operations such as '{PATCH_EXAMPLE}'")
+    return value
+
+
+def _json(text: str, what: str, shape: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{what} is not valid JSON ({error}): give {shape}") from None
+
+
 def conversation_properties(args: argparse.Namespace) -> dict[str, Any] | None:
-    properties = _without_none(
+    """The flags' properties merged with --properties; one given both ways is a mistake, not a silent choice."""
+    flags = _without_none(
         max_call_duration=args.max_call_duration,
         participant_left_timeout=args.participant_left_timeout,
         participant_absent_timeout=args.participant_absent_timeout,
     )
-    return properties or None
+    if twice := sorted(set(flags) & set(args.properties)):
+        flag = "--" + twice[0].replace("_", "-")
+        raise CommandLineError(f"{twice[0]} is given twice ({flag} and --properties): give it once")
+    return {**args.properties, **flags} or None
 
 
-def run_command(client: TavusClient, args: argparse.Namespace) -> Any:
+def run_command(client: TavusClient, args: argparse.Namespace, settings: Settings) -> Any:
     match args.command:
+        case "create-persona" if args.system_prompt:
+            raise CommandLineError(ECHO_HAS_NO_PROMPT)
         case "create-persona" if args.pal:
-            return client.create_pal(args.name, default_face_id=args.face_id, system_prompt=args.system_prompt)
+            return client.create_pal(args.name, default_face_id=args.face_id or settings.tavus_replica_id)
         case "create-persona":
-            return client.create_persona(args.name, default_replica_id=args.face_id, system_prompt=args.system_prompt)
+            return client.create_persona(args.name, default_replica_id=args.face_id)
         case "create-conversation":
             return client.create_conversation(
                 persona_id=args.persona_id,
@@ -414,13 +536,20 @@ def run_command(client: TavusClient, args: argparse.Namespace) -> Any:
             return client.get_conversation(args.id, verbose=args.verbose)
         case "end-conversation":
             return client.end_conversation(args.id)
+        case "delete-conversation":
+            client.delete_conversation(args.id)
+            return {"conversation_id": args.id, "deleted": True}
         case "get-persona":
             return client.get_persona(args.id)
+        case "patch-persona":
+            return client.patch_persona(args.id, args.patch) or {"persona_id": args.id, "patched": True}
         case "delete-persona":
             client.delete_persona(args.id)
             return {"persona_id": args.id, "deleted": True}
         case "get-pal":
-            return client.get_pal(args.id)
+            return client.get_pal(args.id, include_settings=args.include_settings)
+        case "patch-pal":
+            return client.patch_pal(args.id, args.patch) or {"pal_id": args.id, "patched": True}
         case "delete-pal":
             client.delete_pal(args.id)
             return {"pal_id": args.id, "deleted": True}
@@ -429,7 +558,7 @@ def run_command(client: TavusClient, args: argparse.Namespace) -> Any:
         case "list-personas":
             return client.list_personas(args.limit, args.page)
         case "list-pals":
-            return client.list_pals(args.limit, args.page)
+            return client.list_pals(args.limit, args.page, pal_type=args.type, sort=args.sort)
         case "list-faces":
             return client.list_faces(args.limit, args.page, verbose=args.verbose, face_type=args.type)
         case "list-replicas":
@@ -437,25 +566,29 @@ def run_command(client: TavusClient, args: argparse.Namespace) -> Any:
     raise AssertionError(f"unhandled command {args.command}")
 
 
+def exit_with(message: str, code: int) -> int:
+    """The command line's one way out on an error: one line on stderr, and the exit code to return."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "create-persona" and args.pal and not args.face_id:
-        parser.error(NO_FACE)
+    """2: the command line or a setting is wrong (nothing was sent); 1: Tavus failed or did not answer."""
+    quiet_other_loggers(verbose=False)
     try:
+        args = build_parser().parse_args(argv)
         settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if not settings.tavus_api_key:
-        print("error: set TAVUS_API_KEY (in the environment or .env) to your Tavus API key", file=sys.stderr)
-        return 2
-    client = TavusClient(settings.tavus_api_key, base_url=settings.tavus_api_base_url)
+        if args.command == "create-persona" and args.pal and not (args.face_id or settings.tavus_replica_id):
+            raise CommandLineError(NO_FACE)
+        client = TavusClient.from_settings(settings, on_slow=lambda message: print(message, file=sys.stderr))
+    except (CommandLineError, ConfigError) as error:
+        return exit_with(str(error), 2)
     try:
-        answer = run_command(client, args)
+        answer = run_command(client, args, settings)
+    except CommandLineError as error:
+        return exit_with(str(error), 2)
     except TavusAPIError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        return exit_with(str(error), 1)
     finally:
         client.close()
     print(json.dumps(answer, indent=2))

@@ -1,48 +1,60 @@
 """The relay's core: what every route, the script runner and the console share.
 
-The settings, the room, the sender, the events, the microphone, the recorder
-and the open utterances, and the two ways to make the face speak
-(`speak_text`, `speak_audio`) that the HTTP routes and the script runner both
-go through, so a script line is checked, split and confirmed exactly as a
-request is.
+The settings, the room, the sender, the events, the microphone, the recorder,
+the open and tracked utterances, and the two ways to make the face speak
+(`speak_text`, `speak_audio`, one shape: the parsed echo and the interrupt
+ticket) that the HTTP routes and the script runner both go through, so a
+script line is checked, split and confirmed exactly as a request is.
+
+The class keeps the name `Relay` (the package's name too): renaming it would
+touch every view and test for no change a user sees.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import echo_messages
 from config import Settings
-from echo_messages import AudioEcho, UtteranceRates
-from relay.errors import MessageError, SendError, SendTimeout
-from relay.events import EventLog, RoomEvents
+from echo_messages import AudioRequest, TextEcho, new_inference_id
+from relay.audio import AudioEcho, AudioLimits, PcmStream, UtteranceRates, decode
+from relay.errors import Interrupted, MessageError, RelayError, SendError, SendTimeout
+from relay.events import EventLog, RoomEventQueue
+from relay.face_events import FaceSpeaking, speaking_report
 from relay.microphone import Microphone
 from relay.recorder import Recorder
-from relay.script import ScriptRunner
+from relay.script import ScriptRunner, Step, parse_script
 from relay.sender import Sender
-from relay.utterances import OpenUtterances
+from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, spoken_fields
 
+log = logging.getLogger("echo_relay")
 
-def new_inference_id() -> str:
-    return uuid.uuid4().hex
+IDLE_CHECK_MAX_S = 1.0  # an idle utterance is closed at most this late
 
 
 class Relay:
-    """What the routes share: settings, the room, the sender, the events, the script runner."""
+    """What the routes share: settings, the room, the sender, the events, the utterances, the script runner."""
 
     def __init__(self, settings: Settings, room: Any, microphone_device: Any = None) -> None:
         self.settings = settings
         self.room = room
         self.started = time.monotonic()
-        self.microphone = Microphone(microphone_device, settings.sample_rate) if microphone_device else None
+        self.microphone = (
+            Microphone(microphone_device, settings.sample_rate, max_queue_seconds=settings.max_microphone_queue_seconds)
+            if microphone_device
+            else None
+        )
         self.recorder = Recorder(settings.record_file)
         self.events = EventLog(settings.event_buffer)
-        self.room_events = RoomEvents(self.events, self.recorder)
+        self.face_speaking = FaceSpeaking()
+        self.tracker = UtteranceTracker()
+        self.room_events = RoomEventQueue(self.events, self.recorder, self._heard)
         self.utterances = OpenUtterances()
         self._publish_joined_state()
         room.add_listener(self.room_events)
@@ -53,73 +65,104 @@ class Relay:
             recorder=self.recorder,
         )
         self.script = ScriptRunner(self, line_timeout_s=settings.script_line_timeout_s)
+        self._closing = threading.Event()
+        self._idle_closer: threading.Thread | None = None
+        if settings.utterance_idle_close_s > 0:
+            self._idle_closer = threading.Thread(target=self._close_idle_utterances, name="relay-idle-close", daemon=True)
+            self._idle_closer.start()
 
-    def speak_text(
-        self,
-        text: str,
-        *,
-        inference_id: str | None = None,
-        conversation_id: str | None = None,
-        done: bool = True,
-        interrupt: bool = False,
-        ticket: int | None = None,
-    ) -> dict[str, Any]:
-        """One text utterance, split to fit and confirmed by Daily; the answer's fields."""
-        conversation_id = self.conversation_id_for(conversation_id)
-        inference_id = inference_id or new_inference_id()
-        messages = list(
+    # --- speaking --------------------------------------------------------------------------
+
+    def speak_text(self, echo: TextEcho, *, ticket: int | None = None, wait: str | None = None) -> dict[str, Any]:
+        """One text utterance, split to fit and confirmed by Daily; the answer's fields.
+
+        With `wait` ("spoken" or "started") the answer comes once the face
+        reported it, with `spoken` (see `_waited`)."""
+        _check_wait(wait)
+        conversation_id = self.conversation_id_for(echo.conversation_id)
+        inference_id = echo.inference_id or new_inference_id()
+        self.tracker.arrived(inference_id)
+        messages = list(  # whole before the request takes its turn: a text that cannot be split sends nothing
             echo_messages.text_echo_messages(
-                text,
+                echo.text,
                 conversation_id=conversation_id,
                 inference_id=inference_id,
-                done=done,
+                done=echo.done,
                 max_bytes=self.settings.max_message_bytes,
             )
         )
         sent = self.send(
-            messages, interrupt=interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
-        )
-        return {"inference_id": inference_id, "messages_sent": sent, "conversation_id": conversation_id}
-
-    def speak_audio(self, echo: AudioEcho, *, ticket: int | None = None) -> dict[str, Any]:
-        """One audio utterance (or part of one), decoded as it is sent; the answer's fields."""
-        conversation_id = self.conversation_id_for(echo.conversation_id)
-        inference_id = echo.inference_id or new_inference_id()
-        messages = echo_messages.audio_echo_messages(  # lazy: a file is decoded as it is sent
-            echo.audio,
-            sample_rate=echo.sample_rate,
-            conversation_id=conversation_id,
-            inference_id=inference_id,
-            done=echo.done,
-            max_bytes=self.settings.max_message_bytes,
-        )
-        sent = self.send(
             messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
         )
-        self.utterances.sent(
-            inference_id, UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate), done=echo.done
-        )
-        return {
+        answer = {"inference_id": inference_id, "messages_sent": sent, "conversation_id": conversation_id}
+        return self._waited(answer, wait, 0.0)
+
+    def speak_audio(self, echo: AudioEcho, *, ticket: int | None = None, wait: str | None = None) -> dict[str, Any]:
+        """One audio utterance (or part of one), decoded as it is sent; the answer's fields (`wait` as for text)."""
+        _check_wait(wait)
+        request = echo.request
+        conversation_id = self.conversation_id_for(request.conversation_id)
+        inference_id = request.inference_id or new_inference_id()
+        with self.utterances.sending(inference_id):
+            self.tracker.arrived(inference_id)
+            messages = echo_messages.audio_echo_messages(  # lazy: a file is decoded as it is sent
+                echo.audio,
+                sample_rate=echo.sample_rate,
+                conversation_id=conversation_id,
+                inference_id=inference_id,
+                done=request.done,
+                max_bytes=self.settings.max_message_bytes,
+            )
+            sent = self.send(
+                messages, interrupt=request.interrupt, conversation_id=conversation_id, inference_id=inference_id,
+                ticket=ticket,
+            )
+            rates = UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate)
+            self.utterances.sent(inference_id, rates, done=request.done, ticket=self.sender.generation)
+        answer = {
             "inference_id": inference_id,
             "messages_sent": sent,
             "conversation_id": conversation_id,
             "audio_ms": echo.audio.audio_ms,
             "sample_rate": echo.sample_rate,
         }
+        return self._waited(answer, wait, echo.audio.audio_ms / 1000)
 
     def speak_file(self, path: Path, *, inference_id: str | None = None) -> dict[str, Any]:
         """An audio file on this machine (a script's @audio line), as one whole utterance."""
         with path.open("rb") as source:
-            audio = echo_messages.open_audio_file(
-                source, target_rate=self.settings.sample_rate, max_seconds=self.settings.max_audio_seconds
-            )
-            return self.speak_audio(AudioEcho(audio=audio, inference_id=inference_id, done=True))
+            request = AudioRequest(audio=source, inference_id=inference_id, done=True)
+            return self.speak_audio(decode(request, self.audio_limits))
+
+    @property
+    def audio_limits(self) -> AudioLimits:
+        """What every request's audio is held to, from the settings."""
+        settings = self.settings
+        return AudioLimits(settings.sample_rate, settings.max_audio_seconds, settings.max_audio_samples)
+
+    def utterance(self, inference_id: str) -> dict[str, Any] | None:
+        """GET /utterances/<inference_id>: what became of it (see UtteranceTracker), None if not among the last."""
+        return self.tracker.get(inference_id)
+
+    def _waited(self, answer: dict[str, Any], wait: str | None, audio_s: float) -> dict[str, Any]:
+        """`answer`, and with `wait`, what the face reported: `spoken` {started_after_ms, duration_s,
+        interrupted}, or `spoken: null` and `spoken_timeout_s` when it did not report within
+        RELAY_SPOKEN_TIMEOUT (plus the audio's own length): the messages were sent all the same."""
+        if wait is None:
+            return answer
+        timeout = self.settings.spoken_timeout_s + audio_s
+        utterance = self.tracker.wait(answer["inference_id"], wait, timeout, give_up=self._face_gone)
+        if utterance is None:
+            return {**answer, "spoken": None, "spoken_timeout_s": round(timeout, 3)}
+        return {**answer, "spoken": spoken_fields(utterance)}
+
+    def _face_gone(self) -> bool:
+        return self.room.delivery_problem() is not None
 
     def conversation_id_for(self, requested: str | None) -> str:
-        """The joined room's id; a request naming another room is a mistake, not a redirect."""
+        """The joined room's id (the dry run's is "dry-run"); a request naming another room is a mistake,
+        in the dry run as in a room, not a redirect."""
         joined = self.room.conversation_id
-        if self.room.mode == "dry-run":
-            return requested or joined
         if requested is not None and requested != joined:
             raise MessageError(
                 f"conversation_id {requested!r} is not this relay's conversation ({joined!r}); "
@@ -134,22 +177,91 @@ class Relay:
         interrupt: bool,
         conversation_id: str,
         inference_id: str,
-        ticket: int,
+        ticket: int | None,
     ) -> int:
         """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped.
 
         `ticket` is the sender's generation when the request arrived: an
         interrupt since then (while the request was being read and built)
-        drops it too.
+        drops it too. The tracker follows the request: sending at its first
+        message, sent once Daily confirmed all, interrupted or failed.
         """
         if interrupt:
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
             self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
+            self.utterances.forget()
         try:
-            return self.sender.confirm(self.sender.submit(messages, ticket=ticket, drop_queued=interrupt))
+            sent = self.sender.confirm(
+                self.sender.submit(self._marked(messages, inference_id), ticket=ticket, drop_queued=interrupt)
+            )
+        except Interrupted as error:
+            self.tracker.failed(inference_id, str(error), interrupted=True)
+            raise
         except (SendError, SendTimeout) as error:
+            self.tracker.failed(inference_id, str(error), interrupted=False)
             self.events.publish("relay.send_failed", inference_id=inference_id, error=str(error))
             raise
+        except RelayError as error:
+            self.tracker.failed(inference_id, str(error), interrupted=False)
+            raise
+        self.tracker.sent(inference_id)
+        return sent
+
+    def _marked(self, messages: Iterable[Mapping[str, Any]], inference_id: str) -> Iterator[Mapping[str, Any]]:
+        """`messages`, noting in the tracker when the first one goes on the wire."""
+        first = True
+        for message in messages:
+            if first:
+                self.tracker.sending(inference_id)
+                first = False
+            yield message
+
+    def _heard(self, message: Any) -> None:
+        """Every app message from the room, on the events thread: the face's speaking reports move the
+        tracker, and each change of whether it speaks is one `relay.speaking` event, however many duplicates."""
+        report = speaking_report(message)
+        if report is None:
+            return
+        self.tracker.face_reported(report)
+        change = self.face_speaking.update(report)
+        if change is not None:
+            self.events.publish("relay.speaking", **change)
+
+    # --- utterances left open ----------------------------------------------------------------
+
+    def _close_idle_utterances(self) -> None:
+        idle_s = self.settings.utterance_idle_close_s
+        while not self._closing.wait(min(IDLE_CHECK_MAX_S, max(0.01, idle_s / 5))):
+            for inference_id, rates, ticket, waited in self.utterances.idle(idle_s):
+                self.close_utterance(inference_id, rates, ticket=ticket, idle_s=waited)
+
+    def close_utterance(self, inference_id: str, rates: UtteranceRates, *, ticket: int | None, idle_s: float) -> None:
+        """Close an utterance left open: its 40 ms of silence at its own rate with `done: true`, through the
+        sender in its turn (an interrupt since its last chunk means it was cut off: nothing is sent)."""
+        silence = PcmStream.of(echo_messages.silence(echo_messages.SILENCE_MS, rates.sent_rate), rates.sent_rate)
+        conversation_id = self.room.conversation_id
+        messages = echo_messages.audio_echo_messages(
+            silence, sample_rate=rates.sent_rate, conversation_id=conversation_id, inference_id=inference_id,
+            done=True, max_bytes=self.settings.max_message_bytes,
+        )
+        try:
+            self.send(messages, interrupt=False, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket)
+        except Interrupted:
+            return
+        except RelayError as error:
+            log.warning("could not close utterance %s left open: %s", inference_id[:80], error)
+            return
+        log.info("closed utterance %s: nothing arrived for it for %.1f s", inference_id[:80], idle_s)
+        self.events.publish("relay.utterance_closed", inference_id=inference_id, idle_s=round(idle_s, 1))
+
+    # --- scripts -------------------------------------------------------------------------------
+
+    def load_script(self, text: str, name: str) -> dict[str, Any]:
+        """POST /script: a script from a request, its @audio names only inside RELAY_AUDIO_DIR."""
+        steps: list[Step] = parse_script(text, self.settings.audio_folder(), name=name, confined=True)
+        return self.script.load(steps, name)
+
+    # --- the rest ------------------------------------------------------------------------------
 
     def _publish_joined_state(self) -> None:
         """The room joined before this relay listened to it, so the relay says so first."""
@@ -159,10 +271,18 @@ class Relay:
                 self.events.publish("relay.replica_joined")
 
     def close(self) -> None:
+        self._closing.set()
         self.script.stop()
         self.events.close()
         if self.microphone is not None:
             self.microphone.close()
+        if self._idle_closer is not None:
+            self._idle_closer.join(2)
         self.sender.close()
         self.room_events.close()
         self.recorder.close()
+
+
+def _check_wait(wait: str | None) -> None:
+    if wait is not None and wait not in WAITS:
+        raise MessageError(f'wait must be "spoken" or "started" (or left out), got {str(wait)[:40]!r}')

@@ -59,6 +59,10 @@ class ScriptNotReady(RelayError):
     """A script command that does not fit what the runner is doing (a line is playing, none is loaded)."""
 
 
+class UtteranceClosed(RelayError):
+    """A chunk for an utterance the relay already closed because it idled (RELAY_UTTERANCE_IDLE_CLOSE)."""
+
+
 class TooLarge(RelayError):
     """The body or the audio is over one of the relay's limits."""
 
@@ -119,6 +123,7 @@ STATUS_OF: dict[type[RelayError], int] = {
     Interrupted: 409,
     ModeError: 409,
     ScriptNotReady: 409,
+    UtteranceClosed: 409,
     TooLarge: 413,
     UnsupportedMediaType: 415,
     QueueFull: 429,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import heapq
 import json
+import logging
 import queue
+import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -17,9 +19,15 @@ from relay.errors import TooManyListeners
 from relay.recorder import Recorder
 from relay.room import LEAVE_TIMEOUT_S
 
-EVENT_KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from cutting an idle stream
+log = logging.getLogger("echo_relay")
+
+EVENT_KEEPALIVE_S = 3.0  # an SSE comment this often keeps proxies from cutting an idle stream, and finds a
+# client that left within seconds (a write is the only way a server learns it), freeing its stream slot
 EVENT_REORDER_WINDOW_S = 0.005  # room messages with a `seq` arriving this close together are put in seq order
 MAX_EVENT_LISTENERS = 64  # each SSE stream holds a server thread; POSTs keep their own
+MAX_ROOM_EVENTS_QUEUED = 10000  # room events not yet handled; past it they are dropped and counted, Daily never waits
+MAX_EVENT_NAME_CHARS = 200  # an SSE `event:` line longer than this is cut (a participant chooses the name)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -37,13 +45,28 @@ class Event:
 
 
 def _sse_frame(event: Mapping[str, Any], *, event_id: int | None = None) -> str:
-    head = f"id: {event_id}\n" if event_id is not None else ""
-    return f"{head}event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n"
+    """One SSE frame. Every field is one line whatever a participant put in it: the event name has its control
+    characters escaped (a newline there would start a forged frame), and the data is ASCII-only JSON, whose
+    escapes leave no raw newline."""
+    head = f"id: {int(event_id)}\n" if event_id is not None else ""
+    data = json.dumps(event, separators=(",", ":"), ensure_ascii=True)
+    return f"{head}event: {sse_event_name(event['type'])}\ndata: {data}\n\n"
+
+
+def sse_event_name(name: Any) -> str:
+    """`name` as one safe SSE line: control and line-separator characters as \\xNN / \\uNNNN, cut to a bound."""
+    escaped = _CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], str(name)[:MAX_EVENT_NAME_CHARS])
+    return escaped or "message"
 
 
 def events_dropped(count: int) -> dict[str, Any]:
     """Told to a listener that asked for events older than the buffer holds (it has no id of its own)."""
     return {"type": "relay.events_dropped", "time": time.time(), "count": count}
+
+
+def relay_restarted(last_id: int) -> dict[str, Any]:
+    """Told to a listener whose last id is beyond the relay's: the relay restarted, so it gets every event anew."""
+    return {"type": "relay.restarted", "time": time.time(), "last_event_id": last_id}
 
 
 class EventLog:
@@ -64,6 +87,11 @@ class EventLog:
     def last_id(self) -> int:
         return self._next_id - 1
 
+    @property
+    def listeners(self) -> int:
+        """Event streams open now (each holds a slot of MAX_EVENT_LISTENERS)."""
+        return self._listeners
+
     def publish(self, event_type: str, **fields: Any) -> Event:
         with self._changed:
             event = Event(self._next_id, event_type, time.time(), fields)
@@ -73,9 +101,13 @@ class EventLog:
         return event
 
     def after(self, last_id: int) -> tuple[list[Event], int]:
-        """Events newer than `last_id`, and how many newer ones the buffer no longer holds."""
+        """Events newer than `last_id`, and how many newer ones the buffer no longer holds.
+
+        An id beyond the last one is from an earlier run of the relay: callers
+        start over (`restarted`, `listing` and `stream` do).
+        """
         with self._changed:
-            if last_id > self.last_id:  # an id from an earlier run of the relay: start over
+            if last_id > self.last_id:
                 last_id = 0
             if not self._events or last_id >= self._events[-1].id:
                 return [], 0
@@ -83,38 +115,59 @@ class EventLog:
             start = max(0, last_id - first + 1)
             return list(islice(self._events, start, None)), max(0, first - last_id - 1)
 
+    def restarted(self, last_id: int) -> bool:
+        """`last_id` is beyond every id this relay gave: it is from before a restart."""
+        return last_id > self.last_id
+
+    def listing(self, last_id: int) -> list[dict[str, Any]]:
+        """GET /events as JSON: what is newer than `last_id`, led by a `relay.restarted` or
+        `relay.events_dropped` marker (no id) when the caller must know it missed something."""
+        restarted = self.restarted(last_id)
+        newer, dropped = self.after(0 if restarted else last_id)
+        markers = [relay_restarted(last_id)] if restarted else []
+        markers += [events_dropped(dropped)] if dropped else []
+        return markers + [event.as_dict() for event in newer]
+
     def wait_after(self, last_id: int, timeout: float) -> bool:
         """Wait until there is an event newer than `last_id` (or the log closed); False on timeout."""
         with self._changed:
             return self._changed.wait_for(lambda: self._closed or self.last_id > last_id, timeout)
 
-    def stream(self, last_id: int) -> Iterator[str]:
-        """Server-Sent Events from `last_id` on, with keep-alive comments, until the log closes."""
+    def stream(self, last_id: int) -> EventStream:
+        """Server-Sent Events from `last_id` on, with keep-alive comments, until the log closes.
+
+        Takes a listener slot now (TooManyListeners past MAX_EVENT_LISTENERS),
+        which the stream frees when its response ends: read to the end, closed
+        by the server (a client that left, a HEAD request) or never started.
+        """
         with self._changed:
             if self._listeners >= MAX_EVENT_LISTENERS:
                 raise TooManyListeners(
                     f"{MAX_EVENT_LISTENERS} event streams are open already: close one, or poll GET /events?after=<id>"
                 )
             self._listeners += 1
-        return self._frames(last_id)
+        return EventStream(self, last_id)
 
-    def _frames(self, cursor: int) -> Iterator[str]:
-        try:
-            yield "retry: 2000\n\n"
-            while True:
-                events, dropped = self.after(cursor)
-                if dropped:
-                    yield _sse_frame(events_dropped(dropped))
-                for event in events:
-                    yield event.sse()
-                    cursor = event.id
-                if self._closed:
-                    return
-                if not self.wait_after(cursor, EVENT_KEEPALIVE_S):
-                    yield ": keep-alive\n\n"
-        finally:
-            with self._changed:
-                self._listeners -= 1
+    def _release(self) -> None:
+        with self._changed:
+            self._listeners -= 1
+
+    def _frames(self, cursor: int) -> Generator[str, None, None]:
+        yield "retry: 2000\n\n"
+        if self.restarted(cursor):
+            yield _sse_frame(relay_restarted(cursor))
+            cursor = 0
+        while True:
+            events, dropped = self.after(cursor)
+            if dropped:
+                yield _sse_frame(events_dropped(dropped))
+            for event in events:
+                yield event.sse()
+                cursor = event.id
+            if self._closed:
+                return
+            if not self.wait_after(cursor, EVENT_KEEPALIVE_S):
+                yield ": keep-alive\n\n"
 
     def close(self) -> None:
         """End every stream, so stopping the server does not wait for listeners to hang up."""
@@ -123,20 +176,66 @@ class EventLog:
             self._changed.notify_all()
 
 
-class RoomEvents:
-    """The room's events, off Daily's threads: ordered by `seq`, published, recorded, and read for speaking.
+class EventStream:
+    """One SSE response's frames; its listener slot is freed exactly once, on `close()` or at its end.
 
-    The Room calls this object on Daily's threads; it only queues. One thread
-    holds app messages that carry a `seq` for EVENT_REORDER_WINDOW_S and
-    releases them in seq order (Tavus's events can arrive out of order, and
-    some twice, with unified and legacy role names: both are passed on).
+    A WSGI server calls `close()` on every response iterable, whether it was
+    read, cut off by a client that left, or never read at all (HEAD): a
+    generator's `finally` would run in none of the last cases.
     """
 
-    def __init__(self, log: EventLog, recorder: Recorder) -> None:
-        self.replica_speaking = False
+    def __init__(self, log: EventLog, last_id: int) -> None:
+        self._log = log
+        self._frames = log._frames(last_id)
+        self._open = True
+        self._lock = threading.Lock()
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._frames)
+        except StopIteration:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._open:
+                return
+            self._open = False
+        self._frames.close()
+        self._log._release()
+
+
+class RoomEventQueue:
+    """The room's events, taken off Daily's threads and handled on one thread of the relay's own.
+
+    The Room calls this object on Daily's threads; it only queues (a bounded
+    queue: past MAX_ROOM_EVENTS_QUEUED an event is dropped and counted, told
+    as `relay.room_events_dropped`, so Daily's threads never wait). The thread
+    holds app messages that carry a `seq` for EVENT_REORDER_WINDOW_S and
+    releases them in seq order (Tavus's events can arrive out of order, and
+    some twice, with unified and legacy role names: both are passed on), then
+    publishes and records each, and hands each app message to `on_message`
+    (the face's speaking, relay/face_events.py).
+    """
+
+    def __init__(
+        self,
+        log: EventLog,
+        recorder: Recorder,
+        on_message: Callable[[Any], None] = lambda message: None,
+        *,
+        capacity: int = MAX_ROOM_EVENTS_QUEUED,
+    ) -> None:
         self._log = log
         self._recorder = recorder
-        self._inbox: queue.SimpleQueue[tuple[str, Mapping[str, Any]] | None] = queue.SimpleQueue()
+        self._on_message = on_message
+        self._inbox: queue.Queue[tuple[str, Mapping[str, Any]] | None] = queue.Queue(capacity)
+        self._dropped = 0
+        self._dropped_lock = threading.Lock()
         self._held: list[tuple[Any, int, Mapping[str, Any]]] = []
         self._held_since = 0.0
         self._arrivals = 0
@@ -144,10 +243,14 @@ class RoomEvents:
         self._thread.start()
 
     def __call__(self, event_type: str, data: Mapping[str, Any]) -> None:
-        self._inbox.put((event_type, data))
+        try:
+            self._inbox.put_nowait((event_type, data))
+        except queue.Full:
+            with self._dropped_lock:
+                self._dropped += 1
 
     def close(self) -> None:
-        self._inbox.put(None)
+        self._inbox.put(None)  # not on a Daily thread: it may wait for room in the queue
         self._thread.join(LEAVE_TIMEOUT_S)
 
     def _run(self) -> None:
@@ -158,6 +261,7 @@ class RoomEvents:
             except queue.Empty:
                 self._release_held()
                 continue
+            self._tell_dropped()
             if item is None:
                 self._release_held()
                 return
@@ -170,6 +274,13 @@ class RoomEvents:
                 heapq.heappush(self._held, (seq, self._arrivals, data))
             else:
                 self._publish(event_type, data)
+
+    def _tell_dropped(self) -> None:
+        with self._dropped_lock:
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            log.warning("the room sent events faster than the relay could handle them: %d dropped", dropped)
+            self._log.publish("relay.room_events_dropped", count=dropped)
 
     def _release_held(self) -> None:
         while self._held:
@@ -184,26 +295,10 @@ class RoomEvents:
         kind = message.get("event_type") if isinstance(message, Mapping) else None
         self._log.publish(kind if isinstance(kind, str) and kind else "app_message", **data)
         self._recorder.record("in", message, sender=data["sender"])
-        speaking = _replica_speaking_after(message)
-        if speaking is not None:
-            self.replica_speaking = speaking
+        self._on_message(message)
 
 
 def _seq_of(data: Mapping[str, Any]) -> Any:
     message = data.get("message")
     seq = message.get("seq") if isinstance(message, Mapping) else None
     return seq if isinstance(seq, (int, float)) and not isinstance(seq, bool) else None
-
-
-def _replica_speaking_after(message: Any) -> bool | None:
-    """True/False when `message` says the face started/stopped speaking; None when it says neither."""
-    if not isinstance(message, Mapping):
-        return None
-    kind = message.get("event_type")
-    if kind in ("conversation.replica.started_speaking", "conversation.replica.stopped_speaking"):
-        return kind.endswith("started_speaking")
-    properties = message.get("properties")
-    role = properties.get("role") if isinstance(properties, Mapping) else None
-    if kind in ("conversation.started_speaking", "conversation.stopped_speaking") and role in ("replica", "pal"):
-        return kind.endswith("started_speaking")
-    return None

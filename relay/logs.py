@@ -1,13 +1,17 @@
-"""The relay's log: lines are written by a thread of their own, a batch at a time.
+"""The relay's log: formatted on the caller's thread, written by a thread of its own; and what reaches the terminal.
 
 Every request logs one line. Written on the request's own thread, that line
-was a write to the terminal (or a pipe) made while holding the logging
-handler's lock: the write lets go of the GIL, the other request threads then
-queue on the lock, and at 8 connections the relay spent more time switching
-threads than working (tests/bench/bench_text_echo.py measured it at less than
-half its speed without the line). Now a request only formats its line and
-appends it; a writer wakes once per batch and writes every line waiting, in
-order, at most LOG_BATCH_S after the first of them.
+was a write to the terminal made while holding the logging handler's lock: the
+write lets go of the GIL, the other request threads queue on the lock, and at 8
+connections the relay spent more time switching threads than working. So a
+request only formats its line and puts it on a queue (the standard library's
+`QueueHandler`); a `QueueListener` writes it. The queue is bounded: a terminal
+(or pipe) that stops being read costs lines, never memory.
+
+Values from a request or the room (an inference_id, a URL path, a participant's
+event type) reach log lines as arguments; one formatter escapes their control
+characters, so none can forge a log line or drive the terminal. The relay's
+own format strings, and its own words through `say`, are left as written.
 
 The relay's own messages to the terminal (`say`) flush the log first, so what
 the user reads is in the order it happened.
@@ -15,66 +19,183 @@ the user reads is in the order it happened.
 
 from __future__ import annotations
 
+import atexit
+import copy
 import logging
+import numbers
+import queue
 import sys
 import threading
-import time
-from collections import deque
-from typing import TextIO
+from collections.abc import Mapping
+from logging.handlers import QueueHandler, QueueListener
+from typing import Any, TextIO
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
-LOG_BATCH_S = 0.05  # how late a log line may appear: lines logged within it go out in one write
+MAX_WAITING_LINES = 10_000  # lines the writer may be behind by; past it lines are dropped and counted
+BATCH_LINES = 500  # lines waiting are written together, up to this many per write
+FLUSH_TIMEOUT_S = 5.0  # how long `say` waits for the log to be written: a terminal that is not read must not hang it
+
+# C0, DEL, C1 and the Unicode line and paragraph separators: each can end a line or drive a terminal.
+_CONTROL = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
+_ESCAPES = {code: chr(code).encode("unicode_escape").decode("ascii") for code in _CONTROL}
 
 
-class BatchedStreamHandler(logging.Handler):
-    """A StreamHandler whose writes happen on its own thread, in batches; `flush()` writes what waits, now."""
+def escape_control(text: str) -> str:
+    r"""`text` with every control character written as its Python escape (`\n`, `\x1b`, `\u2028`): one line, inert."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
 
-    def __init__(self, stream: TextIO, *, batch_s: float = LOG_BATCH_S) -> None:
-        super().__init__()
+
+class _Escaped:
+    """An argument that is neither text nor a number: its str() and repr() escaped as they are formatted."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return escape_control(str(self.value))
+
+    def __repr__(self) -> str:
+        return escape_control(repr(self.value))
+
+
+def _escaped(value: Any) -> Any:
+    if isinstance(value, str):
+        return escape_control(value)
+    if value is None or isinstance(value, numbers.Number):
+        return value  # %d and %.1f need the number itself; no number has a control character
+    return _Escaped(value)
+
+
+class EscapingFormatter(logging.Formatter):
+    """A Formatter that escapes control characters in the message's arguments, never in its format string.
+
+    The arguments are where outside values go (`log.info("POST %s", path)`); the
+    format string is the relay's own, multi-line banners included.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if args:
+            record = copy.copy(record)  # other handlers (pytest's caplog) see the record as it was logged
+            if isinstance(args, Mapping):
+                record.args = {key: _escaped(value) for key, value in args.items()}
+            else:
+                record.args = tuple(_escaped(value) for value in args)
+        return super().format(record)
+
+
+class _FlushMark:
+    """Put on the queue by `flush()`: the writer sets `written` once every line queued before it is written."""
+
+    def __init__(self) -> None:
+        self.written = threading.Event()
+
+
+class LogWriter(QueueListener):
+    """The thread that writes queued lines to the stream, with a `flush()` that waits for the lines before it."""
+
+    def __init__(self, log_queue: queue.SimpleQueue[Any], stream: TextIO, fmt: str) -> None:
+        super().__init__(log_queue)
+        self._queue = log_queue
         self.stream = stream
-        self._batch_s = batch_s
-        self._lines: deque[str] = deque()
-        self._waiting = threading.Event()
-        self._write_lock = threading.Lock()
-        threading.Thread(target=self._write_batches, name="relay-log", daemon=True).start()
+        self._formatter = logging.Formatter(fmt)
+        self._lines: list[str] = []
+        self.dropped = 0  # counted by RelayLogHandler.enqueue, reported here before the next line
+        self._reported = 0
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self._lines.append(self.format(record))
-        except Exception:  # noqa: BLE001 (logging's contract: a record that cannot be formatted is reported, not raised)
-            self.handleError(record)
+    def handle(self, record: Any) -> None:
+        """Format the record; write every line waiting in one write once the queue is empty (or a batch is full)."""
+        if isinstance(record, _FlushMark):
+            self._write()
+            record.written.set()
             return
-        if not self._waiting.is_set():
-            self._waiting.set()
+        if self.dropped > self._reported:
+            missed, self._reported = self.dropped - self._reported, self.dropped
+            self._lines.append(self._formatter.format(logging.makeLogRecord({
+                "levelno": logging.WARNING, "levelname": "WARNING",
+                "msg": f"{missed} log line(s) dropped: the terminal was not reading them",
+            })))
+        self._lines.append(self._formatter.format(record))
+        if len(self._lines) >= BATCH_LINES or self._queue.empty():
+            self._write()
+
+    def _write(self) -> None:
+        if not self._lines:
+            return
+        text, self._lines = "\n".join(self._lines) + "\n", []
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # the terminal is gone (or closed at exit): nowhere left to write
+
+    def stop(self) -> None:
+        """Write every line still queued, then end the thread; a second call does nothing."""
+        if self._thread is not None:
+            super().stop()
+            self._write()  # the lines handled just before the stop signal, still waiting for an empty queue
 
     def flush(self) -> None:
-        with self._write_lock:
-            batch = [self._lines.popleft() for _ in range(len(self._lines))]
-            if not batch:
-                return
-            try:
-                self.stream.write("\n".join(batch) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # the terminal is gone (or closed at exit): nowhere left to write
+        """Return once every line queued before this call is written (or FLUSH_TIMEOUT_S passed)."""
+        if self._thread is None or threading.current_thread() is self._thread:
+            return
+        mark = _FlushMark()
+        self._queue.put(mark)
+        mark.written.wait(FLUSH_TIMEOUT_S)
 
-    def _write_batches(self) -> None:
-        while True:
-            self._waiting.wait()
-            time.sleep(self._batch_s)  # let the lines logged meanwhile join this write
-            self._waiting.clear()
-            self.flush()
+
+class RelayLogHandler(QueueHandler):
+    """The relay's handler: escapes and formats a record on the caller's thread, queues it for its LogWriter."""
+
+    def __init__(self, stream: TextIO, *, fmt: str = LOG_FORMAT, max_waiting: int = MAX_WAITING_LINES) -> None:
+        log_queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        super().__init__(log_queue)
+        self._queue = log_queue
+        self._max_waiting = max_waiting
+        self.setFormatter(EscapingFormatter())
+        self.writer = LogWriter(log_queue, stream, fmt)
+        self.writer.start()
+        self._count_lock = threading.Lock()
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        if self._queue.qsize() < self._max_waiting:
+            self._queue.put_nowait(record)
+            return
+        with self._count_lock:
+            self.writer.dropped += 1
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        """Write every line still queued, then stop the writer (at exit, too: its thread is a daemon)."""
+        self.writer.stop()
+        super().close()
 
 
 def start_logging(verbose: bool, stream: TextIO | None = None) -> None:
-    """INFO (DEBUG with --verbose) to stderr, batched; as logging.basicConfig, a program's own handlers are kept."""
+    """INFO (DEBUG with --verbose) to stderr; as logging.basicConfig, a program's own handlers are kept."""
     root = logging.getLogger()
     if not root.handlers:
-        handler = BatchedStreamHandler(stream or sys.stderr)
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler = RelayLogHandler(stream or sys.stderr)
+        atexit.register(handler.close)
         root.addHandler(handler)
         root.setLevel(logging.INFO)
     logging.getLogger("echo_relay").setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_other_loggers(verbose)
+
+
+def quiet_other_loggers(verbose: bool) -> None:
+    """Only the relay's own words reach the terminal; the libraries' too with --verbose.
+
+    urllib3 warns of each retry (`Retrying (Retry(total=2, ...)) after connection
+    broken by ...`) before the relay's own one line says what failed; waitress
+    says `Client disconnected while serving /events` long after the client left.
+    """
+    logging.getLogger("urllib3").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    logging.getLogger("waitress").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def flush_log() -> None:
@@ -83,6 +204,6 @@ def flush_log() -> None:
 
 
 def say(message: str, *, file: TextIO | None = None, flush: bool = False) -> None:
-    """Print a message for the user (stderr unless told), after every log line logged before it."""
+    """Print the relay's own message for the user (stderr unless told), after every log line logged before it."""
     flush_log()
     print(message, file=file or sys.stderr, flush=flush)

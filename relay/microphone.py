@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 import echo_messages
+from relay.errors import QueueFull
 from relay.room import LEAVE_TIMEOUT_S
 
 log = logging.getLogger("echo_relay")
@@ -48,8 +48,9 @@ class Microphone:
     clock, so a device that does not block (or the dry run's) keeps real time.
     """
 
-    def __init__(self, device: Any, sample_rate: int) -> None:
+    def __init__(self, device: Any, sample_rate: int, *, max_queue_seconds: float | None = None) -> None:
         self.sample_rate = sample_rate
+        self.max_queue_seconds = max_queue_seconds  # RELAY_MAX_MICROPHONE_QUEUE_SECONDS; None: no bound (tests)
         self.frames_played = 0  # what the device took (write_frames' answer), not what was offered
         self.frames_refused = 0
         self.taking_audio = True  # False once a write was refused: outside a call daily takes nothing
@@ -64,9 +65,11 @@ class Microphone:
         self._thread.start()
 
     def enqueue(self, pcm: bytes) -> dict[str, Any]:
+        """Queue a clip behind the others; a clip that would take the queue past its bound is refused whole."""
         pcm += bytes(-len(pcm) % self._frame_bytes)
-        clip = _Clip(uuid.uuid4().hex, pcm)
+        clip = _Clip(echo_messages.new_inference_id(), pcm)  # a clip's id has an inference id's form
         with self._wakeup:
+            self._check_room(len(pcm))
             self._clips.append(clip)
             queued = self._queued_bytes()
             self._wakeup.notify()
@@ -99,6 +102,16 @@ class Microphone:
             self._closed = True
             self._wakeup.notify_all()
         self._thread.join(LEAVE_TIMEOUT_S)
+
+    def _check_room(self, clip_bytes: int) -> None:
+        queued = self._queued_bytes()
+        bound = self.max_queue_seconds
+        if bound is not None and (queued + clip_bytes) / echo_messages.BYTES_PER_SAMPLE / self.sample_rate > bound:
+            raise QueueFull(
+                f"the microphone queue holds {self._ms(queued) / 1000:.1f} s of audio and this clip is "
+                f"{self._ms(clip_bytes) / 1000:.1f} s, over RELAY_MAX_MICROPHONE_QUEUE_SECONDS ({bound:g} s): "
+                "wait for it to play, or POST /interrupt to empty it"
+            )
 
     def _queued_bytes(self) -> int:
         return sum(clip.remaining for clip in self._clips) + (self._playing.remaining if self._playing else 0)

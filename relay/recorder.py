@@ -21,15 +21,18 @@ class Recorder:
         self._lock = threading.Lock()
 
     def record(self, direction: str, message: Any, **extra: Any) -> None:
-        if self._file is None:
+        """One line; dropped once the recorder is closed (the relay stopping while a send is on its way)."""
+        if self._file is None:  # no record file: skip the JSON (a second look under the lock decides the write)
             return
         line = json.dumps({"time": time.time(), "direction": direction, **extra, "message": message}, ensure_ascii=False)
         with self._lock:
+            if self._file is None:
+                return
             self._file.write(line + "\n")
             self._file.flush()
 
     def close(self) -> None:
-        if self._file is not None:
-            with self._lock:
+        with self._lock:
+            if self._file is not None:
                 self._file.close()
                 self._file = None

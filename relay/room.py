@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
 import daily
 
 from config import ConfigError
-from relay.daily_logs import hide_daily_log_lines
+from relay.daily_logs import hide_native_log_lines
 from relay.dry_face import SimulatedFace
 from relay.errors import ConversationEnded, JoinError, NotJoined, RelayError, ReplicaAbsent, SendError
 
@@ -115,13 +115,18 @@ def show_daily_logs(show: bool) -> None:
     _show_daily_logs = show
 
 
+def hide_native_logs_unless_shown() -> None:
+    """Filter Daily's and libmpg123's own lines out of stderr, unless --verbose asked to see them."""
+    if not _show_daily_logs:
+        hide_native_log_lines()
+
+
 def _init_daily() -> None:
     """Daily.init() once per process, before the first client or device; its log lines filtered out of stderr."""
     global _daily_initialized
     with _daily_init_lock:
         if not _daily_initialized:
-            if not _show_daily_logs:
-                hide_daily_log_lines()
+            hide_native_logs_unless_shown()
             daily.Daily.init(log_level=daily.LogLevel.Warn if _show_daily_logs else daily.LogLevel.Off)
             _daily_initialized = True
 

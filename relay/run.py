@@ -28,7 +28,7 @@ from relay.errors import JoinError
 from relay.events import MAX_EVENT_LISTENERS, EventLog
 from relay.logs import say
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom, Room, conversation_id_from_url, join_client_settings
+from relay.room import DryRunRoom, Room, conversation_id_from_url, hide_native_logs_unless_shown, join_client_settings
 from relay.script import ScriptError, Step, parse_script
 from tavus_client import TavusAPIError, TavusClient, persona_id_of
 
@@ -129,6 +129,7 @@ def run(args: argparse.Namespace, settings: Settings, joining: Joining, make_app
         if args.quickstart:
             return run_quickstart(server, slot, settings, args, joining, make_app)
         if not url:
+            hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
             room = DryRunRoom()
             return serve(server, slot, settings, make_app(settings, room, microphone_device=CountingMicrophoneDevice(settings.sample_rate)))
         return join_and_serve(server, slot, settings, *joining.room(url, settings), make_app=make_app)
@@ -263,7 +264,7 @@ def run_quickstart(
             "list the faces you can use with: python tavus_client.py list-faces",
             2,
         )
-    tavus = TavusClient(settings.tavus_api_key, base_url=settings.tavus_api_base_url)
+    tavus = TavusClient.from_settings(settings)
     conversation: dict[str, Any] | None = None
     try:
         conversation = start_conversation(tavus, settings, args, face_id)

@@ -5,37 +5,34 @@ The format, one step a line:
     # a comment
     Hello there! Every other line is something for the face to say.
     @pause 1.5
-    @audio speech.wav        (a file, relative to the script's folder)
+    @audio speech.wav        (a file in the script's folder; over HTTP, in RELAY_AUDIO_DIR only)
     \\@ or \\# at the start speaks a line that begins with @ or #
 
 One runner serves the terminal (`python app.py --script demo.txt`) and the
 console (POST /script, /script/next, /script/play, /script/stop): it sends a
-step through the relay like any request, then waits for the face's
-`stopped_speaking` with that step's `inference_id` (or the unified
-`conversation.stopped_speaking`), at most RELAY_SCRIPT_LINE_TIMEOUT, so a lost
-event never hangs the demo.
+step through the relay like any request, then waits until the utterance
+tracker (relay/utterances.py) says the face stopped speaking that step's
+`inference_id`, at most RELAY_SCRIPT_LINE_TIMEOUT, so a lost event never hangs
+the demo.
 """
 
 from __future__ import annotations
 
 import logging
+import stat
 import threading
-import time
-import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import soundfile
 
+import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
 
 log = logging.getLogger("echo_relay")
 
 MAX_PAUSE_S = 600.0
-STOPPED_SPEAKING = ("conversation.replica.stopped_speaking", "conversation.stopped_speaking")
-FACE_ROLES = ("replica", "pal")
 DIRECTIVES = "@audio FILE or @pause SECONDS"
 
 
@@ -47,25 +44,37 @@ class ScriptError(MessageError):
 class Step:
     line: int
     kind: str  # "say", "audio" or "pause"
-    text: str = ""
-    path: Path | None = None
-    seconds: float = 0.0
+    text: str = ""  # what the face says ("say")
+    file_name: str = ""  # the audio file as the script names it ("audio")
+    path: Path | None = None  # where that file is ("audio")
+    seconds: float = 0.0  # how long to wait ("pause")
 
     def as_dict(self) -> dict[str, Any]:
-        shown = {"say": self.text, "audio": f"audio {self.text}", "pause": f"pause {self.seconds:g} s"}[self.kind]
+        shown = {"say": self.text, "audio": f"audio {self.file_name}", "pause": f"pause {self.seconds:g} s"}[self.kind]
         return {"line": self.line, "kind": self.kind, "text": shown}
 
 
-def parse_script(text: str, base_dir: Path, *, name: str = "the script") -> list[Step]:
-    """Every step, checked now (a missing or unreadable audio file, an unknown directive): nothing is sent on error."""
-    steps = [step for number, raw in enumerate(text.splitlines(), start=1) if (step := _step(raw.strip(), number, base_dir, name))]
+def parse_script(text: str, audio_dir: Path, *, name: str = "the script", confined: bool = False) -> list[Step]:
+    """Every step, checked now (a missing or unreadable audio file, an unknown directive): nothing is sent on error.
+
+    `audio_dir` is where @audio names are looked for. A script the user gave
+    on the command line (`confined=False`) names any file, relative to its own
+    folder. A script that arrived over HTTP (`confined=True`) may name only
+    regular files inside `audio_dir` (RELAY_AUDIO_DIR): no absolute path, no
+    `..`, no link that leads out; its errors show the name as written only,
+    the same whether or not something is there, so a request cannot probe the disk.
+    """
+    steps = [
+        step
+        for number, raw in enumerate(text.splitlines(), start=1)
+        if (step := _step(raw.strip(), f"{name} line {number}", number, audio_dir, confined))
+    ]
     if not steps:
         raise ScriptError(f"{name} has nothing to play: write one line for the face to say per line")
     return steps
 
 
-def _step(line: str, number: int, base_dir: Path, name: str) -> Step | None:
-    where = f"{name} line {number}"
+def _step(line: str, where: str, number: int, audio_dir: Path, confined: bool) -> Step | None:
     if not line or line.startswith("#"):
         return None
     if line.startswith(("\\@", "\\#")):
@@ -85,35 +94,49 @@ def _step(line: str, number: int, base_dir: Path, name: str) -> Step | None:
     if directive == "audio":
         if not argument:
             raise ScriptError(f"{where}: @audio needs a file, such as @audio speech.wav")
-        path = (base_dir / argument).resolve()
-        if not path.is_file():
-            raise ScriptError(f"{where}: no audio file {argument} (looked for {path})")
-        try:
-            soundfile.info(str(path))
-        except (soundfile.LibsndfileError, RuntimeError) as error:
-            raise ScriptError(f"{where}: {argument} is not audio the relay can decode ({error})") from None
-        return Step(number, "audio", text=argument, path=path)
+        path = _audio_in_folder(argument, audio_dir, where) if confined else _audio_anywhere(argument, audio_dir, where)
+        return Step(number, "audio", file_name=argument, path=path)
     raise ScriptError(f"{where}: unknown directive @{directive[:30]}: use {DIRECTIVES} (start the line with \\@ to say it)")
 
 
-def stopped_speaking_id(event: Mapping[str, Any]) -> str | None:
-    """The inference_id of a face's stopped_speaking event (legacy or unified form), else None."""
-    if event.get("type") not in STOPPED_SPEAKING:
-        return None
-    message = event.get("message")
-    if not isinstance(message, Mapping):
-        return None
-    properties = message.get("properties") if isinstance(message.get("properties"), Mapping) else {}
-    if message.get("event_type") == "conversation.stopped_speaking" and properties.get("role") not in FACE_ROLES:
-        return None
-    inference_id = message.get("inference_id") or properties.get("inference_id")
-    return str(inference_id) if inference_id else None
+def _audio_anywhere(argument: str, base_dir: Path, where: str) -> Path:
+    """A command-line script's file: the user chose the script, so any file it names, said plainly if missing."""
+    path = (base_dir / argument).resolve()
+    if not path.is_file():
+        raise ScriptError(f"{where}: no audio file {argument} (looked for {path})")
+    try:
+        soundfile.info(str(path))
+    except (soundfile.LibsndfileError, RuntimeError) as error:
+        raise ScriptError(f"{where}: {argument} is not audio the relay can decode ({error})") from None
+    return path
+
+
+def _audio_in_folder(argument: str, audio_dir: Path, where: str) -> Path:
+    """A file named by a script from a request: a decodable regular file inside `audio_dir`, or one error
+    that names only what was written (never a resolved path, never whether something exists)."""
+    shown = argument[:80] if argument.isprintable() else repr(argument[:80])  # no control character reaches a log
+    refused = ScriptError(
+        f"{where}: no audio file {shown} in the audio folder: name a file in RELAY_AUDIO_DIR "
+        "by its name or a path inside it"
+    )
+    written = Path(argument)
+    if written.is_absolute() or ".." in written.parts:
+        raise refused
+    folder = audio_dir.resolve()
+    try:
+        path = (folder / written).resolve(strict=True)
+        if not path.is_relative_to(folder) or not stat.S_ISREG(path.stat().st_mode):
+            raise refused
+        soundfile.info(str(path))
+    except (OSError, RuntimeError, soundfile.LibsndfileError):
+        raise refused from None
+    return path
 
 
 class ScriptRunner:
     """Plays a loaded script through the relay: a step at a time (next) or all that is left (play).
 
-    `relay` is the app's Relay: `speak_text`, `speak_file` and `events`. One
+    `relay` is the app's Relay: `speak_text`, `speak_file`, `tracker` and `events`. One
     step runs at a time, on a thread of its own; `stop` (and any interrupt)
     ends a run at once, whatever it is waiting for.
     """
@@ -231,11 +254,10 @@ class ScriptRunner:
                 return False
             self._publish("done", step, index)
             return True
-        inference_id = uuid.uuid4().hex
-        cursor = self._relay.events.last_id
+        inference_id = echo_messages.new_inference_id()
         try:
             if step.kind == "say":
-                self._relay.speak_text(step.text, inference_id=inference_id)
+                self._relay.speak_text(echo_messages.TextEcho(step.text, inference_id=inference_id))
             else:
                 self._relay.speak_file(step.path, inference_id=inference_id)
         except RelayError as error:
@@ -243,7 +265,7 @@ class ScriptRunner:
                 self.failed = True
                 self._publish("failed", step, index, error=str(error))
             return False
-        heard = self._wait_for_the_face(inference_id, cursor)
+        heard = self._wait_for_the_face(inference_id)
         if heard == "spoken":
             self._publish("spoken", step, index)
         elif heard == "gone":  # the next line will say why it cannot be spoken
@@ -252,27 +274,23 @@ class ScriptRunner:
             self._publish("timed_out", step, index, waited_s=self._line_timeout_s)
         return not self._stop.is_set()
 
-    def _wait_for_the_face(self, inference_id: str, cursor: int) -> str:
+    def _wait_for_the_face(self, inference_id: str) -> str:
         """Until the face stopped saying `inference_id` ("spoken"), left or the call ended ("gone"), or neither
         came in time or a stop came ("waited")."""
-        events = self._relay.events
-        deadline = time.monotonic() + self._line_timeout_s
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            newer, _ = events.after(cursor)
-            for event in newer:
-                cursor = event.id
-                if stopped_speaking_id(event.as_dict()) == inference_id:
-                    return "spoken"
-            if self._relay.room.delivery_problem() is not None:
-                return "gone"
-            events.wait_after(cursor, 0.05)
-        return "waited"
+        room = self._relay.room
+        heard = self._relay.tracker.wait(
+            inference_id, "spoken", self._line_timeout_s,
+            give_up=lambda: self._stop.is_set() or room.delivery_problem() is not None,
+        )
+        if heard is not None:
+            return "spoken"
+        return "gone" if room.delivery_problem() is not None and not self._stop.is_set() else "waited"
 
     def _publish(self, state: str, step: Step | None = None, index: int | None = None, **extra: Any) -> None:
         fields: dict[str, Any] = {"state": state, "name": self._name, "total": len(self._steps), **extra}
         if step is not None:
             fields |= {"index": index, **step.as_dict()}
         self._relay.events.publish("relay.script", **fields)
-        where = f" line {step.line} ({index + 1}/{len(self._steps)}): {step.as_dict()['text'][:70]}" if step else ""
+        where = f" line {step.line} ({(index or 0) + 1}/{len(self._steps)}): {step.as_dict()['text'][:70]}" if step else ""
         error = f": {extra['error']}" if "error" in extra else ""
         log.info("script %s: %s%s%s", self._name, state.replace("_", " "), where, error)

@@ -1,10 +1,22 @@
-"""Fixtures every test builds on: settings, a fake CallClient, a joined room, the app."""
+"""Fixtures every test builds on: settings, a fake CallClient, a joined room, the app.
+
+And a guard every test is under: a test whose output holds a key or a token fails
+(`a secret was printed or logged: [...]`), even when everything it asserts holds.
+The relay promises never to print one, and a test is the place a leak shows.
+Searched for `SECRETS`: each test's captured stdout, stderr and log (the
+`pytest_runtest_makereport` hook); what a test reads itself with
+`capsys.readouterr()`, which pytest would no longer report (this file's `capsys`
+overrides pytest's own fixture of that name for this); and what the relay and
+the CLI print as subprocesses (tests call `assert_no_secret` on it). A test that
+shows a token on purpose (the quickstart banner) is marked `shows_token_once`
+and checks its output itself.
+"""
 
 from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -20,7 +32,7 @@ __all__ = ["REPLICA", "FakeBehaviour", "FakeCallClient", "FakeMicrophoneDevice"]
 CONVERSATION_URL = "https://tavus.daily.co/c123"
 CONVERSATION_ID = "c123"
 # Step 5 of Tavus's Echo Mode quickstart, verbatim (the docs tell you to replace <conversation_id>).
-DOCS_TEXT_BODY = {
+DOCS_TEXT_BODY: dict[str, Any] = {
     "message_type": "conversation",
     "event_type": "conversation.echo",
     "conversation_id": "<conversation_id>",
@@ -47,7 +59,7 @@ def assert_no_secret(printed: str) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
+def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
     """Fail any test whose captured stdout, stderr or log holds a key or a token."""
     outcome = yield
     report = outcome.get_result()
@@ -62,7 +74,11 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Iterator[None]:
 
 @pytest.fixture
 def capsys(capsys: Any, request: Any) -> Any:
-    """capsys, but what a test reads is searched for secrets too (it no longer reaches the hook above)."""
+    """pytest's capsys, overridden: what a test reads with readouterr() is searched for secrets too.
+
+    Output a test has read is gone from the report the hook above searches, so
+    without this a test could read a leaked token and never be failed for it.
+    """
     read = capsys.readouterr
 
     def readouterr() -> Any:

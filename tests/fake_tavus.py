@@ -1,9 +1,11 @@
 """A fake Tavus API v2 on 127.0.0.1: real HTTP, answering as Tavus documents (PROTOCOL.md section 8).
 
 It checks `x-api-key` (401 `{"message": "Invalid access token"}`), checks each
-request body against the request schema the docs give (REQUEST_SCHEMAS: the
-fields, their types, the required ones; a violation is a 400 and is kept in
-`contract_violations`), keeps the conversations it created (unknown ids are
+request body against the request schema the docs give (REQUEST_SCHEMAS, JSON
+Schema checked by jsonschema: the fields, their types, the required ones;
+conversation properties Tavus may add later pass; a violation is a 400 and is
+kept in `contract_violations`), applies JSON Patch lists to personas and PALs,
+answers `GET /faces?face_type=system` with Tavus's stock faces (STOCK_FACES), keeps the conversations it created (unknown ids are
 400 `{"error": "Invalid conversation_id"}`), gives a `meeting_token` only to
 a conversation created with `require_auth`, and creates `test_mode` ones
 already `ended`. Tests script other failures with `fail_next`.
@@ -19,57 +21,61 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from jsonschema import Draft202012Validator
+
 API_KEY = "tk-test-key-0123456789"
 CREATED_AT = "2026-11-21T12:00:00Z"
 FIRST_CONVERSATION = 123  # the first conversation created is c123
 
 
-@dataclass(frozen=True)
-class Schema:
-    """A request body as the docs describe it: each field's type, and which are required."""
-
-    fields: dict[str, type | tuple[type, ...]]
-    required: tuple[str, ...] = ()
-    one_of: tuple[str, ...] = ()  # at least one of these
-    nested: dict[str, Schema] = field(default_factory=dict)
-
-    def violations(self, body: Any) -> list[str]:
-        if not isinstance(body, dict):
-            return ["the body must be a JSON object"]
-        found = [f"{name} is required" for name in self.required if name not in body]
-        if self.one_of and not any(name in body for name in self.one_of):
-            found.append(f"one of {', '.join(self.one_of)} is required")
-        for name, value in body.items():
-            expected = self.fields.get(name)
-            if expected is None:
-                found.append(f"unknown field {name}")
-            elif not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-                found.append(f"{name} must be {getattr(expected, '__name__', expected)}")
-            elif name in self.nested:
-                found += [f"{name}.{problem}" for problem in self.nested[name].violations(value)]
-        return found
+def _object(properties: dict[str, Any], *, required: tuple[str, ...] = (), extra: bool = False) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": extra}
 
 
-_PIPELINE = {"pipeline_mode": str, "system_prompt": str, "layers": dict, "context": str,
-             "document_ids": list, "document_tags": list}
-REQUEST_SCHEMAS = {
-    ("POST", "personas"): Schema({"persona_name": str, "default_replica_id": str, **_PIPELINE}),
-    ("POST", "pals"): Schema({"pal_name": str, "default_face_id": str, **_PIPELINE}, required=("default_face_id",)),
-    ("POST", "conversations"): Schema(
-        {
-            "persona_id": str, "pal_id": str, "replica_id": str, "face_id": str, "conversation_name": str,
-            "conversational_context": str, "custom_greeting": str, "callback_url": str, "audio_only": bool,
-            "test_mode": bool, "require_auth": bool, "properties": dict,
-        },
-        one_of=("persona_id", "pal_id"),
-        nested={
-            "properties": Schema({
-                "max_call_duration": int, "participant_left_timeout": int, "participant_absent_timeout": int,
-                "enable_recording": bool, "language": str, "apply_greenscreen": bool,
-            })
-        },
-    ),
+STRING, INTEGER, BOOLEAN = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}
+_PIPELINE = {"pipeline_mode": {"enum": ["full", "echo"]}, "system_prompt": STRING, "layers": {"type": "object"},
+             "context": STRING, "document_ids": {"type": "array"}, "document_tags": {"type": "array"}}
+# The documented conversation properties; others are passed through, as Tavus adds new ones.
+CONVERSATION_PROPERTIES = _object({
+    "max_call_duration": INTEGER, "participant_left_timeout": INTEGER, "participant_absent_timeout": INTEGER,
+    "enable_recording": BOOLEAN, "enable_closed_captions": BOOLEAN, "enable_transcription": BOOLEAN,
+    "apply_greenscreen": BOOLEAN, "language": STRING, "max_participants": INTEGER,
+    "recording_s3_bucket_name": STRING, "recording_s3_bucket_region": STRING, "aws_assume_role_arn": STRING,
+}, extra=True)
+JSON_PATCH = {"type": "array", "items": _object(
+    {"op": {"enum": ["add", "remove", "replace", "copy", "move", "test"]}, "path": {"type": "string", "pattern": "^/"},
+     "value": {}, "from": STRING},
+    required=("op", "path"),
+)}
+REQUEST_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("POST", "personas"): _object({"persona_name": STRING, "default_replica_id": STRING, **_PIPELINE}),
+    ("POST", "pals"): _object({"pal_name": STRING, "default_face_id": STRING, **_PIPELINE}, required=("default_face_id",)),
+    ("POST", "conversations"): {
+        **_object({
+            "persona_id": STRING, "pal_id": STRING, "replica_id": STRING, "face_id": STRING, "conversation_name": STRING,
+            "conversational_context": STRING, "custom_greeting": STRING, "callback_url": STRING, "audio_only": BOOLEAN,
+            "test_mode": BOOLEAN, "require_auth": BOOLEAN, "properties": CONVERSATION_PROPERTIES,
+        }),
+        "anyOf": [{"required": ["persona_id"]}, {"required": ["pal_id"]}],
+    },
+    ("PATCH", "personas/*"): JSON_PATCH,
+    ("PATCH", "pals/*"): JSON_PATCH,
 }
+
+
+def violations(schema: dict[str, Any], body: Any) -> list[str]:
+    """What is wrong with `body`, each as `where: what` (jsonschema's words), in a stable order."""
+    errors = sorted(Draft202012Validator(schema).iter_errors(body), key=lambda error: list(error.absolute_path))
+    return [".".join(map(str, error.absolute_path)) + ": " + error.message if error.absolute_path else error.message
+            for error in errors]
+
+
+# Tavus's stock faces (GET /faces?face_type=system): the quickstart takes the first one.
+STOCK_FACES = [
+    {"face_id": "r79e1c033f", "face_name": "Anna (stock)", "face_type": "system"},
+    {"face_id": "rb17cf590e", "face_name": "Ben (stock)", "face_type": "system"},
+]
+USER_FACES = [{"face_id": "r1", "face_name": "Anna", "face_type": "user"}]
 
 
 @dataclass
@@ -97,8 +103,13 @@ class FakeTavus:
     requests: list[Recorded] = field(default_factory=list)
     scripted: list[Scripted] = field(default_factory=list)
     contract_violations: list[str] = field(default_factory=list)
-    personas: set[str] = field(default_factory=lambda: {"p123", "p1"})
-    pals: set[str] = field(default_factory=lambda: {"pal123", "pal1"})
+    personas: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        pid: {"persona_id": pid, "persona_name": "Echo Assistant", "pipeline_mode": "echo"} for pid in ("p1", "p123")
+    })
+    pals: dict[str, dict[str, Any]] = field(default_factory=lambda: {
+        pid: {"pal_id": pid, "pal_name": "Echo Assistant", "pipeline_mode": "echo", "pal_type": "user",
+              "default_face_id": "r1"} for pid in ("pal1", "pal123")
+    })
     conversations: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {"c1": {"conversation_id": "c1", "status": "active"}}
     )
@@ -106,8 +117,7 @@ class FakeTavus:
 
     @property
     def base_url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}/v2"
+        return f"http://127.0.0.1:{self.server.server_port}/v2"
 
     @property
     def ended(self) -> set[str]:
@@ -129,44 +139,74 @@ class FakeTavus:
 
     def route(self, method: str, path: str, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         parts = [p for p in path.split("/") if p][1:]  # drop "v2"
-        schema = REQUEST_SCHEMAS.get((method, "/".join(parts)))
-        if schema is not None and (problems := schema.violations(body)):
+        schema = REQUEST_SCHEMAS.get((method, "/".join(parts[:1] + ["*"] * len(parts[1:]))))
+        if schema is not None and (problems := violations(schema, body)):
             self.contract_violations += problems
             return 400, {"error": f"Invalid request: {'; '.join(problems)}"}
         match method, parts:
             case "POST", ["personas"]:
-                self.personas.add("p123")
+                self.personas["p123"] = {"persona_id": "p123", **body, "created_at": CREATED_AT}
                 return 200, {"persona_id": "p123", "persona_name": body.get("persona_name"), "created_at": CREATED_AT}
             case "POST", ["pals"]:
-                self.pals.add("pal123")
+                self.pals["pal123"] = {"pal_id": "pal123", "pal_type": "user", **body, "created_at": CREATED_AT}
                 return 200, {"pal_id": "pal123", "pal_name": body.get("pal_name"),
                              "default_face_id": body["default_face_id"], "created_at": CREATED_AT}
             case "GET", ["personas" | "pals" as kind]:
-                ids = self.personas if kind == "personas" else self.pals
-                return 200, {"data": [{f"{kind[:-1]}_id": item} for item in sorted(ids)], "total_count": len(ids)}
-            case "GET" | "DELETE", ["personas" | "pals" as kind, item]:
-                ids = self.personas if kind == "personas" else self.pals
-                if item not in ids:
-                    return 400, {"error": f"Invalid {kind[:-1]}_id"}
-                if method == "DELETE":
-                    ids.discard(item)
-                    return 204, None
-                return 200, {f"{kind[:-1]}_id": item, "pipeline_mode": "echo"}
+                return 200, self._listing(kind, query)
+            case "GET" | "DELETE" | "PATCH", ["personas" | "pals" as kind, item]:
+                return self._persona_call(method, kind, item, body, query)
             case "POST", ["conversations"]:
                 return 200, self._create_conversation(body)
             case "GET", ["conversations"]:
-                status = (query.get("status") or [None])[0]
+                status = _first(query, "status")
                 data = [c for c in self.conversations.values() if status in (None, c["status"])]
                 return 200, {"data": data, "total_count": len(data)}
             case "GET" | "DELETE" | "POST", ["conversations", item, *rest]:
                 conversation = self.conversations.get(item)
                 if conversation is None:
                     return 400, {"error": "Invalid conversation_id"}
+                if (method, rest) == ("DELETE", []):
+                    del self.conversations[item]
+                    return 204, None
                 return self._conversation_call(method, conversation, rest, query)
             case "GET", ["faces" | "replicas" as kind]:
-                key = "face" if kind == "faces" else "replica"
-                return 200, {"data": [{f"{key}_id": "r1", f"{key}_name": "Anna"}], "total_count": 1}
+                return 200, self._faces(kind, query)
         return 404, {"error": "Not found"}
+
+    def _listing(self, kind: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """GET /personas or /pals: `pal_type` filters, `sort` asc (oldest first) or desc."""
+        items = list((self.personas if kind == "personas" else self.pals).values())
+        if pal_type := _first(query, "pal_type"):
+            items = [item for item in items if item.get("pal_type", "user") == pal_type]
+        if query.get("sort") == ["desc"]:
+            items.reverse()
+        return {"data": items, "total_count": len(items)}
+
+    def _persona_call(
+        self, method: str, kind: str, item: str, body: Any, query: dict[str, list[str]]
+    ) -> tuple[int, Any]:
+        items = self.personas if kind == "personas" else self.pals
+        if item not in items:
+            return 400, {"error": f"Invalid {kind[:-1]}_id"}
+        match method:
+            case "DELETE":
+                del items[item]
+                return 204, None
+            case "PATCH":
+                problem = apply_json_patch(items[item], body)
+                return (400, {"error": problem}) if problem else (200, items[item])
+        shown = dict(items[item])
+        if query.get("include_settings") == ["true"]:
+            shown["settings"] = {"layers": shown.get("layers", {})}
+        return 200, shown
+
+    def _faces(self, kind: str, query: dict[str, list[str]]) -> dict[str, Any]:
+        """Yours, then Tavus's stock faces; `face_type` (`replica_type` on /replicas) picks one kind."""
+        key = "face" if kind == "faces" else "replica"
+        wanted = _first(query, f"{key}_type")
+        faces = [face for face in USER_FACES + STOCK_FACES if wanted in (None, face["face_type"])]
+        data = [{f"{key}_{name.removeprefix('face_')}": value for name, value in face.items()} for face in faces]
+        return {"data": data, "total_count": len(data)}
 
     def _create_conversation(self, body: dict[str, Any]) -> dict[str, Any]:
         conversation_id = f"c{FIRST_CONVERSATION + self.created}"
@@ -195,14 +235,35 @@ class FakeTavus:
                 if query.get("verbose") == ["true"]:
                     shown["events"] = []
                 return 200, shown
-            case "DELETE", []:
-                return 204, None
             case "POST", ["end"]:
                 if conversation["status"] == "ended":
                     return 400, {"error": "Conversation has already ended"}
                 conversation["status"] = "ended"
                 return 200, {"conversation_id": conversation["conversation_id"], "status": "ended"}
         return 404, {"error": "Not found"}
+
+
+def _first(query: dict[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[0] if values else None
+
+
+def apply_json_patch(document: dict[str, Any], operations: list[dict[str, Any]]) -> str | None:
+    """add, replace and remove at a JSON Pointer (enough for personas); the error Tavus would give, or None."""
+    for operation in operations:
+        *parents, name = [part.replace("~1", "/").replace("~0", "~") for part in operation["path"][1:].split("/")]
+        target: Any = document
+        for part in parents:
+            target = target.get(part) if isinstance(target, dict) else None
+        if not isinstance(target, dict) or (operation["op"] in ("replace", "remove") and name not in target):
+            return f"Invalid patch: {operation['path']} does not exist"
+        if operation["op"] == "remove":
+            del target[name]
+        elif operation["op"] in ("add", "replace"):
+            target[name] = operation.get("value")
+        else:
+            return f"Invalid patch: {operation['op']} is not supported here"
+    return None
 
 
 def start_fake_tavus() -> FakeTavus:

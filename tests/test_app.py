@@ -628,14 +628,14 @@ def test_dry_run_prints_each_message_as_a_json_line_and_records_it(tmp_path, mak
     out = io.StringIO()
     record = tmp_path / "messages.jsonl"
     app = make_app(Settings(record_file=str(record)), DryRunRoom(out))
-    response = app.test_client().post("/send_text_message", json=DOCS_BODY)
+    response = app.test_client().post("/send_text_message", json=DOCS_BODY | {"conversation_id": "dry-run"})
 
     assert response.status_code == 200 and response.get_json()["mode"] == "dry-run"
     (line,) = out.getvalue().splitlines()
     expected = {
         "message_type": "conversation",
         "event_type": "conversation.echo",
-        "conversation_id": "<conversation_id>",
+        "conversation_id": "dry-run",
         "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
     }
     assert json.loads(line) == expected
@@ -650,6 +650,20 @@ def test_dry_run_without_a_conversation_id_uses_a_placeholder(make_app):
     app.test_client().post("/send_text_message", json={"text": "Hi"})
 
     assert json.loads(out.getvalue())["conversation_id"] == "dry-run"
+
+
+@pytest.mark.parametrize("conversation_id", ["c999", "<conversation_id>"])
+def test_dry_run_refuses_another_conversations_id_as_a_room_does(make_app, conversation_id):
+    out = io.StringIO()
+    app = make_app(Settings(), DryRunRoom(out, face=False))
+
+    response = app.test_client().post("/send_text_message", json={"text": "hi", "conversation_id": conversation_id})
+
+    assert response.status_code == 400 and response.get_json()["error"] == (
+        f"conversation_id {conversation_id!r} is not this relay's conversation ('dry-run'); "
+        "leave it out or run one relay per conversation"
+    )
+    assert out.getvalue() == ""
 
 
 # --- an utterance keeps its rate to the end ---------------------------------------------------

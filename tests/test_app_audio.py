@@ -14,6 +14,7 @@ import soundfile
 import echo_messages
 from config import Settings
 from echo_messages import serialized_size
+from relay import audio
 from relay.room import Room, join_client_settings
 from tests.conftest import CONVERSATION_URL, sent_messages
 
@@ -176,14 +177,14 @@ def test_a_raw_audio_body_over_the_body_limit_is_413(room, fake_call_client, mak
 def test_the_first_chunk_of_a_long_file_leaves_before_the_file_is_decoded(client, fake_call_client, monkeypatch):
     """Ordering, not wall time: the first send precedes the decoder producing its last block."""
     produced_at: list[float] = []
-    original = echo_messages._decoded_blocks
+    original = audio._decoded_blocks
 
     def timed_blocks(*args: Any, **kwargs: Any):
         for block in original(*args, **kwargs):
             produced_at.append(time.monotonic())
             yield block
 
-    monkeypatch.setattr(echo_messages, "_decoded_blocks", timed_blocks)
+    monkeypatch.setattr(audio, "_decoded_blocks", timed_blocks)
     data = encode(np.zeros(16000 * 600, dtype="int16"), 16000, "WAV", "PCM_16")  # ten minutes
 
     response = client.post("/send_audio_message", data=data, content_type="audio/wav")
@@ -203,8 +204,8 @@ def test_streaming_a_ten_minute_file_needs_far_less_memory_than_its_pcm():
     decoded_bytes = 600 * TARGET * 2
     tracemalloc.start()
     try:
-        audio = echo_messages.open_audio_file(io.BytesIO(data), target_rate=TARGET)
-        count = sum(1 for _ in echo_messages.audio_echo_messages(audio, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True))
+        pcm = audio.open_audio_file(io.BytesIO(data), audio.AudioLimits(target_rate=TARGET))
+        count = sum(1 for _ in echo_messages.audio_echo_messages(pcm, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -343,3 +344,89 @@ def test_dry_run_microphone_counts_frames_without_playing(make_app):
     wait_until(lambda: client.get("/health").get_json()["microphone"]["frames_played"] == 960)
 
     assert response.status_code == 202 and response.get_json()["mode"] == "dry-run"
+
+
+def test_a_file_promising_more_samples_than_the_bound_is_413_naming_the_setting_and_sends_nothing(
+    room, fake_call_client, make_app
+):
+    from tests.test_audio import flac_promising
+
+    app = make_app(Settings(max_audio_samples=100_000), room)
+    data = flac_promising(48000, channels=8, rate=48000)  # 1 s: well within RELAY_MAX_AUDIO_SECONDS
+
+    response = app.test_client().post("/send_audio_message", data=data, content_type="audio/flac")
+
+    assert response.status_code == 413
+    assert response.get_json()["error"] == (
+        "the file holds 384000 samples (48000 frames x 8 channels at 48000 Hz), over RELAY_MAX_AUDIO_SAMPLES (100000): "
+        "send fewer channels, a lower rate or a shorter file"
+    )
+    assert sent_messages(fake_call_client) == []
+
+
+def test_the_dry_run_keeps_libmpg123s_lines_off_its_terminal_and_answers_200(tmp_path):
+    import requests
+
+    from tests.test_app_main import finish, start, wait_for_port
+    from tests.test_audio import noisy_mp3
+
+    process = start([], tmp_path)
+    try:
+        port = wait_for_port(process)
+        response = requests.post(
+            f"http://127.0.0.1:{port}/send_audio_message", data=noisy_mp3(0.3), headers={"Content-Type": "audio/mpeg"}, timeout=30
+        )
+        process.terminate()
+        _, stderr = finish(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert response.status_code == 200 and response.json()["audio_ms"] == 300
+    assert "POST /send_audio_message 200" in stderr
+    assert "libmpg123" not in stderr
+
+
+# --- the microphone queue is bounded ----------------------------------------------------------
+
+
+@pytest.fixture
+def bounded_microphone(make_app, fake_daily):
+    """A microphone whose queue takes 0.5 s of audio; its device takes nothing until the test opens its gate."""
+    device = fake_daily.microphone_factory(TARGET, blocking=True)
+    device.gate.clear()
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory, client_settings=join_client_settings(microphone=True))
+    room.join(timeout=2)
+    yield make_app(Settings(max_microphone_queue_seconds=0.5), room, microphone_device=device).test_client(), device
+    device.gate.set()
+    room.leave()
+
+
+def test_a_clip_past_the_microphone_queue_bound_is_429_saying_how_much_is_queued_and_queues_nothing(bounded_microphone):
+    client, device = bounded_microphone
+    first, second = pcm_clip(300, 1), pcm_clip(300, 2)
+    queued = client.post("/microphone", json={"audio": base64.b64encode(first).decode(), "sample_rate": TARGET})
+
+    refused = client.post("/microphone", json={"audio": base64.b64encode(second).decode(), "sample_rate": TARGET})
+
+    assert queued.status_code == 202
+    assert refused.status_code == 429
+    assert refused.get_json()["error"] == (
+        "the microphone queue holds 0.3 s of audio and this clip is 0.3 s, over RELAY_MAX_MICROPHONE_QUEUE_SECONDS "
+        "(0.5 s): wait for it to play, or POST /interrupt to empty it"
+    )
+    device.gate.set()
+    wait_until(lambda: len(device.played) >= len(first))
+    wait_until(lambda: client.get("/health").get_json()["microphone"]["playing_clip"] is None)
+    assert device.played == first
+
+
+def test_a_clip_longer_than_the_microphone_queue_bound_is_429_even_when_the_queue_is_empty(bounded_microphone):
+    client, _ = bounded_microphone
+
+    refused = client.post("/microphone", data=encode(tone(0.6, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
+
+    assert refused.status_code == 429
+    assert refused.get_json()["error"].startswith("the microphone queue holds 0.0 s of audio and this clip is 0.6 s")
+    assert client.get("/health").get_json()["microphone"]["queued_ms"] == 0

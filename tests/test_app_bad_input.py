@@ -124,3 +124,43 @@ def test_malformed_requests_get_a_documented_4xx_and_send_nothing(
 
 def test_the_corpus_is_at_least_40_requests():
     assert len(CORPUS) >= 40 and len({c[0] for c in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize("content_type", [JSON, "text/plain"], ids=["plain-form", "flask-route"])
+def test_a_duplicate_key_is_a_400_naming_it_and_sends_nothing(client, fake_call_client, content_type):
+    response = client.post(
+        "/send_text_message", data=b'{"text": "Hi", "interrupt": false, "interrupt": true}', content_type=content_type
+    )
+
+    assert response.status_code == 400
+    assert response.get_json() == {"error": 'the body has the key "interrupt" twice: send each field once'}
+    assert sent_messages(fake_call_client) == []
+
+
+def test_json_nested_100000_deep_says_it_is_nested_too_deep(client, fake_call_client):
+    response = client.post("/send_text_message", data=b"[" * 100_000 + b"]" * 100_000, content_type=JSON)
+
+    assert response.status_code == 400
+    assert response.get_json() == {
+        "error": 'the body is JSON nested too deep to read: send a JSON object, such as {"text": "Hello there!"}'
+    }
+    assert sent_messages(fake_call_client) == []
+
+
+@pytest.mark.parametrize(
+    "sample_rate, shown", [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"')], ids=["superscript", "arabic-indic"]
+)
+def test_a_sample_rate_in_unicode_digits_is_a_400_naming_the_field(client, fake_call_client, sample_rate, shown):
+    response = client.post("/send_audio_message", json={"audio": "AAAAAA==", "sample_rate": sample_rate, "done": True})
+
+    assert response.status_code == 400
+    assert response.get_json() == {"error": f"sample_rate must be a positive whole number such as 24000, got {shown}"}
+    assert sent_messages(fake_call_client) == []
+
+
+@pytest.mark.parametrize("after", ["%C2%B2", "%D9%A1%D9%A6", "-1", "1.5", "x"])
+def test_an_event_cursor_that_is_not_ascii_digits_is_a_400_naming_it(client, after):
+    """`str.isdigit()` takes "²" (int() then refuses it: a 500) and Arabic-Indic digits: only 0-9 make an id."""
+    for response in (client.get(f"/events?after={after}"), client.get("/events", headers={"Last-Event-ID": after})):
+        assert response.status_code == 400
+        assert response.get_json()["error"].startswith("after (or Last-Event-ID) must be an event id")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -14,7 +15,7 @@ import requests
 from app import create_app
 from config import Settings
 from relay import events as relay_events
-from relay.room import Room
+from relay.room import DryRunRoom, Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, REPLICA
 from tests.wsgi_server import serve_wsgi
 
@@ -39,56 +40,33 @@ def started_speaking(seq: int, role: str | None = None) -> dict[str, Any]:
     return message
 
 
+def utterance(seq: int) -> dict[str, Any]:
+    return {"message_type": "conversation", "event_type": "conversation.utterance", "seq": seq, "properties": {"speech": "hi"}}
+
+
 def test_room_messages_and_relay_events_arrive_in_order_with_increasing_ids(client, fake_call_client):
-    message = started_speaking(1)
+    message = utterance(1)
     fake_call_client.room_sends(message)
 
     events = wait_for_events(client, 3)
 
-    assert [e["type"] for e in events] == ["relay.joined", "relay.replica_joined", "conversation.replica.started_speaking"]
+    assert [e["type"] for e in events] == ["relay.joined", "relay.replica_joined", "conversation.utterance"]
     assert [e["id"] for e in events] == [1, 2, 3]
     assert events[0]["conversation_id"] == CONVERSATION_ID
     assert events[2]["sender"] == REPLICA["id"] and events[2]["message"] == message
     assert events_after(client, 2) == events[2:]
 
 
-def test_messages_with_a_seq_are_ordered_by_it_and_duplicates_pass_through(client, fake_call_client):
-    for seq, role in ((7, "pal"), (5, None), (6, "replica")):
-        fake_call_client.room_sends(started_speaking(seq, role))
-
-    events = wait_for_events(client, 5)[2:]
-
-    assert [e["message"]["seq"] for e in events] == [5, 6, 7]
-    assert [e["type"] for e in events] == [
-        "conversation.replica.started_speaking", "conversation.started_speaking", "conversation.started_speaking"
-    ]
-
-
 def test_health_follows_whether_the_face_is_speaking(client, fake_call_client):
     fake_call_client.room_sends(started_speaking(1, "replica"))
-    wait_for_events(client, 3)
+    wait_for_events(client, 4)
     assert client.get("/health").get_json()["replica_speaking"] is True
 
     fake_call_client.room_sends({"event_type": "conversation.replica.stopped_speaking", "seq": 2, "properties": {"duration": 1.2, "interrupted": False}})
-    wait_for_events(client, 4)
+    wait_for_events(client, 6)
 
     health = client.get("/health").get_json()
-    assert health["replica_speaking"] is False and health["last_event_id"] == 4
-
-
-def test_a_listener_behind_the_buffer_is_told_how_many_it_missed(room, fake_call_client, make_app):
-    client = make_app(Settings(event_buffer=3), room).test_client()
-    for seq in range(1, 6):
-        fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq})
-    deadline = time.monotonic() + 3
-    while client.get("/health").get_json()["last_event_id"] < 7:
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
-
-    events = events_after(client, 0)
-
-    assert events[0]["type"] == "relay.events_dropped" and events[0]["count"] == 4 and "id" not in events[0]
-    assert [e["id"] for e in events[1:]] == [5, 6, 7]
+    assert health["replica_speaking"] is False and health["last_event_id"] == 6
 
 
 def test_last_event_id_header_works_like_after(client, fake_call_client):
@@ -167,7 +145,8 @@ def served(app):
 
 def read_sse(response: Any, count: int) -> list[dict[str, Any]]:
     """Parse `count` events (frames with data) from a streaming response."""
-    events, frame = [], {}
+    events: list[dict[str, Any]] = []
+    frame: dict[str, str] = {}
     for line in response.iter_lines(decode_unicode=True):
         if line == "":
             if "data" in frame:
@@ -184,17 +163,17 @@ def read_sse(response: Any, count: int) -> list[dict[str, Any]]:
 def test_sse_stream_frames_events_with_id_and_type(served, fake_call_client):
     with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
         assert response.headers["Content-Type"].startswith("text/event-stream")
-        fake_call_client.room_sends(started_speaking(3))
+        fake_call_client.room_sends(utterance(3))
         events = read_sse(response, 3)
 
     assert [(e["_sse_id"], e["_sse_event"]) for e in events] == [
-        ("1", "relay.joined"), ("2", "relay.replica_joined"), ("3", "conversation.replica.started_speaking")
+        ("1", "relay.joined"), ("2", "relay.replica_joined"), ("3", "conversation.utterance")
     ]
 
 
 def test_sse_reconnect_with_last_event_id_gets_only_what_it_missed(served, fake_call_client):
-    fake_call_client.room_sends(started_speaking(1))
-    fake_call_client.room_sends(started_speaking(2))
+    fake_call_client.room_sends(utterance(1))
+    fake_call_client.room_sends(utterance(2))
     headers = {"Accept": "text/event-stream", "Last-Event-ID": "2"}
     with requests.get(f"{served}/events", headers=headers, stream=True, timeout=5) as response:
         events = read_sse(response, 2)
@@ -257,3 +236,66 @@ def test_closing_the_relay_ends_open_streams(fake_daily):
     room.leave()
 
     assert all(not line.startswith("data") for line in remaining)
+
+
+def raw_frames(response: Any, count: int) -> list[str]:
+    """The first `count` frames of a stream, as written (blank-line separated), comments and retry included."""
+    frames: list[str] = []
+    lines: list[str] = []
+    for line in response.iter_lines(decode_unicode=True):
+        if line == "":
+            frames.append("\n".join(lines))
+            lines = []
+            if len(frames) == count:
+                return frames
+        else:
+            lines.append(line)
+    raise AssertionError(f"stream ended after {frames}")
+
+
+def test_a_stream_from_before_a_restart_starts_over_on_a_relay_with_no_events(make_app):
+    app = make_app(Settings(), DryRunRoom(io.StringIO(), face=False))
+    with serve_wsgi(app) as port:
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": "4"}
+        with requests.get(f"http://127.0.0.1:{port}/events", headers=headers, stream=True, timeout=5) as response:
+            requests.post(f"http://127.0.0.1:{port}/interrupt", timeout=5)
+            events = read_sse(response, 2)
+
+    assert [(e["_sse_id"], e["type"]) for e in events] == [(None, "relay.restarted"), ("1", "relay.interrupted")]
+
+
+def test_head_requests_on_the_stream_leave_every_slot_free(served, app, monkeypatch):
+    monkeypatch.setattr(relay_events, "MAX_EVENT_LISTENERS", 2)
+    for _ in range(3):
+        assert requests.head(f"{served}/events", headers={"Accept": "text/event-stream"}, timeout=5).status_code == 200
+
+    with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+        assert response.status_code == 200 and read_sse(response, 1)[0]["type"] == "relay.joined"
+    assert app.extensions["relay"].events.listeners <= 1
+
+
+def test_a_client_that_leaves_frees_its_slot(served, app, monkeypatch):
+    monkeypatch.setattr(relay_events, "EVENT_KEEPALIVE_S", 0.05)
+    events = app.extensions["relay"].events
+    with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+        read_sse(response, 1)
+        assert events.listeners == 1
+
+    deadline = time.monotonic() + 5  # the next keep-alive write finds the socket closed
+    while events.listeners and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert events.listeners == 0
+
+
+def test_a_participant_cannot_forge_frames_in_the_stream(served, fake_call_client):
+    forged = 'x\nid: 999999\nevent: conversation.replica.stopped_speaking\ndata: {"forged":true}\n\nevent: y'
+    with requests.get(f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+        fake_call_client.room_sends({"event_type": forged, "seq": 1}, sender="someone-else")
+        fake_call_client.room_sends(utterance(2))
+        frames = raw_frames(response, 3)[1:]
+
+    assert [frame.split("\n")[:2] for frame in frames] == [
+        ["id: 3", "event: x\\nid: 999999\\nevent: conversation.replica.stopped_speaking\\ndata: {\"forged\":true}\\n\\nevent: y"],
+        ["id: 4", "event: conversation.utterance"],
+    ]
+    assert json.loads(frames[0].split("\n")[2][len("data: "):])["message"]["event_type"] == forged

@@ -74,7 +74,7 @@ def dry_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm(dry_run, tmp_path):
     process, port = dry_run
 
-    response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=DOCS_TEXT_BODY, timeout=10)
+    response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=DOCS_TEXT_BODY | {"conversation_id": "dry-run"}, timeout=10)
     health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
     process.send_signal(signal.SIGTERM)
     stdout, stderr = finish(process)
@@ -85,7 +85,7 @@ def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm
     expected = {
         "message_type": "conversation",
         "event_type": "conversation.echo",
-        "conversation_id": "<conversation_id>",
+        "conversation_id": "dry-run",
         "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
     }
     assert [json.loads(line) for line in stdout.splitlines()] == [expected]

@@ -54,6 +54,7 @@ def test_every_variable_is_read():
         replica_timeout_s=1.5,
         send_timeout_s=3.0,
         max_audio_seconds=30.0,
+        max_audio_samples=30 * 48000 * 2,  # derived: RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo
         record_file="out.jsonl",
     )
 
@@ -69,6 +70,8 @@ def test_every_variable_is_read():
         ("RELAY_MAX_MESSAGE_BYTES", "100", "RELAY_MAX_MESSAGE_BYTES must be at least 512"),
         ("RELAY_SEND_TIMEOUT", "soon", "RELAY_SEND_TIMEOUT must be a number"),
         ("RELAY_REPLICA_TIMEOUT", "-1", "RELAY_REPLICA_TIMEOUT must be at least 0"),
+        ("RELAY_MAX_AUDIO_SAMPLES", "lots", "RELAY_MAX_AUDIO_SAMPLES must be a whole number"),
+        ("RELAY_MAX_MICROPHONE_QUEUE_SECONDS", "0", "RELAY_MAX_MICROPHONE_QUEUE_SECONDS must be at least 0.001"),
         ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1", "TAVUS_CONVERSATION_URL must be an http(s) URL"),
         ("TAVUS_API_BASE_URL", "ftp://x", "TAVUS_API_BASE_URL must be an http(s) URL"),
     ],
@@ -90,6 +93,18 @@ def test_secrets_never_show_in_repr():
     assert "key-123" not in text and "tok-456" not in text and "mt-789" not in text
 
 
+def test_tavus_pal_id_is_read_when_tavus_persona_id_is_not_set():
+    assert Settings.from_env({"TAVUS_PAL_ID": "pal1"}).tavus_persona_id == "pal1"
+    assert Settings.from_env({"TAVUS_PAL_ID": "pal1", "TAVUS_PERSONA_ID": "p1"}).tavus_persona_id == "p1"
+
+
+def test_tavus_timeout_is_read_and_checked():
+    assert Settings.from_env({"TAVUS_TIMEOUT": "2.5"}).tavus_timeout_s == 2.5
+    assert Settings.from_env({}).tavus_timeout_s == 30
+    with pytest.raises(ConfigError, match="^TAVUS_TIMEOUT must be a number, got 'soon'$"):
+        Settings.from_env({"TAVUS_TIMEOUT": "soon"})
+
+
 def test_tavus_face_id_is_read_when_tavus_replica_id_is_not_set():
     assert Settings.from_env({"TAVUS_FACE_ID": "f1"}).tavus_replica_id == "f1"
     assert Settings.from_env({"TAVUS_FACE_ID": "f1", "TAVUS_REPLICA_ID": "r1"}).tavus_replica_id == "r1"
@@ -104,3 +119,13 @@ def test_dotenv_in_the_current_directory_is_read_and_the_environment_wins(tmp_pa
     settings = Settings.from_env()
 
     assert settings.port == 9100 and settings.tavus_persona_id == "from-env"
+
+
+def test_the_audio_sample_bound_defaults_to_the_longest_audio_of_48khz_stereo_and_can_be_set():
+    assert Settings().max_audio_samples == 600 * 48000 * 2
+    assert Settings.from_env({"RELAY_MAX_AUDIO_SAMPLES": "1000000"}).max_audio_samples == 1_000_000
+
+
+def test_the_microphone_queue_bound_defaults_to_600_seconds_and_can_be_set():
+    assert Settings().max_microphone_queue_seconds == 600
+    assert Settings.from_env({"RELAY_MAX_MICROPHONE_QUEUE_SECONDS": "30"}).max_microphone_queue_seconds == 30

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 
 import numpy as np
 import pytest
-import soundfile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,15 +14,13 @@ import echo_messages
 from echo_messages import (
     audio_echo_messages,
     echo_message,
-    float_to_s16le,
     interrupt_message,
-    open_audio_file,
     parse_audio_request,
     parse_text_request,
     serialized_size,
     text_echo_messages,
 )
-from relay.errors import AudioTooLong, MessageError, UnsupportedAudio, status_of
+from relay.errors import MessageError
 
 
 def b64(data: bytes) -> str:
@@ -48,88 +44,11 @@ def test_text_request_defaults():
     assert (echo.done, echo.interrupt, echo.inference_id, echo.conversation_id) == (True, False, None, None)
 
 
-def test_audio_request_defaults_done_false_and_rate_16000():
-    echo = parse_audio_request({"audio": b64(bytes(4))}, target_rate=24000)
-
-    assert (echo.done, echo.sample_rate, b"".join(echo.audio)) == (False, 16000, bytes(4))
-
-
 def test_audio_base64_with_line_breaks_from_the_base64_tool_is_accepted():
     pcm = bytes(range(200))
     wrapped = base64.encodebytes(pcm).decode()  # 76-column lines, as `base64 file` prints
 
-    assert b"".join(parse_audio_request({"audio": wrapped}, target_rate=24000).audio) == pcm
-
-
-@pytest.mark.parametrize("rate", [16000, 24000])
-def test_raw_pcm_at_a_documented_rate_passes_through_byte_identical(rate):
-    pcm = np.random.default_rng(1).integers(-32768, 32767, 4800, dtype=np.int16).tobytes()
-
-    echo = parse_audio_request({"audio": b64(pcm), "sample_rate": rate}, target_rate=24000)
-
-    assert b"".join(echo.audio) == pcm and echo.sample_rate == rate
-
-
-def test_raw_pcm_at_another_rate_is_resampled_to_the_target():
-    pcm = np.zeros(44100, dtype="<i2").tobytes()
-
-    echo = parse_audio_request({"audio": b64(pcm), "sample_rate": "44100"}, target_rate=24000)
-
-    assert echo.sample_rate == 24000 and len(b"".join(echo.audio)) == 24000 * 2
-
-
-def test_wav_is_decoded_downmixed_and_resampled():
-    t = np.arange(48000) / 48000
-    stereo = np.stack([np.sin(2 * np.pi * 1000 * t), np.sin(2 * np.pi * 1000 * t)], axis=1) * 0.5
-    buffer = io.BytesIO()
-    soundfile.write(buffer, stereo, 48000, format="WAV", subtype="FLOAT")
-
-    echo = parse_audio_request({"audio": b64(buffer.getvalue()), "sample_rate": 16000}, target_rate=24000)
-
-    samples = np.frombuffer(b"".join(echo.audio), dtype="<i2")
-    assert echo.sample_rate == 24000 and len(samples) == 24000
-    peak_hz = np.argmax(np.abs(np.fft.rfft(samples))) * 24000 / len(samples)
-    assert abs(peak_hz - 1000) <= 2
-
-
-def test_corrupt_wav_is_a_bad_request_naming_the_damage():
-    with pytest.raises(MessageError, match="could not decode audio: .*WAV") as caught:
-        parse_audio_request({"audio": b64(b"RIFF\x10\x00\x00\x00WAVEfmt garbage")}, target_rate=24000)
-
-    assert status_of(caught.value) == 400
-
-
-def test_an_unknown_format_is_unsupported_audio_without_the_file_objects_repr():
-    with pytest.raises(UnsupportedAudio) as caught:
-        open_audio_file(io.BytesIO(b"not audio at all" * 20), target_rate=24000)
-
-    assert str(caught.value) == "could not decode audio: Format not recognised (send WAV, MP3, FLAC or OGG)"
-    assert status_of(caught.value) == 415
-
-
-@pytest.mark.parametrize("channels", [1, 2])
-def test_a_16_bit_file_decodes_to_exactly_what_the_same_samples_as_floats_do(channels):
-    """16-bit files are read as 16-bit and scaled by the relay: the PCM sent must not change by one bit for it."""
-    samples = np.random.default_rng(7).integers(-32768, 32768, (44100, channels)).astype("<i2")
-    as_int16, as_float = io.BytesIO(), io.BytesIO()
-    soundfile.write(as_int16, samples, 44100, format="WAV", subtype="PCM_16")
-    soundfile.write(as_float, samples / 32768.0, 44100, format="WAV", subtype="FLOAT")  # exact: int16 / 2**15
-    as_int16.seek(0)
-    as_float.seek(0)
-
-    sent = b"".join(open_audio_file(as_int16, target_rate=24000))
-
-    assert sent == b"".join(open_audio_file(as_float, target_rate=24000))
-    assert len(sent) == 24000 * 2
-
-
-def test_audio_over_the_length_limit_is_refused():
-    with pytest.raises(AudioTooLong, match="RELAY_MAX_AUDIO_SECONDS"):
-        parse_audio_request({"audio": b64(bytes(16000 * 2 * 3))}, target_rate=24000, max_seconds=2)
-
-
-def test_floats_are_clipped_not_wrapped():
-    assert np.frombuffer(float_to_s16le(np.array([1.5, -1.5, 1.0, 0.0])), dtype="<i2").tolist() == [32767, -32768, 32767, 0]
+    assert parse_audio_request({"audio": wrapped}).audio == pcm
 
 
 # --- building -----------------------------------------------------------------
@@ -250,37 +169,6 @@ def test_pcm_pieces_fit_rebuild_the_input_on_whole_samples(samples, rate, infere
     assert [m["properties"]["done"] for m in messages] == [False] * (len(messages) - 1) + [done]
 
 
-def test_raw_pcm_that_starts_like_an_mp3_frame_is_still_raw_pcm():
-    """0xFF 0xE0 is just a small negative sample; only a WAV's 12-byte signature makes JSON audio a file."""
-    pcm = bytes([0xFF, 0xE0]) + bytes(958)
-
-    echo = parse_audio_request({"audio": b64(pcm), "sample_rate": 24000}, target_rate=24000)
-
-    assert b"".join(echo.audio) == pcm
-
-
-# --- containers in JSON audio: recognised by their bytes, never mistaken for raw PCM ---------
-
-
-@pytest.mark.parametrize(
-    "fmt, subtype, expected",
-    [("WAV", "PCM_16", "wav"), ("FLAC", "PCM_16", "flac"), ("OGG", "VORBIS", "ogg"), ("OGG", "OPUS", "ogg"),
-     ("MP3", "MPEG_LAYER_III", "mp3"), ("AIFF", "PCM_16", "aiff")],
-)
-def test_every_container_the_upload_takes_is_recognised_by_its_bytes(fmt, subtype, expected):
-    buffer = io.BytesIO()
-    soundfile.write(buffer, np.zeros(48000, dtype="float32"), 48000, format=fmt, subtype=subtype)
-
-    assert echo_messages.audio_container(buffer.getvalue()) == expected
-
-
-def test_random_pcm_that_starts_with_an_mp3_frame_sync_is_never_taken_for_a_file():
-    rng = np.random.default_rng(3)
-    for _ in range(2000):
-        pcm = rng.integers(-32768, 32767, 2400, dtype=np.int16).astype("<i2").tobytes()
-        assert echo_messages.audio_container(b"\xff\xfb\x94\xc4" + pcm) is None
-
-
 # --- splitting is linear, so a 50 MB body does not take minutes ------------------------------
 
 
@@ -306,3 +194,76 @@ def test_splitting_a_long_text_serializes_each_character_a_bounded_number_of_tim
 def test_each_chars_escaped_cost_adds_up_to_what_json_writes(text):
     """The splitter's per-char costs must equal json.dumps's bytes exactly (lone surrogates included)."""
     assert int(echo_messages.escaped_costs(text).sum()) == len(json.dumps(text, ensure_ascii=True)) - 2
+
+
+# --- numbers: ASCII digits only ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, shown", [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"'), ("9" * 19, '"' + "9" * 19 + '"')]
+)
+def test_a_sample_rate_in_other_than_ascii_digits_is_a_message_error_naming_the_field(value, shown):
+    with pytest.raises(MessageError) as caught:
+        parse_audio_request({"properties": {"audio": "AAAA", "sample_rate": value}})
+
+    assert str(caught.value) == f"properties.sample_rate must be a positive whole number such as 24000, got {shown}"
+
+
+@pytest.mark.parametrize("text, number", [("16000", 16000), (" 24000\n", 24000), ("0", 0), ("9" * 18, 10**18 - 1)])
+def test_ascii_int_reads_ascii_digits(text, number):
+    assert echo_messages.ascii_int(text, "after") == number
+
+
+@pytest.mark.parametrize("text", ["", " ", "+5", "-5", "5.0", "1e3", "0x10", "²", "١", "１６", "9" * 19])
+def test_ascii_int_refuses_anything_else_naming_the_field(text):
+    with pytest.raises(MessageError, match="^after must be an event id, got "):
+        echo_messages.ascii_int(text, "after", meaning="an event id")
+
+
+# --- JSON bodies ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (b'{"interrupt": false, "interrupt": true, "text": "Hi"}', 'the body has the key "interrupt" twice: send each field once'),
+        (b'{"properties": {"text": "a", "text": "b"}}', 'the body has the key "text" twice: send each field once'),
+        (b"[" * 100_000 + b"]" * 100_000, 'the body is JSON nested too deep to read: send a JSON object, such as {"text": "Hello there!"}'),
+        (b" \n", 'the body is empty: send a JSON object, such as {"text": "Hello there!"}'),
+        (b'{"text": "Hi"', "the body is not valid JSON: Expecting ',' delimiter at line 1 column 14"),
+        (b'{"text": "caf\xe9"}', "the body is not valid JSON (UTF-8 expected)"),
+    ],
+    ids=["duplicate-key", "duplicate-key-in-properties", "nested-100000-deep", "empty", "truncated", "not-utf8"],
+)
+def test_a_body_that_is_not_one_clear_json_value_is_a_message_error_saying_why(data, error):
+    with pytest.raises(MessageError) as caught:
+        echo_messages.json_body(data)
+
+    assert str(caught.value) == error
+
+
+def test_a_json_body_with_each_key_once_reads_as_json():
+    assert echo_messages.json_body(b'{"text": "Hi", "properties": {"done": true}}') == {"text": "Hi", "properties": {"done": True}}
+
+
+# --- what the module is: pure and cheap ------------------------------------------------------------
+
+
+def test_echo_messages_loads_no_audio_decoder():
+    """Parsing and splitting stay cheap to import and test: decoding is relay/audio.py's."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import sys, echo_messages; print(sorted({'soundfile', 'soxr', 'relay.audio'} & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
+    )
+
+    assert done.stdout.strip() == "[]"
+
+
+def test_new_inference_ids_are_uuid4_hex_and_never_repeat():
+    ids = {echo_messages.new_inference_id() for _ in range(1000)}
+
+    assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)

@@ -62,6 +62,76 @@ def test_a_bad_script_names_its_line(tmp_path, script, error):
     assert str(raised.value).startswith(error)
 
 
+# --- a script from a request names audio only in RELAY_AUDIO_DIR -------------------------------------
+
+
+@pytest.fixture
+def audio_dir(tmp_path):
+    folder = tmp_path / "audio"
+    (folder / "sub").mkdir(parents=True)
+    write_wav(folder / "hi.wav")
+    write_wav(folder / "sub" / "deep.wav")
+    write_wav(tmp_path / "outside.wav")
+    (folder / "leak.wav").symlink_to(tmp_path / "outside.wav")
+    (folder / "dir.wav").mkdir()
+    return folder
+
+
+def test_a_request_script_plays_files_inside_the_audio_folder(audio_dir):
+    steps = parse_script("@audio hi.wav\n@audio sub/deep.wav", audio_dir, confined=True)
+
+    assert [(step.file_name, step.path) for step in steps] == [
+        ("hi.wav", (audio_dir / "hi.wav").resolve()), ("sub/deep.wav", (audio_dir / "sub" / "deep.wav").resolve())
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["{outside}", "../outside.wav", "sub/../../outside.wav", "leak.wav", "dir.wav", "nowhere.wav",
+             "/etc/shadow", "/proc/self/environ", "/root/.ssh/id_rsa", "../../../../etc/passwd"]
+)
+def test_a_request_script_names_nothing_outside_the_audio_folder_and_says_only_the_name(audio_dir, name):
+    name = name.format(outside=audio_dir.parent / "outside.wav")
+
+    with pytest.raises(ScriptError) as raised:
+        parse_script(f"@audio {name}", audio_dir, name="console", confined=True)
+
+    assert str(raised.value) == (
+        f"console line 1: no audio file {name} in the audio folder: "
+        "name a file in RELAY_AUDIO_DIR by its name or a path inside it"
+    )
+
+
+def test_the_shipped_demo_loads_in_the_console_with_the_defaults(client):
+    demo = (Path(__file__).resolve().parent.parent / "examples" / "demo.txt").read_text()
+
+    response = client.post("/script", json={"script": demo, "name": "demo.txt"})
+
+    assert response.status_code == 200, response.get_json()
+    assert "audio hello.wav" in [step["text"] for step in response.get_json()["steps"]]
+
+
+def test_a_name_with_control_characters_is_shown_escaped():
+    with pytest.raises(ScriptError, match=r"no audio file 'a\\x1b\[2Jb.wav' in the audio folder"):
+        parse_script("@audio a\x1b[2Jb.wav", Path.cwd(), confined=True)
+
+
+def test_a_request_script_cannot_name_a_file_elsewhere(client, tmp_path):
+    write_wav(tmp_path / "x.wav")
+
+    response = client.post("/script", json={"script": f"@audio {tmp_path / 'x.wav'}"})
+
+    assert response.status_code == 400 and str(tmp_path) in response.get_json()["error"]  # only as written
+    assert "looked for" not in response.get_json()["error"]
+
+
+def test_relay_audio_dir_chooses_the_folder(room, make_app, tmp_path):
+    write_wav(tmp_path / "mine.wav")
+    client = make_app(Settings(audio_dir=str(tmp_path)), room).test_client()
+
+    assert client.post("/script", json={"script": "@audio mine.wav"}).status_code == 200
+    assert client.post("/script", json={"script": "@audio hello.wav"}).status_code == 400
+
+
 # --- the runner, on the Daily stand-in -----------------------------------------------------------------------
 
 

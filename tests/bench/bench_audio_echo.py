@@ -13,7 +13,7 @@ import json
 import time
 
 import numpy as np
-from harness import exit_if_failed, relay_on_fake_daily
+from harness import Goals, exit_if_failed, relay_on_fake_daily
 
 SECONDS = 60
 RATE = 24000
@@ -38,8 +38,11 @@ def main() -> None:
         best, median = min(timings), sorted(timings)[len(timings) // 2]
     print(f"{SECONDS} s of {RATE} Hz PCM ({len(pcm) / 1e6:.2f} MB, {len(body) / 1e6:.2f} MB JSON) "
           f"in {result['messages_sent']} messages")
+    goals = Goals()
+    goal = goals.check("PCM as JSON to the last confirmation", SECONDS / median, ">=", 300, "x real time")
     print(f"request to last confirmation: median {median * 1000:.0f} ms, best {best * 1000:.0f} ms "
-          f"= {SECONDS / median:.0f}x real time (goal >= 300x)")
+          f"= {SECONDS / median:.0f}x real time ({goal})")
+    goals.exit_if_missed()
 
 
 if __name__ == "__main__":

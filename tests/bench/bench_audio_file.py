@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
-from harness import exit_if_failed, relay_on_fake_daily
+from harness import Goals, exit_if_failed, relay_on_fake_daily
 
 from config import Settings
 
@@ -78,12 +78,18 @@ def main() -> None:
             big_growth = peak_rss_mb() - before_big
         size_mb, big_mb = path.stat().st_size / 1e6, big.stat().st_size / 1e6
     first, first_from_client, total, messages = sorted(rows, key=lambda row: row[2])[len(rows) // 2]
+    goals = Goals()
     print(f"{SECONDS} s of {RATE} Hz stereo WAV ({size_mb:.1f} MB) -> {messages} messages at 24 kHz")
-    print(f"first message {first * 1000:.1f} ms after the body reached the relay (goal <= 10 ms); "
+    print(f"first message {first * 1000:.1f} ms after the body reached the relay "
+          f"({goals.check('WAV first message after the body reached the relay', first * 1000, '<=', 10, ' ms')}); "
           f"{first_from_client * 1000:.1f} ms after the client sent its last byte (includes the server reading it)")
-    print(f"last confirmation {total * 1000:.0f} ms after = {SECONDS / total:.0f}x real time (goal >= 300x)")
-    print(f"a {big_mb:.0f} MB upload: peak RSS grew {big_growth:.0f} MB = {big_growth / big_mb:.2f}x the body (goal < 3x); "
+    print(f"last confirmation {total * 1000:.0f} ms after = {SECONDS / total:.0f}x real time "
+          f"({goals.check('WAV file to the last confirmation', SECONDS / total, '>=', 300, 'x real time')})")
+    growth = big_growth / big_mb
+    print(f"a {big_mb:.0f} MB upload: peak RSS grew {big_growth:.0f} MB = {growth:.2f}x the body "
+          f"({goals.check(f'{big_mb:.0f} MB upload peak memory growth', growth, '<', 3, 'x the body')}); "
           f"peak RSS {peak_rss_mb():.0f} MB, baseline before the relay {baseline:.0f} MB")
+    goals.exit_if_missed()
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 
-from harness import exit_if_failed, relay_on_fake_daily
+from harness import Goals, exit_if_failed, relay_on_fake_daily
 
 from config import Settings
 
@@ -42,8 +42,11 @@ def main() -> None:
             handed = fake.client.sent_at[-1] - fake.clock.arrivals[-1]
             rates.append(len(text.encode()) / 1e6 / handed)
             messages = len(fake.client.sent_at) - before
+    rate = sorted(rates)[len(rates) // 2]
+    goals = Goals()
     print(f"{MEGABYTES} MB of text in {messages} messages: split and handed to Daily at "
-          f"{sorted(rates)[len(rates) // 2]:.1f} MB/s (median of {RUNS}; goal >= 10 MB/s)")
+          f"{rate:.1f} MB/s (median of {RUNS}; {goals.check('long text split and handed to Daily', rate, '>=', 10, ' MB/s')})")
+    goals.exit_if_missed()
 
 
 if __name__ == "__main__":

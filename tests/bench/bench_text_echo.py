@@ -30,7 +30,7 @@ from typing import Any
 
 import waitress
 from flask import Flask, jsonify, request
-from harness import exit_if_failed, have_wrk, load, relay_on_fake_daily, wrk_load
+from harness import Goals, exit_if_failed, have_wrk, load, relay_on_fake_daily, wrk_load
 from waitress import wasyncore
 from werkzeug.debug import DebuggedApplication
 from werkzeug.serving import make_server
@@ -45,6 +45,9 @@ WRK_SECONDS = 3
 REQUESTS_EACH = 400  # the Python client's share, when wrk is not installed
 SINGLE_REQUESTS = 1500
 WARM_UP_EACH = 50
+HANDLER_GOAL = 0.85  # issue 15: the relay at 8 connections, against the docs' handler on waitress
+P50_GOAL = 1.3  # issue 11: p50 at 1 connection, against the same handler
+SCRIPT_GOAL = 2.0  # issue 11: against the docs' script as published (missed on a 2-core VM: see the README)
 
 
 def body(client: int, n: int) -> dict[str, Any]:
@@ -116,10 +119,10 @@ def docs_handler_on_waitress() -> Iterator[int]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield server.effective_port  # type: ignore[union-attr]
+        yield server.effective_port
     finally:
         server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         thread.join(5)
 
 
@@ -165,12 +168,20 @@ def main() -> None:
         rates = [r["requests_per_s"] for r in rounds[name]]
         print(f"{label:<52} {median(rates):>6.0f} req/s at {CONNECTIONS} connections ({min(rates):.0f}-{max(rates):.0f})"
               f"   p50 {median([r['p50_ms'] for r in rounds[name]]):5.2f} ms at 1 connection")
+    goals = Goals()
+    throughput, p50 = ratio(rounds, "requests_per_s", "handler"), ratio(rounds, "p50_ms", "handler")
+    over_script = ratio(rounds, "requests_per_s", "script")
     print(
-        f"relay / docs' handler on waitress: {ratio(rounds, 'requests_per_s', 'handler'):.2f}x req/s (goal >= 0.8x); "
-        f"p50 at 1 connection {ratio(rounds, 'p50_ms', 'handler'):.2f}x (goal <= 1.3x)"
+        f"relay / docs' handler on waitress: {throughput:.2f}x req/s "
+        f"({goals.check('relay / handler req/s', throughput, '>=', HANDLER_GOAL, 'x')}); "
+        f"p50 at 1 connection {p50:.2f}x ({goals.check('relay / handler p50', p50, '<=', P50_GOAL, 'x')})"
     )
-    print(f"relay / docs' script as published: {ratio(rounds, 'requests_per_s', 'script'):.2f}x req/s (goal >= 2x)")
+    print(
+        f"relay / docs' script as published: {over_script:.2f}x req/s "
+        f"({goals.check('relay / script req/s', over_script, '>=', SCRIPT_GOAL, 'x')})"
+    )
     print("(each ratio is the median of the rounds' ratios, each round's servers measured back to back)")
+    goals.exit_if_missed()
 
 
 def ratio(rounds: dict[str, list[dict[str, float]]], figure: str, other: str) -> float:

@@ -1,0 +1,88 @@
+"""The face's speaking vocabulary: the one place that knows how Tavus says the face started or stopped speaking.
+
+Tavus has said it two ways (PROTOCOL.md section 6): the legacy
+`conversation.replica.started_speaking` / `stopped_speaking`, and the unified
+`conversation.started_speaking` / `stopped_speaking` with a `role` of
+"replica" or "pal", sometimes both roles for one change. Heartbeats such as
+`system.replica_present` and the user's own speaking events say nothing about
+the face speaking. Everything else in the relay (the utterance tracker, the
+`relay.speaking` event the console shows, /health) reads `SpeakingReport`s and
+`FaceSpeaking`, never the raw names, so a new name is taught here once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+LEGACY_STARTED = "conversation.replica.started_speaking"
+LEGACY_STOPPED = "conversation.replica.stopped_speaking"
+UNIFIED_STARTED = "conversation.started_speaking"
+UNIFIED_STOPPED = "conversation.stopped_speaking"
+FACE_ROLES = ("replica", "pal")  # a unified event with any other role (the user) is not the face
+
+
+@dataclass(frozen=True)
+class SpeakingReport:
+    """One raw report from the face: it started or stopped speaking an utterance."""
+
+    started: bool
+    inference_id: str | None
+    interrupted: bool = False  # only a stop says it
+    duration_s: float | None = None  # only a stop says it
+
+
+def speaking_report(message: Any) -> SpeakingReport | None:
+    """The face's started/stopped speaking in `message` (legacy or unified form); None for anything else."""
+    if not isinstance(message, Mapping):
+        return None
+    kind = message.get("event_type")
+    raw_properties = message.get("properties")
+    properties: Mapping[str, Any] = raw_properties if isinstance(raw_properties, Mapping) else {}
+    if kind in (UNIFIED_STARTED, UNIFIED_STOPPED):
+        if properties.get("role") not in FACE_ROLES:
+            return None
+    elif kind not in (LEGACY_STARTED, LEGACY_STOPPED):
+        return None
+    started = kind in (LEGACY_STARTED, UNIFIED_STARTED)
+    inference_id = message.get("inference_id") or properties.get("inference_id")
+    duration = properties.get("duration")
+    return SpeakingReport(
+        started=started,
+        inference_id=str(inference_id) if isinstance(inference_id, (str, int)) and inference_id != "" else None,
+        interrupted=not started and properties.get("interrupted") is True,
+        duration_s=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
+    )
+
+
+class FaceSpeaking:
+    """Whether the face is speaking now, and which utterance: changed once per change, however many duplicates.
+
+    A start for the utterance already speaking, or a stop while silent, is a
+    duplicate (the pal/replica pair, legacy beside unified). A stop that names
+    another utterance than the one speaking is a late stop for an earlier one:
+    the face is still speaking.
+    """
+
+    def __init__(self) -> None:
+        self.speaking = False
+        self.inference_id: str | None = None
+        self._lock = threading.Lock()
+
+    def update(self, report: SpeakingReport) -> dict[str, Any] | None:
+        """The `relay.speaking` event's fields when `report` changes the state; None for a duplicate."""
+        with self._lock:
+            if report.started:
+                if self.speaking and report.inference_id == self.inference_id:
+                    return None
+                self.speaking, self.inference_id = True, report.inference_id
+                return {"speaking": True, "inference_id": report.inference_id}
+            if not self.speaking:
+                return None
+            if None not in (report.inference_id, self.inference_id) and report.inference_id != self.inference_id:
+                return None
+            stopped = self.inference_id if report.inference_id is None else report.inference_id
+            self.speaking, self.inference_id = False, None
+            return {"speaking": False, "inference_id": stopped, "interrupted": report.interrupted}

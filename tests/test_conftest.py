@@ -1,0 +1,57 @@
+"""The guard in tests/conftest.py: a test that prints a key or a token fails, however it printed it.
+
+Run on a small test file in a pytest of its own, with tests/conftest.py as its plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+ROOT = Path(__file__).resolve().parent.parent
+LEAKY_TESTS = '''
+import pytest
+
+
+def test_prints_a_token():
+    print("Authorization: Bearer SECRET-TOKEN")
+
+
+def test_reads_its_own_output_with_capsys(capsys):
+    print("Authorization: Bearer SECRET-TOKEN")
+    capsys.readouterr()
+
+
+def test_prints_nothing_secret(capsys):
+    print("Authorization: Bearer <RELAY_AUTH_TOKEN>")
+    assert "RELAY_AUTH_TOKEN" in capsys.readouterr().out
+
+
+@pytest.mark.shows_token_once
+def test_shows_a_token_on_purpose():
+    print("https://tavus.daily.co/c123?t=SECRET-TOKEN")
+'''
+
+
+def test_a_test_that_prints_a_secret_fails_even_when_it_read_the_output_itself(tmp_path):
+    (tmp_path / "conftest.py").write_text('pytest_plugins = ["tests.conftest"]\n')
+    (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "--junitxml", "report.xml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,  # 2 of its tests fail on purpose
+    )
+
+    report = ElementTree.parse(tmp_path / "report.xml")
+    outcomes = {case.get("name"): [(failure.get("message") or "").splitlines()[0] for failure in case.iter("failure")]
+                for case in report.iter("testcase")}
+    assert outcomes == {
+        "test_prints_a_token": ["a secret was printed or logged: ['SECRET-TOKEN']"],
+        "test_reads_its_own_output_with_capsys": ["AssertionError: a secret was printed or logged: ['SECRET-TOKEN']"],
+        "test_prints_nothing_secret": [],
+        "test_shows_a_token_on_purpose": [],
+    }

@@ -1,0 +1,201 @@
+"""The open utterances (rates, idle close) and the tracker of what became of each, on a clock the test turns."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from relay.audio import UtteranceRates
+from relay.errors import UtteranceClosed, status_of
+from relay.face_events import FaceSpeaking, SpeakingReport, speaking_report
+from relay.utterances import OpenUtterances, UtteranceTracker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def tracker(clock):
+    return UtteranceTracker(capacity=3, clock=clock, wall_clock=lambda: 1700000000.0 + clock.now)
+
+
+# --- the face's vocabulary --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "message, report",
+    [
+        ({"event_type": "conversation.replica.started_speaking", "inference_id": "a"}, SpeakingReport(True, "a")),
+        ({"event_type": "conversation.replica.stopped_speaking", "inference_id": "a",
+          "properties": {"duration": 1.5, "interrupted": True}}, SpeakingReport(False, "a", True, 1.5)),
+        ({"event_type": "conversation.started_speaking", "properties": {"role": "pal", "inference_id": "b"}},
+         SpeakingReport(True, "b")),
+        ({"event_type": "conversation.stopped_speaking", "inference_id": "b", "properties": {"role": "replica"}},
+         SpeakingReport(False, "b")),
+        ({"event_type": "conversation.started_speaking", "properties": {"role": "user"}}, None),
+        ({"event_type": "conversation.user.started_speaking"}, None),
+        ({"event_type": "system.replica_present", "properties": {"attempt": 3}}, None),
+        ({"event_type": "conversation.replica.stopped_speaking", "properties": {"duration": "x", "interrupted": "yes"}},
+         SpeakingReport(False, None)),
+        ("not a message", None),
+    ],
+)
+def test_one_place_reads_every_form_of_the_faces_speaking(message, report):
+    assert speaking_report(message) == report
+
+
+def test_each_change_of_speaking_is_told_once_however_many_duplicates():
+    face = FaceSpeaking()
+    reports = [
+        SpeakingReport(True, "a"), SpeakingReport(True, "a"), SpeakingReport(True, "a"),  # pal, replica, legacy
+        SpeakingReport(False, "earlier"),  # a late stop for another utterance: still speaking "a"
+        SpeakingReport(False, "a", interrupted=True), SpeakingReport(False, "a"), SpeakingReport(False, None),
+        SpeakingReport(True, None), SpeakingReport(False, None),
+    ]
+
+    changes = [change for report in reports if (change := face.update(report))]
+
+    assert changes == [
+        {"speaking": True, "inference_id": "a"},
+        {"speaking": False, "inference_id": "a", "interrupted": True},
+        {"speaking": True, "inference_id": None},
+        {"speaking": False, "inference_id": None, "interrupted": False},
+    ]
+
+
+# --- the tracker ---------------------------------------------------------------------------------
+
+
+def test_an_utterance_moves_from_queued_to_spoken_with_its_times(tracker, clock):
+    tracker.arrived("u1")
+    assert tracker.get("u1")["state"] == "queued"
+    tracker.sending("u1")
+    assert tracker.get("u1")["state"] == "sending"
+    clock.now += 0.25
+    tracker.sent("u1")
+    clock.now += 0.5
+    tracker.face_reported(SpeakingReport(True, "u1"))
+    tracker.face_reported(SpeakingReport(True, "u1"))  # a duplicate changes nothing
+    assert tracker.get("u1")["state"] == "speaking"
+    clock.now += 2
+    tracker.face_reported(SpeakingReport(False, "u1", duration_s=2.0))
+
+    assert tracker.get("u1") == {
+        "inference_id": "u1",
+        "state": "spoken",
+        "arrived_at": 1700000100.0,
+        "sent_at": 1700000100.25,
+        "started_speaking_at": 1700000100.75,
+        "stopped_speaking_at": 1700000102.75,
+        "started_after_ms": 750,
+        "duration_s": 2.0,
+        "interrupted": False,
+    }
+
+
+def test_a_face_that_starts_before_the_confirmation_is_not_moved_back(tracker):
+    tracker.arrived("u1")
+    tracker.face_reported(SpeakingReport(True, "u1"))
+    tracker.sent("u1")
+
+    assert tracker.get("u1")["state"] == "speaking"
+
+
+def test_interrupted_and_failed_sends_say_so(tracker):
+    tracker.arrived("cut")
+    tracker.failed("cut", "interrupted before any of it was sent", interrupted=True)
+    tracker.arrived("refused")
+    tracker.failed("refused", "Daily refused", interrupted=False)
+
+    assert tracker.get("cut")["state"] == "interrupted" and tracker.get("cut")["interrupted"] is True
+    assert tracker.get("refused")["state"] == "failed" and tracker.get("refused")["error"] == "Daily refused"
+
+
+def test_only_the_last_utterances_are_kept_and_unknown_ones_are_none(tracker):
+    for name in "abcd":
+        tracker.arrived(name)
+    tracker.face_reported(SpeakingReport(True, "someone-elses"))
+
+    assert tracker.get("a") is None and tracker.get("d")["state"] == "queued"
+    assert tracker.get("someone-elses") is None
+
+
+def test_a_wait_wakes_when_the_face_reports(tracker):
+    tracker.arrived("u1")
+    tracker.sent("u1")
+    got: list = []
+    waiter = threading.Thread(target=lambda: got.append(tracker.wait("u1", "spoken", 30)))
+    waiter.start()
+    tracker.face_reported(SpeakingReport(True, "u1"))
+    tracker.face_reported(SpeakingReport(False, "u1", interrupted=True, duration_s=0.4))
+    waiter.join(5)
+
+    assert got[0]["state"] == "interrupted" and got[0]["duration_s"] == 0.4
+
+
+def test_a_wait_gives_up_when_told(tracker):
+    tracker.arrived("u1")
+
+    assert tracker.wait("u1", "started", 30, give_up=lambda: True) is None
+
+
+def test_latency_is_p50_and_p95_of_the_last_utterances(tracker, clock):
+    assert tracker.latency() == {"p50_ms": None, "p95_ms": None, "utterances": 0}
+    for number, delay in enumerate([0.3, 0.1, 0.2, 0.9]):
+        tracker.arrived(f"u{number}")
+        clock.now += delay
+        tracker.face_reported(SpeakingReport(True, f"u{number}"))
+
+    assert tracker.latency() == {"p50_ms": 200, "p95_ms": 900, "utterances": 4}
+
+
+# --- open utterances and their idle close ---------------------------------------------------------
+
+
+def test_an_utterance_idle_for_the_setting_is_taken_out_once(clock):
+    open_utterances = OpenUtterances(clock=clock)
+    rates = UtteranceRates(16000, 16000)
+    open_utterances.sent("idle", rates, done=False, ticket=4)
+    clock.now += 3
+    open_utterances.sent("busy", rates, done=False, ticket=4)
+    clock.now += 2.5
+
+    assert open_utterances.idle(5.0) == [("idle", rates, 4, 5.5)]
+    assert open_utterances.idle(5.0) == []
+    assert open_utterances.get("idle") is None and open_utterances.get("busy") == rates
+
+
+def test_an_utterance_being_sent_is_never_closed_under_it(clock):
+    open_utterances = OpenUtterances(clock=clock)
+    open_utterances.sent("u1", UtteranceRates(24000, 24000), done=False)
+    clock.now += 10
+    with open_utterances.sending("u1"):
+        assert open_utterances.idle(5.0) == []
+    assert open_utterances.idle(5.0) == []  # the request just ended: it is not idle
+
+
+def test_a_chunk_for_a_closed_utterance_is_a_409_naming_it(clock):
+    open_utterances = OpenUtterances(clock=clock)
+    open_utterances.sent("u1", UtteranceRates(24000, 24000), done=False)
+    clock.now += 6
+    open_utterances.idle(5.0)
+
+    with pytest.raises(UtteranceClosed) as raised, open_utterances.sending("u1"):
+        pass
+
+    assert status_of(raised.value) == 409
+    assert str(raised.value) == (
+        "utterance 'u1' was closed after 6 s with no audio (RELAY_UTTERANCE_IDLE_CLOSE): "
+        "send the rest under a new inference_id"
+    )
