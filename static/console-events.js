@@ -86,6 +86,7 @@ function handleFrame(frame) {
     state.lastEventId = id;
   }
   try {
+    if (event.type === "relay.restarted") startOver(false); // our Last-Event-ID was a relay that is gone
     if (event.type === "relay.script") onScriptEvent(event);
     if (event.type === "relay.speaking") onSpeaking(event);
     showEvent(event);

@@ -471,6 +471,18 @@ def test_an_event_the_console_does_not_understand_is_shown_as_text_and_the_strea
     assert page.locator("#event-log li.raw").count() == 4
 
 
+def test_a_relay_restarted_event_clears_the_old_relays_events(page, relay):
+    old = 'id: 1\ndata: {"id":1,"type":"relay.joined","time":1.0}'
+    restarted = 'data: {"type":"relay.restarted","time":2.0,"last_event_id":0}'
+    new = 'id: 1\ndata: {"id":1,"type":"relay.joined","time":3.0}'  # the new relay's first event
+    serve_events(page, [frames(old), frames(restarted, new)])
+    page.reload()
+
+    page.wait_for_selector("#event-log li[data-type='relay.restarted']")
+    page.wait_for_selector("#event-log li[value='1']")
+    assert [item.get_attribute("data-type") for item in page.locator("#event-log li").all()] == ["relay.joined", "relay.restarted"]
+
+
 def speaking_frame(speaking: bool, **more: Any) -> str:
     return "data: " + json.dumps({"type": "relay.speaking", "time": 1.0, "speaking": speaking, "inference_id": "i1", **more})
 
