@@ -131,8 +131,8 @@ def open_console(
     """A fresh page (its own browser context); with `events_after`, its first event stream starts after that id."""
     context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
-    page.requested = []  # type: ignore[attr-defined]
-    page.on("request", lambda r: page.requested.append(r.url))  # type: ignore[attr-defined]
+    page.requested = []
+    page.on("request", lambda r: page.requested.append(r.url))
     if events_after:
 
         def from_this_test_on(route: Any) -> None:
