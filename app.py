@@ -17,13 +17,12 @@ import argparse
 import io
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 from urllib.parse import urlparse
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -32,12 +31,14 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 import echo_messages
 from config import ConfigError, Settings
 from relay import audio
+from relay import quickstart as quickstart_run
 from relay import run as relay_run
 from relay.core import Relay
 from relay.errors import (
     INTERNAL_ERROR,
     MessageError,
     ModeError,
+    NotFound,
     RelayError,
     UnsupportedMediaType,
     error_body,
@@ -45,8 +46,9 @@ from relay.errors import (
 )
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
-from relay.room import daily_call_client, daily_microphone_device, show_daily_logs
-from relay.run import QUICKSTART_CONVERSATION_NAME, Joining
+from relay.options import Mode, Options, UsageError
+from relay.room import RelayRoom, daily_call_client, daily_microphone_device, show_daily_logs
+from relay.utterances import MAX_TRACKED_UTTERANCES
 
 log = logging.getLogger("echo_relay")
 
@@ -65,7 +67,9 @@ views = Blueprint("relay", __name__)
 # --- the app ------------------------------------------------------------------------
 
 
-def create_app(settings: Settings, room: Any, *, microphone_device: Any = None, fast_path: bool = True) -> Flask:
+def create_app(
+    settings: Settings, room: RelayRoom, *, microphone_device: Any = None, fast_path: bool = True
+) -> Flask:
     """The Flask app for one room; `room` is a Room, a DryRunRoom, or a test's stand-in.
 
     With a `microphone_device` (anything with `write_frames(bytes)`), POST
@@ -149,7 +153,7 @@ def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
     (while the body was read and split) drops it.
     """
     echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
-    fields = relay.speak_text(echo, ticket=ticket)
+    fields = relay.speak_text(echo, ticket=ticket, wait=echo.wait)
     return sent_answer(relay, fields)
 
 
@@ -176,7 +180,7 @@ class PlainTextFastPath:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._is_plain(environ):
             return self._flask(environ, start_response)
-        ticket = self._relay.sender.generation  # taken first, as the view does
+        ticket = self._relay.sender.ticket  # taken first, as the view does
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
         try:
             result = answer_text(self._relay, body, ticket)
@@ -316,16 +320,16 @@ def event_cursor() -> int:
 def send_text_message() -> Response:
     """Every form of the request; the plain one usually arrives by PlainTextFastPath (the same answer)."""
     relay = current_relay()
-    ticket = relay.sender.generation  # taken first: an interrupt while the body is read and split drops it
+    ticket = relay.sender.ticket  # taken first: an interrupt while the body is read and split drops it
     return answer_text(relay, json_request_body(TEXT_ENDPOINT), ticket).response()
 
 
 @views.post("/send_audio_message")
 def send_audio_message() -> Response:
     relay = current_relay()
-    ticket = relay.sender.generation
+    ticket = relay.sender.ticket
     echo = audio_request(relay, "/send_audio_message", relay.utterances)
-    return sent_answer(relay, relay.speak_audio(echo, ticket=ticket)).response()
+    return sent_answer(relay, relay.speak_audio(echo, ticket=ticket, wait=echo.request.wait)).response()
 
 
 @views.post("/microphone")
@@ -338,12 +342,26 @@ def microphone_clip() -> Response:
         )
     relay.room.check_open()
     echo = audio_request(relay, "/microphone", {})
+    if echo.request.wait is not None:
+        raise MessageError("wait is for /send_text_message and /send_audio_message: the microphone answers once queued")
     pcm = b"".join(echo.audio)
     if not pcm:
         raise MessageError("audio is empty: send an audio file or base64 PCM to play")
     if echo.sample_rate != microphone.sample_rate:
         pcm = audio.resample_pcm(pcm, echo.sample_rate, microphone.sample_rate)
     return answer({"status": "Queued", "mode": relay.room.mode, **microphone.enqueue(pcm)}, 202)
+
+
+@views.get("/utterances/<inference_id>")
+def utterance(inference_id: str) -> Response:
+    """What became of one utterance: queued, sending, sent, speaking, spoken, interrupted or failed, with times."""
+    found = current_relay().utterance(inference_id)
+    if found is None:
+        raise NotFound(
+            f"no utterance {inference_id[:128]!r} among the last {MAX_TRACKED_UTTERANCES}: "
+            "check the inference_id a send answered with"
+        )
+    return answer(found)
 
 
 @views.post("/interrupt")
@@ -391,7 +409,7 @@ def openapi() -> Response:
 @views.get("/")
 def console() -> Response:
     response = current_app.send_static_file("console.html")
-    response.headers["Content-Security-Policy"] = console_policy(getattr(current_relay().room, "conversation_url", None))
+    response.headers["Content-Security-Policy"] = console_policy(current_relay().room.conversation_url)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -414,7 +432,7 @@ def room_info() -> Response:
         {
             "mode": room.mode,
             "conversation_id": room.conversation_id,
-            "conversation_url": getattr(room, "conversation_url", None),
+            "conversation_url": room.conversation_url,
             "private": room.private,
         }
     )
@@ -467,12 +485,17 @@ def health() -> Response:
             "left_reason": room.left_reason if room.call_state == "left" else None,
             "conversation_id": room.conversation_id,
             "replica_present": room.replica_present,
+            "face": room.face,
+            "connection": room.connection,
             "replica_speaking": relay.face_speaking.speaking,
             "last_event_id": relay.events.last_id,
             "uptime_s": round(time.monotonic() - relay.started, 3),
             "messages_sent": relay.sender.messages_sent,
             "send_errors": relay.sender.send_errors,
             "queue_depth": relay.sender.queue_depth,
+            "oldest_wait_s": relay.sender.oldest_wait_s,
+            "latency": relay.tracker.latency(),
+            "event_streams": relay.events.listeners,
             "microphone": relay.microphone.status() if relay.microphone else {"enabled": False},
             "auth_required": relay.settings.auth_token is not None,
         }
@@ -482,8 +505,15 @@ def health() -> Response:
 # --- command line -----------------------------------------------------------------
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line through the run's one exit path (exit 2), not usage + SystemExit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see python app.py --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
         prog="python app.py",
         description=(
             "Relay POSTed text and audio to a Tavus face in Echo Mode. With no URL (and no "
@@ -491,7 +521,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ),
     )
     parser.add_argument(
-        "conversation_url", nargs="?", help="the conversation_url Tavus returned (a private room's may end in ?t=<token>)"
+        "conversation_url", nargs="?",
+        help="the conversation_url Tavus returned, https://<domain>.daily.co/<conversation_id> "
+        "(a private room's may end in ?t=<token>)",
     )
     parser.add_argument("--dry-run", action="store_true", help="print messages instead of joining a room")
     parser.add_argument(
@@ -513,7 +545,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--exit-after-script", action="store_true", help="with --script: stop when it is over (a quickstart ends its conversation)"
     )
     quickstart = parser.add_argument_group("quickstart options")
-    quickstart.add_argument("--pal", action="store_true", help="create a PAL (POST /pals), not a persona; needs a face")
+    quickstart.add_argument(
+        "--pal", action="store_true",
+        help="create a PAL (POST /pals), not a persona; with no face given, Tavus's first stock face",
+    )
     quickstart.add_argument(
         "--face-id", "--replica-id", dest="face_id", metavar="F",
         help="the face (replica) to use (default: TAVUS_REPLICA_ID or TAVUS_FACE_ID)",
@@ -524,20 +559,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     quickstart.add_argument(
         "--test-mode", action="store_true", help="create a conversation that is not billed (no face joins it)"
     )
-    quickstart.add_argument("--name", default=QUICKSTART_CONVERSATION_NAME, help="the conversation's name")
+    quickstart.add_argument("--name", default=quickstart_run.CONVERSATION_NAME, help="the conversation's name")
+    quickstart.add_argument(
+        "--max-call-duration", dest="max_call_seconds", type=int, metavar="S",
+        help="Tavus ends the conversation by itself after S seconds, should the relay not "
+        "(default: RELAY_MAX_CALL_SECONDS, 3600)",
+    )
     parser.add_argument("--verbose", action="store_true", help="debug logging, and daily's own log lines on stderr")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None, settings: Settings) -> Options:
+    """The command line (and TAVUS_CONVERSATION_URL, TAVUS_MEETING_TOKEN) as one Options; the mode is decided here."""
+    args = _parser().parse_args(argv)
     if args.quickstart and (args.conversation_url or args.dry_run):
-        parser.error("--quickstart creates its own conversation: give no URL and no --dry-run")
+        raise UsageError("--quickstart creates its own conversation: give no URL and no --dry-run")
     if args.exit_after_script and not args.script:
-        parser.error("--exit-after-script goes with --script FILE")
+        raise UsageError("--exit-after-script goes with --script FILE")
     if args.quickstart and args.meeting_token:
-        parser.error("--meeting-token is for joining a room by URL; --quickstart --private gets its own token")
+        raise UsageError("--meeting-token is for joining a room by URL; --quickstart --private gets its own token")
+    if args.max_call_seconds is not None and args.max_call_seconds < 60:
+        raise UsageError(f"--max-call-duration must be at least 60, got {args.max_call_seconds}")
     given = [flag for flag, on in (("--pal", args.pal), ("--face-id", args.face_id), ("--private", args.private),
-                                   ("--test-mode", args.test_mode)) if on]
+                                   ("--test-mode", args.test_mode), ("--max-call-duration", args.max_call_seconds))
+             if on]
     if given and not args.quickstart:
-        parser.error(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --quickstart")
-    return args
+        raise UsageError(f"{', '.join(given)} go{'es' if len(given) == 1 else ''} with --quickstart")
+    url = None if args.dry_run or args.quickstart else (args.conversation_url or settings.tavus_conversation_url)
+    if args.quickstart:
+        mode = Mode.QUICKSTART
+    elif url:
+        mode = Mode.ROOM  # its shape is checked with every other setting, before binding (relay.run)
+    else:
+        mode = Mode.DRY_RUN
+    return Options(
+        mode=mode,
+        conversation_url=url,
+        meeting_token=(args.meeting_token or settings.tavus_meeting_token) if mode is Mode.ROOM else None,
+        microphone=args.microphone,
+        script=args.script,
+        exit_after_script=args.exit_after_script,
+        verbose=args.verbose,
+        pal=args.pal,
+        face_id=args.face_id,
+        private=args.private,
+        test_mode=args.test_mode,
+        name=args.name,
+        max_call_seconds=args.max_call_seconds,
+    )
 
 
 def main(
@@ -547,33 +616,17 @@ def main(
     microphone_factory: Callable[[int], Any] = daily_microphone_device,
 ) -> int:
     """The command line; the factories let tests stand in for daily's CallClient and microphone."""
-    args = parse_args(argv)
-    start_logging(args.verbose)
-    show_daily_logs(args.verbose)
-    # Ctrl-C and SIGTERM stop the relay at any point of the run, whatever was inherited (a job started in the
-    # background by a shell has SIGINT ignored, and Python keeps that): creating, joining, serving.
-    previous_handlers = {
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_keyboard_interrupt),
-    }
     try:
         settings = Settings.from_env()
-        meeting_token = args.meeting_token or settings.tavus_meeting_token
-        joining = Joining(client_factory, microphone_factory, args.microphone, meeting_token)
-        return relay_run.run(args, settings, joining, create_app)
-    except ConfigError as error:
-        return relay_run.fail(str(error), 2)
-    except KeyboardInterrupt:
-        return 0
+        options = parse_args(argv, settings)
+    except (ConfigError, UsageError) as error:
+        return relay_run.exit_with_error(str(error), 2)
+    start_logging(options.verbose)
+    show_daily_logs(options.verbose)
+    try:
+        return relay_run.run(options, settings, relay_run.Daily(client_factory, microphone_factory), create_app)
     finally:
         flush_log()
-        for signum, handler in previous_handlers.items():
-            signal.signal(signum, handler)
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM stops the relay the way Ctrl-C does, at any point of the run (creating, joining, serving)."""
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlunparse
 
 from dotenv import dotenv_values, find_dotenv
 
@@ -20,7 +20,8 @@ DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_MAX_MESSAGE_BYTES = 4096
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
-DEFAULT_REPLICA_TIMEOUT_S = 120.0
+DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold start can take minutes
+DEFAULT_CONNECTION_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 # Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
@@ -33,6 +34,8 @@ DEFAULT_TAVUS_TIMEOUT_S = 30.0
 DEFAULT_SPOKEN_TIMEOUT_S = 60.0
 DEFAULT_UTTERANCE_IDLE_CLOSE_S = 5.0
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"  # the default RELAY_AUDIO_DIR: the shipped demo works
+DEFAULT_MAX_CALL_SECONDS = 3600  # the quickstart's conversation: Tavus ends it by itself after this
+ROOM_URL_SHAPE = "https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
@@ -64,6 +67,7 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
+    connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
     max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
@@ -78,6 +82,8 @@ class Settings:
     def audio_folder(self) -> Path:
         """RELAY_AUDIO_DIR, the only folder a script sent over HTTP may name audio in (default: examples/)."""
         return Path(self.audio_dir) if self.audio_dir else EXAMPLES_DIR
+    # the run's (python app.py)
+    max_call_seconds: int = DEFAULT_MAX_CALL_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,7 +103,7 @@ class Settings:
             tavus_api_base_url=read.url("TAVUS_API_BASE_URL", DEFAULT_TAVUS_API_BASE_URL).rstrip("/"),
             tavus_persona_id=read.text("TAVUS_PERSONA_ID") or read.text("TAVUS_PAL_ID"),
             tavus_replica_id=read.text("TAVUS_REPLICA_ID") or read.text("TAVUS_FACE_ID"),
-            tavus_conversation_url=read.optional_url("TAVUS_CONVERSATION_URL"),
+            tavus_conversation_url=read.room_url("TAVUS_CONVERSATION_URL"),
             tavus_meeting_token=read.text("TAVUS_MEETING_TOKEN"),
             host=read.text("RELAY_HOST") or "127.0.0.1",
             port=read.number("RELAY_PORT", 8000, int, minimum=0, maximum=65535),
@@ -111,6 +117,9 @@ class Settings:
             max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
+            connection_timeout_s=read.number(
+                "RELAY_CONNECTION_TIMEOUT", DEFAULT_CONNECTION_TIMEOUT_S, float, minimum=0
+            ),
             max_audio_seconds=max_audio_seconds,
             max_audio_samples=read.number(
                 "RELAY_MAX_AUDIO_SAMPLES", int(max_audio_seconds * AUDIO_SAMPLES_PER_SECOND), int, minimum=1
@@ -129,7 +138,23 @@ class Settings:
                 "RELAY_UTTERANCE_IDLE_CLOSE", DEFAULT_UTTERANCE_IDLE_CLOSE_S, float, minimum=0
             ),
             audio_dir=read.directory("RELAY_AUDIO_DIR"),
+            max_call_seconds=read.number("RELAY_MAX_CALL_SECONDS", DEFAULT_MAX_CALL_SECONDS, int, minimum=60),
         )
+
+
+def check_room_url(url: str, source: str = "the conversation URL") -> str:
+    """A Daily room URL, or ConfigError at once: anything else would be tried for ~19 s before Daily gives up.
+
+    The one place the shape is checked: https, a host under daily.co, one path
+    segment (the room, named after the conversation); `?t=<meeting token>` may follow.
+    """
+    parsed = urlparse(url)
+    host = (parsed.hostname or "").lower()
+    segments = [segment for segment in parsed.path.split("/") if segment]
+    if parsed.scheme != "https" or not host.endswith(".daily.co") or len(segments) != 1:
+        shown = urlunparse(parsed._replace(query="", fragment=""))  # a ?t= meeting token is never shown
+        raise ConfigError(f"{source} {shown!r} is not a Daily room URL: expected {ROOM_URL_SHAPE}")
+    return url
 
 
 def _dotenv_in_cwd() -> dict[str, str]:
@@ -189,6 +214,9 @@ class _Reader:
         if raw is not None and not Path(raw).is_dir():
             raise ConfigError(f"{name} must be an existing folder, got {raw!r}")
         return raw
+    def room_url(self, name: str) -> str | None:
+        raw = self.text(name)
+        return None if raw is None else check_room_url(raw, name)
 
     def words(self, name: str) -> tuple[str, ...]:
         """A comma- or space-separated list."""

@@ -36,9 +36,9 @@ MAX_NUMBER_DIGITS = 18  # any number a field takes fits; more digits would only 
 MODALITY_ENDPOINTS = {"text": "/send_text_message", "audio": "/send_audio_message"}
 ENVELOPE_FIELDS = ("message_type", "event_type", "conversation_id", "properties")
 # The docs' own text body carries a placeholder "audio" and a "sample_rate": accepted, and ignored, on text.
-TEXT_FIELDS = ("modality", "text", "inference_id", "done", "interrupt", "audio", "sample_rate")
-AUDIO_FIELDS = ("modality", "audio", "sample_rate", "inference_id", "done", "interrupt")
-UPLOAD_FIELDS = ("conversation_id", "inference_id", "done", "interrupt")  # query or form parameters of a file
+TEXT_FIELDS = ("modality", "text", "inference_id", "done", "interrupt", "wait", "audio", "sample_rate")
+AUDIO_FIELDS = ("modality", "audio", "sample_rate", "inference_id", "done", "interrupt", "wait")
+UPLOAD_FIELDS = ("conversation_id", "inference_id", "done", "interrupt", "wait")  # query or form parameters of a file
 _NEEDS_ESCAPE = re.compile(r'[^\x20-\x7e]|["\\]')  # what makes a character cost more than one byte in JSON
 _SHORT_ESCAPES = np.array([ord(c) for c in '"\\\b\f\n\r\t'], dtype="<u4")
 # The end of the last sentence (else word) break: greedy `.*` backtracks from the end, so it stops at the last one.
@@ -54,6 +54,7 @@ class TextEcho:
     inference_id: str | None = None
     done: bool = True
     interrupt: bool = False
+    wait: str | None = None  # "spoken" or "started": answer once the face reported it (relay.core checks the word)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class AudioRequest:
     inference_id: str | None = None
     done: bool = False
     interrupt: bool = False
+    wait: str | None = None  # as TextEcho's
     audio_name: str = "audio"  # the field as the caller wrote it, for errors found while decoding
 
 
@@ -98,6 +100,7 @@ def parse_text_request(body: Any) -> TextEcho:
         inference_id=fields.inference_id(),
         done=fields.boolean("done", default=True),
         interrupt=fields.boolean("interrupt", default=False),
+        wait=fields.optional_str("wait"),
     )
 
 
@@ -128,6 +131,7 @@ def parse_audio_request(
         inference_id=fields.inference_id(),
         done=done,
         interrupt=fields.boolean("interrupt", default=False),
+        wait=fields.optional_str("wait"),
         audio_name=fields.name("audio"),
     )
 
@@ -145,6 +149,7 @@ def parse_audio_file(source: BinaryIO, params: Mapping[str, str]) -> AudioReques
         inference_id=fields.inference_id(),
         done=fields.boolean("done", default=True),
         interrupt=fields.boolean("interrupt", default=False),
+        wait=fields.optional_str("wait"),
     )
 
 

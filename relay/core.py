@@ -29,6 +29,7 @@ from relay.events import EventLog, RoomEventQueue
 from relay.face_events import FaceSpeaking, speaking_report
 from relay.microphone import Microphone
 from relay.recorder import Recorder
+from relay.room import RelayRoom
 from relay.script import ScriptRunner, Step, parse_script
 from relay.sender import Sender
 from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, spoken_fields
@@ -41,7 +42,7 @@ IDLE_CHECK_MAX_S = 1.0  # an idle utterance is closed at most this late
 class Relay:
     """What the routes share: settings, the room, the sender, the events, the utterances, the script runner."""
 
-    def __init__(self, settings: Settings, room: Any, microphone_device: Any = None) -> None:
+    def __init__(self, settings: Settings, room: RelayRoom, microphone_device: Any = None) -> None:
         self.settings = settings
         self.room = room
         self.started = time.monotonic()
@@ -62,6 +63,7 @@ class Relay:
             room,
             replica_timeout_s=settings.replica_timeout_s,
             send_timeout_s=settings.send_timeout_s,
+            connection_timeout_s=settings.connection_timeout_s,
             recorder=self.recorder,
         )
         self.script = ScriptRunner(self, line_timeout_s=settings.script_line_timeout_s)
@@ -118,7 +120,7 @@ class Relay:
                 ticket=ticket,
             )
             rates = UtteranceRates(echo.input_rate or echo.sample_rate, echo.sample_rate)
-            self.utterances.sent(inference_id, rates, done=request.done, ticket=self.sender.generation)
+            self.utterances.sent(inference_id, rates, done=request.done, ticket=self.sender.ticket)
         answer = {
             "inference_id": inference_id,
             "messages_sent": sent,
@@ -181,7 +183,7 @@ class Relay:
     ) -> int:
         """Queue and wait; with `interrupt`, the face is cut off first and older requests dropped.
 
-        `ticket` is the sender's generation when the request arrived: an
+        `ticket` is the sender's ticket when the request arrived: an
         interrupt since then (while the request was being read and built)
         drops it too. The tracker follows the request: sending at its first
         message, sent once Daily confirmed all, interrupted or failed.
@@ -267,8 +269,9 @@ class Relay:
         """The room joined before this relay listened to it, so the relay says so first."""
         if self.room.call_state == "joined":
             self.events.publish("relay.joined", conversation_id=self.room.conversation_id)
-            if self.room.replica_present:
-                self.events.publish("relay.replica_joined")
+            face = self.room.face
+            if face["present"]:
+                self.events.publish("relay.replica_joined", participant_id=face["participant_id"], signal=face["signal"])
 
     def close(self) -> None:
         self._closing.set()

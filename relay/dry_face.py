@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from echo_messages import BYTES_PER_SAMPLE, TAVUS_DEFAULT_SAMPLE_RATE
+from relay.errors import QueueFull
 
 WORDS_PER_SECOND = 2.5  # a calm speaking pace: 150 words a minute
 MIN_TEXT_SECONDS = 0.4
 SIMULATED_FACE_ID = "simulated-face"
+MAX_WAITING_UTTERANCES = 100  # utterances heard and not yet spoken; past it a new one is refused (429)
 
 
 def spoken_seconds(properties: Mapping[str, Any]) -> float:
@@ -50,8 +52,15 @@ class _Utterance:
 class SimulatedFace:
     """Hears the dry run's messages and reports speaking through `emit(event_type, data)`, as the Room does."""
 
-    def __init__(self, emit: Callable[[str, Mapping[str, Any]], None], conversation_id: str) -> None:
+    def __init__(
+        self,
+        emit: Callable[[str, Mapping[str, Any]], None],
+        conversation_id: str,
+        *,
+        max_waiting: int = MAX_WAITING_UTTERANCES,
+    ) -> None:
         self._emit = emit
+        self._max_waiting = max_waiting
         self._conversation_id = conversation_id
         self._waiting: deque[_Utterance] = deque()
         self._by_id: dict[str, _Utterance] = {}
@@ -63,6 +72,7 @@ class SimulatedFace:
         self._thread.start()
 
     def hear(self, message: Mapping[str, Any]) -> None:
+        """Take a message in; QueueFull (nothing taken) for a new utterance past the bound."""
         kind = message.get("event_type")
         with self._changed:
             if kind == "conversation.interrupt":
@@ -81,6 +91,11 @@ class SimulatedFace:
         inference_id = str(properties.get("inference_id") or "")
         utterance = self._by_id.get(inference_id)
         if utterance is None:
+            if len(self._waiting) >= self._max_waiting:
+                raise QueueFull(
+                    f"the simulated face has {len(self._waiting)} utterances waiting to be spoken already; "
+                    "wait for it to speak them, or interrupt it"
+                )
             utterance = self._by_id[inference_id] = _Utterance(inference_id)
             self._waiting.append(utterance)
         utterance.seconds += spoken_seconds(properties)

@@ -110,6 +110,10 @@ class TooManyListeners(Unavailable):
     pass
 
 
+class ConnectionDown(Unavailable):
+    """Daily's signalling connection (which carries app messages) stayed down past RELAY_CONNECTION_TIMEOUT."""
+
+
 class SendTimeout(RelayError):
     """Daily did not confirm a send in time."""
 

@@ -10,6 +10,12 @@ from typing import Any
 from config import ConfigError
 
 
+def check_record_file(path: str | None) -> None:
+    """RELAY_RECORD_FILE can be appended to: checked at start, before a conversation is created or a room joined."""
+    if path:
+        Recorder(path).close()
+
+
 class Recorder:
     """Appends every message, out to the room and in from it, to RELAY_RECORD_FILE as one JSON line."""
 

@@ -6,23 +6,20 @@ and hands events on, never calls back into the client from a callback.
 
 from __future__ import annotations
 
-import json
 import logging
-import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent import futures
 from concurrent.futures import Future
-from typing import IO, Any
-from urllib.parse import parse_qsl, urlencode, urlparse, urlunparse
+from typing import Any, Protocol
 
 import daily
 
-from config import ConfigError
 from relay.daily_logs import hide_native_log_lines
-from relay.dry_face import SimulatedFace
 from relay.errors import ConversationEnded, JoinError, NotJoined, RelayError, ReplicaAbsent, SendError
+from relay.face import FacePresence
+from relay.room_urls import conversation_id_from_url, join_failure_sentence, split_meeting_token
 
 log = logging.getLogger("echo_relay")
 
@@ -31,12 +28,10 @@ LEAVE_TIMEOUT_S = 5.0
 RELEASE_WAIT_S = 0.5  # release() waits behind a pending join (~19 s); stopping does not wait that long
 SUBSCRIPTION_TIMEOUT_S = 5.0
 SIGNAL_CHECK_S = 0.1  # the main thread waits in slices this long, so Ctrl-C is seen whichever thread got it
-TAVUS_REPLICA_USER_ID = "tavus-replica"
 MICROPHONE_DEVICE_NAME = "echo-relay-microphone"
 # The relay only sends: it never looks at or listens to anyone, so it downloads no one's camera or microphone.
 SEND_ONLY_SUBSCRIPTIONS = {"base": {"camera": "unsubscribed", "microphone": "unsubscribed"}}
 ENDING_STATES = ("leaving", "left")
-DRY_RUN_CONVERSATION_ID = "dry-run"
 
 
 def wait_for(future: Future[Any], timeout: float) -> Any:
@@ -54,54 +49,6 @@ def wait_for(future: Future[Any], timeout: float) -> Any:
         except futures.TimeoutError:
             if time.monotonic() >= deadline:
                 raise
-
-
-def conversation_id_from_url(url: str) -> str:
-    """`https://tavus.daily.co/c123` -> `c123`: Tavus names the room after the conversation."""
-    segments = [segment for segment in urlparse(url).path.split("/") if segment]
-    if urlparse(url).scheme not in ("http", "https") or not segments:
-        raise ConfigError(
-            f"{redact_url(url)!r} is not a conversation URL: expected one like https://tavus.daily.co/c123"
-        )
-    return segments[-1]
-
-
-def split_meeting_token(url: str) -> tuple[str, str | None]:
-    """A private room's URL as a browser opens it (`...?t=<token>`) -> the room URL and the token."""
-    parsed = urlparse(url)
-    query = parse_qsl(parsed.query, keep_blank_values=True)
-    tokens = [value for key, value in query if key == "t" and value]
-    if not tokens:
-        return url, None
-    rest = urlencode([(key, value) for key, value in query if key != "t"])
-    return urlunparse(parsed._replace(query=rest)), tokens[-1]
-
-
-def redact_url(url: str) -> str:
-    """The URL with any `t=` token replaced, for logs and errors."""
-    room_url, token = split_meeting_token(url)
-    return room_url if token is None else f"{room_url}{'&' if '?' in room_url else '?'}t=<token>"
-
-
-def join_failure_sentence(error: str, room_url: str) -> str:
-    """Daily's Rust debug text (`Connection(Api(RoomLookup(...` ) as one sentence saying what to check."""
-    conversation_id = conversation_id_from_url(room_url)
-    ended_hint = f"whether conversation {conversation_id} has ended (python tavus_client.py get-conversation {conversation_id})"
-    if "Failed to parse url" in error or "InvalidUrl" in error:
-        return f"{room_url} is not a valid room URL: check it (it looks like https://tavus.daily.co/c123)"
-    if "Invalid client settings" in error:
-        return f"Daily refused the relay's join settings (a bug in the relay; run with --verbose and report it): {room_url}"
-    if "RoomInfoFetchFailed" in error or "Connect" in error or "lookup address" in error:
-        return f"could not reach Daily to look up {room_url}: check your network connection and the URL"
-    lowered = error.lower()
-    if "token" in lowered or "unauthori" in lowered or "not allowed" in lowered or "forbidden" in lowered:
-        return (
-            f"Daily refused to let the relay into {room_url}: the room is private or the meeting token is wrong "
-            "(pass it as ?t=<token> on the URL, --meeting-token or TAVUS_MEETING_TOKEN)"
-        )
-    if "not found" in lowered or "notfound" in lowered or "no such room" in lowered or "expired" in lowered:
-        return f"Daily says there is no room at {room_url}: check the URL and {ended_hint}"
-    return f"could not join {room_url}: check the URL, your network, and {ended_hint}"
 
 
 _daily_init_lock = threading.Lock()
@@ -150,6 +97,80 @@ def join_client_settings(*, microphone: bool) -> dict[str, Any]:
     return {"inputs": {"camera": False, "microphone": device}}
 
 
+class DailyCallError(Exception):
+    """Daily's answer to a call the relay can carry on without (unsubscribing, leaving)."""
+
+
+def completion_callback(future: Future[Any], error: Callable[[str], BaseException] = DailyCallError) -> Callable[..., None]:
+    """The `completion=` for any daily-python call: its answer settles `future` (on Daily's thread).
+
+    Daily calls a completion with `(error)` or `(data, error)`, `error` None on
+    success: the future gets `data` (or None), or `error(text)` as its exception.
+    """
+
+    def complete(*answer: Any) -> None:
+        failure = answer[-1] if answer else None
+        if future.done():
+            return
+        if failure:
+            future.set_exception(error(str(failure)))
+        else:
+            future.set_result(answer[0] if len(answer) > 1 else None)
+
+    return complete
+
+
+Listener = Callable[[str, Mapping[str, Any]], None]
+
+
+class Listeners:
+    """Who hears a room's events: `listener(event_type, data)`, called in order on the emitting thread."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def add(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def emit(self, event_type: str, data: Mapping[str, Any]) -> None:
+        for listener in list(self._listeners):
+            listener(event_type, data)
+
+
+class RelayRoom(Protocol):
+    """What the relay needs of a room: the Daily room (`Room`) and the dry run's (`relay.dry_run.DryRunRoom`)."""
+
+    @property
+    def mode(self) -> str: ...  # "room" or "dry-run"
+    @property
+    def conversation_id(self) -> str: ...
+    @property
+    def conversation_url(self) -> str | None: ...  # None in the dry run; never a meeting token
+    @property
+    def private(self) -> bool: ...
+    @property
+    def call_state(self) -> str: ...
+    @property
+    def left_reason(self) -> str | None: ...
+    @property
+    def replica_present(self) -> bool: ...
+    @property
+    def face(self) -> dict[str, Any]: ...  # {"present", "signal", "participant_id"}
+    @property
+    def connection(self) -> str: ...  # signalling: "connected" or "interrupted"
+    @property
+    def connection_down_s(self) -> float | None: ...  # how long signalling has been down; None while connected
+
+    def add_listener(self, listener: Listener) -> None: ...
+    def join(self, timeout: float = ...) -> None: ...
+    def check_open(self) -> None: ...
+    def wait_for_replica(self, timeout: float) -> bool: ...
+    def wait_for_connection(self, timeout: float) -> bool: ...
+    def delivery_problem(self) -> RelayError | None: ...
+    def send(self, message: Mapping[str, Any]) -> Future[None]: ...
+    def leave(self, timeout: float = ...) -> None: ...
+
+
 class Room:
     """The one CallClient, joined to one conversation's Daily room.
 
@@ -166,53 +187,61 @@ class Room:
         meeting_token: str | None = None,
         client_factory: Callable[..., Any] = daily_call_client,
         client_settings: Mapping[str, Any] | None = None,
+        face_names: Iterable[str] = (),
     ) -> None:
         room_url, url_token = split_meeting_token(conversation_url)
         self.conversation_url = room_url  # never the token: this one is safe to log
         self.conversation_id = conversation_id_from_url(room_url)
         self.call_state = "new"
         self.left_reason: str | None = None
-        self.last_error: str | None = None
         self._meeting_token = url_token or meeting_token
         self._client_settings = dict(client_settings) if client_settings else join_client_settings(microphone=False)
         self._call_error: str | None = None
         self._join_pending = False
         self._released = False
-        self._replica_ids: set[str] = set()
-        self._replica_here = threading.Event()
-        self._listeners: list[Callable[[str, Mapping[str, Any]], None]] = []
+        self._face = FacePresence(face_names)
+        self._signalling_up = threading.Event()
+        self._signalling_up.set()
+        self._signalling_down_since: float | None = None
+        self._listeners = Listeners()
         self._client = client_factory(event_handler=_DailyCallbacks(self))
 
     @property
     def replica_present(self) -> bool:
-        return self._replica_here.is_set()
+        return self._face.present
+
+    @property
+    def face(self) -> dict[str, Any]:
+        return self._face.state
+
+    @property
+    def connection(self) -> str:
+        return "connected" if self._signalling_up.is_set() else "interrupted"
+
+    @property
+    def connection_down_s(self) -> float | None:
+        since = self._signalling_down_since
+        return None if since is None or self._signalling_up.is_set() else time.monotonic() - since
 
     @property
     def private(self) -> bool:
         return self._meeting_token is not None
 
-    def add_listener(self, listener: Callable[[str, Mapping[str, Any]], None]) -> None:
+    def add_listener(self, listener: Listener) -> None:
         """`listener(event_type, data)` for the relay's own events and the room's app messages."""
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def join(self, timeout: float = JOIN_TIMEOUT_S) -> None:
         """Join and wait for Daily to say so; JoinError is one sentence saying what to check."""
         self._unsubscribe_from_media()
         joined: Future[Any] = Future()
-
-        def on_joined(data: Any, error: str | None) -> None:  # runs on a Daily thread
-            if error:
-                joined.set_exception(JoinError(str(error)))
-            else:
-                joined.set_result(data)
-
         self.call_state = "joining"
         self._join_pending = True
         self._client.join(
             self.conversation_url,
             meeting_token=self._meeting_token,
             client_settings=self._client_settings,
-            completion=on_joined,
+            completion=completion_callback(joined, JoinError),
         )
         try:
             wait_for(joined, timeout)
@@ -226,30 +255,21 @@ class Room:
             raise JoinError(join_failure_sentence(str(error), self.conversation_url)) from None
         self._join_pending = False  # only once Daily answered: after Ctrl-C mid-wait the join is still pending
         self.call_state = "joined"
-        for participant in self._client.participants().values():
+        for participant in self._client.participants().values():  # the face may have joined before the relay
             self._see_participant(participant)
 
     def _unsubscribe_from_media(self) -> None:
         """Send-only: the relay never plays anyone's camera or microphone, so it does not download them."""
         done: Future[None] = Future()
-        self._client.update_subscription_profiles(SEND_ONLY_SUBSCRIPTIONS, completion=done.set_result)
+        self._client.update_subscription_profiles(SEND_ONLY_SUBSCRIPTIONS, completion=completion_callback(done))
         try:
-            error = wait_for(done, SUBSCRIPTION_TIMEOUT_S)
-        except futures.TimeoutError:
-            error = "no answer"
-        if error:
-            log.warning("could not unsubscribe from other participants' media (%s); continuing", error)
+            wait_for(done, SUBSCRIPTION_TIMEOUT_S)
+        except (futures.TimeoutError, DailyCallError) as error:
+            log.warning("could not unsubscribe from other participants' media (%s); continuing", error or "no answer")
 
     def send(self, message: Mapping[str, Any]) -> Future[None]:
         sent: Future[None] = Future()
-
-        def on_sent(error: str | None) -> None:  # runs on a Daily thread
-            if error:
-                sent.set_exception(SendError(str(error)))
-            else:
-                sent.set_result(None)
-
-        self._client.send_app_message(dict(message), completion=on_sent)
+        self._client.send_app_message(dict(message), completion=completion_callback(sent, SendError))
         return sent
 
     def check_open(self) -> None:
@@ -264,7 +284,11 @@ class Room:
             raise NotJoined(f"the relay has not joined the room yet (call state: {self.call_state})")
 
     def wait_for_replica(self, timeout: float) -> bool:
-        return self._replica_here.wait(timeout)
+        return self._face.wait(timeout)
+
+    def wait_for_connection(self, timeout: float) -> bool:
+        """True once Daily's signalling connection (which carries app messages) is up."""
+        return self._signalling_up.wait(timeout)
 
     def delivery_problem(self) -> RelayError | None:
         """Why a request being sent right now should stop: the call is ending or ended, or the face left."""
@@ -288,12 +312,14 @@ class Room:
         if self.call_state in ("joined", "joining"):
             self.left_reason = self.left_reason or "the relay stopped"
             left: Future[None] = Future()
-            self._client.leave(completion=lambda error: left.set_result(None))
+            self._client.leave(completion=completion_callback(left))
             try:
                 wait_for(left, 0 if pending else timeout)
             except futures.TimeoutError:
                 if not pending:
                     log.warning("Daily did not confirm leaving within %g s", timeout)
+            except DailyCallError as error:
+                log.debug("Daily's leave error: %s", self._scrub(str(error)))
         releasing = threading.Thread(target=self._client.release, name="relay-release", daemon=True)
         releasing.start()
         releasing.join(RELEASE_WAIT_S if pending else timeout)
@@ -305,23 +331,16 @@ class Room:
     def _why_left(self) -> str:
         return f" ({self.left_reason})" if self.left_reason else ""
 
-    def _see_participant(self, participant: Mapping[str, Any]) -> None:
-        info = participant.get("info") or {}
-        if TAVUS_REPLICA_USER_ID in str(info.get("userId") or "") and not info.get("isLocal"):
-            self._replica_ids.add(str(participant.get("id")))
-            self._mark_replica_here({"participant_id": participant.get("id"), "name": info.get("userName")})
+    # --- Daily's callbacks (on Daily's threads): record and hand on ---
 
-    def _mark_replica_here(self, data: Mapping[str, Any]) -> None:
-        if not self._replica_here.is_set():
-            self._replica_here.set()
-            self._emit("relay.replica_joined", data)
+    def _see_participant(self, participant: Mapping[str, Any]) -> None:
+        joined = self._face.see_participant(participant)
+        if joined is not None:
+            self._emit("relay.replica_joined", joined)
 
     def _participant_left(self, participant: Mapping[str, Any], reason: Any) -> None:
         participant_id = str(participant.get("id"))
-        if participant_id in self._replica_ids:
-            self._replica_ids.discard(participant_id)
-            if not self._replica_ids:
-                self._replica_here.clear()
+        if self._face.participant_left(participant_id):
             self._emit("relay.replica_left", {"participant_id": participant_id, "reason": reason})
 
     def _call_state_changed(self, state: str) -> None:
@@ -330,8 +349,25 @@ class Room:
         self.call_state = state
         if state == "left":
             self.left_reason = self.left_reason or self._call_error or "Daily ended the call"
-            self._replica_here.clear()
+            self._face.clear()
             self._emit("relay.left", {"reason": self.left_reason})
+
+    def _connection_changed(self, status: Mapping[str, Any]) -> None:
+        """Signalling carries app messages: while it is interrupted the sender hands nothing to Daily."""
+        name, event = str(status.get("connection")), str(status.get("event"))
+        if name == "signalling" and event == "interrupted" and self._signalling_up.is_set():
+            self._signalling_down_since = time.monotonic()
+            self._signalling_up.clear()
+        elif name == "signalling" and event == "connected":
+            self._signalling_up.set()
+        log.log(
+            logging.WARNING if event == "interrupted" else logging.INFO,
+            "the connection to the room (%s) is %s%s",
+            name.encode("unicode_escape").decode("ascii"),
+            event.encode("unicode_escape").decode("ascii"),
+            "; requests wait for it" if name == "signalling" and event == "interrupted" else "",
+        )
+        self._emit("relay.connection", {"connection": name, "event": event})
 
     def _error(self, message: str) -> None:
         """Daily's on_error: an answer to one call ("Error handling sendAppMessage: ...") or about the call itself.
@@ -340,19 +376,18 @@ class Room:
         request's 502. A call-level error is kept as the reason should the call end.
         """
         message = self._scrub(message)
-        self.last_error = message
         if not message.startswith("Error handling "):
             self._call_error = message
         log.debug("Daily reported an error: %s", message)
 
     def _app_message(self, message: Any, sender: str) -> None:
-        if isinstance(message, Mapping) and message.get("event_type") == "system.replica_joined":
-            self._mark_replica_here({"participant_id": sender})
+        joined = self._face.hear(message, sender)
+        if joined is not None:
+            self._emit("relay.replica_joined", joined)
         self._emit("app_message", {"sender": sender, "message": message})
 
     def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
-        for listener in list(self._listeners):
-            listener(event_type, data)
+        self._listeners.emit(event_type, data)
 
 
 class _DailyCallbacks(daily.EventHandler):
@@ -377,61 +412,8 @@ class _DailyCallbacks(daily.EventHandler):
     def on_app_message(self, message: Any, sender: str) -> None:
         self._room._app_message(message, sender)
 
+    def on_network_connection_status_updated(self, status: Mapping[str, Any]) -> None:
+        self._room._connection_changed(status)
+
     def on_error(self, message: str) -> None:
         self._room._error(message)
-
-
-class DryRunRoom:
-    """No Daily room: each message "sent" is one JSON line on stdout, confirmed at once.
-
-    A stand-in face (relay/dry_face.py) hears them and reports speaking as a
-    real face would, marked simulated, so the console and scripts work here too.
-    """
-
-    mode = "dry-run"
-    conversation_id = DRY_RUN_CONVERSATION_ID
-    call_state = "dry-run"
-    left_reason: str | None = None
-    replica_present = True
-    private = False
-
-    def __init__(self, out: IO[str] | None = None, *, face: bool = True) -> None:
-        self._out = out or sys.stdout
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[str, Mapping[str, Any]], None]] = []
-        self._face = SimulatedFace(self._emit, DRY_RUN_CONVERSATION_ID) if face else None
-
-    def add_listener(self, listener: Callable[[str, Mapping[str, Any]], None]) -> None:
-        """The simulated face's reports arrive here, as a room's app messages do."""
-        self._listeners.append(listener)
-
-    def join(self, timeout: float = JOIN_TIMEOUT_S) -> None:
-        """Nothing to join."""
-
-    def check_open(self) -> None:
-        """Always open."""
-
-    def wait_for_replica(self, timeout: float) -> bool:
-        return True
-
-    def delivery_problem(self) -> None:
-        """Nothing can go wrong mid-utterance without a room."""
-
-    def send(self, message: Mapping[str, Any]) -> Future[None]:
-        line = json.dumps(message)
-        with self._lock:
-            print(line, file=self._out, flush=True)
-        if self._face is not None:
-            self._face.hear(message)
-        sent: Future[None] = Future()
-        sent.set_result(None)
-        return sent
-
-    def leave(self, timeout: float = LEAVE_TIMEOUT_S) -> None:
-        """Nothing to leave; the simulated face stops."""
-        if self._face is not None:
-            self._face.close()
-
-    def _emit(self, event_type: str, data: Mapping[str, Any]) -> None:
-        for listener in list(self._listeners):
-            listener(event_type, data)

@@ -1,93 +1,58 @@
-"""One run of `python app.py`: bind, (create a conversation), join, serve, stop.
+"""One run of `python app.py`: check, bind, (create a conversation), join, serve, stop.
 
-The order is what keeps mistakes cheap: the listening address is bound first,
-so a taken port or a bad RELAY_HOST fails before a room is joined or a billed
-conversation is created; and once the quickstart has created a conversation,
-every way out (a failed join, Ctrl-C or SIGTERM at any point, an error) ends it.
+The order is what keeps mistakes cheap: every setting, the record file and the
+script are checked, then the listening address is bound, so a taken port or a
+bad RELAY_HOST fails before a room is joined or a billed conversation is
+created; and once the quickstart has created a conversation, every way out (a
+failed join, Ctrl-C or SIGTERM at any point, an error) ends it. Ctrl-C and
+SIGTERM are turned into KeyboardInterrupt here, in one place, for the whole run.
 """
 
 from __future__ import annotations
 
-import argparse
-import errno
 import logging
 import signal
-import sys
+import socket
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import waitress
-from waitress import wasyncore
-
-from config import Settings
+from config import ConfigError, Settings, check_room_url
+from relay import quickstart
+from relay.dry_run import DryRunRoom
 from relay.errors import JoinError
-from relay.events import MAX_EVENT_LISTENERS, EventLog
 from relay.logs import say
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom, Room, conversation_id_from_url, hide_native_logs_unless_shown, join_client_settings
+from relay.options import Mode, Options
+from relay.recorder import check_record_file
+from relay.room import Room, hide_native_logs_unless_shown, join_client_settings
+from relay.room_urls import redact_url
 from relay.script import ScriptError, Step, parse_script
-from tavus_client import TavusAPIError, TavusClient, persona_id_of
+from relay.server import ListenError, bind, create_server, stop_serving
+from tavus_client import TavusAPIError
 
 log = logging.getLogger("echo_relay")
 
-SERVER_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more
-QUICKSTART_PERSONA_NAME = "Echo Assistant"
-QUICKSTART_CONVERSATION_NAME = "Echo relay"
+JOIN_PROGRESS_S = 5.0  # while Daily is being joined, a line this often says the relay is alive
 
 MakeApp = Callable[..., Any]  # create_app(settings, room, microphone_device=...)
 
 
-class ListenError(Exception):
-    """The server cannot bind its address; the run prints it and exits 1."""
-
-
-def fail(message: str, code: int) -> int:
+def exit_with_error(message: str, code: int) -> int:
+    """The one way a run ends in error: one line on stderr; the exit code for main() to return."""
     say(f"error: {message}")
     return code
 
 
 @dataclass(frozen=True)
-class Joining:
-    """How to join a room: the client and microphone factories (tests stand in for daily's) and the options."""
+class Daily:
+    """daily's CallClient and microphone factories (tests stand in for them)."""
 
     client_factory: Callable[..., Any]
     microphone_factory: Callable[[int], Any]
-    microphone: bool = False
-    meeting_token: str | None = None
-
-    def room(self, url: str, settings: Settings) -> tuple[Room, Any]:
-        """The Room and its microphone device (None without --microphone); the device exists before the join."""
-        device = self.microphone_factory(settings.sample_rate) if self.microphone else None
-        room = Room(
-            url,
-            meeting_token=self.meeting_token,
-            client_factory=self.client_factory,
-            client_settings=join_client_settings(microphone=self.microphone),
-        )
-        return room, device
-
-
-class AppSlot:
-    """The WSGI app the bound server serves; it is set once the room is joined and the app exists.
-
-    The server does not run before then, so a request meanwhile waits in the
-    socket's backlog; the 503 is only for a server run without an app. It also
-    carries the demo script to play once serving.
-    """
-
-    def __init__(self, demo: Demo | None = None) -> None:
-        self.app: Any = None
-        self.demo = demo
-
-    def __call__(self, environ: Any, start_response: Any) -> Any:
-        if self.app is None:
-            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
-            return [b'{"error": "the relay is still starting: try again in a moment"}']
-        return self.app(environ, start_response)
 
 
 @dataclass(frozen=True)
@@ -99,257 +64,259 @@ class Demo:
     exit_after: bool
 
 
-def load_demo(args: argparse.Namespace) -> Demo | None:
-    """The script, checked whole before anything is bound, created or joined: a bad one sends nothing."""
-    if not args.script:
-        return None
-    path = Path(args.script)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScriptError(f"cannot read the script {args.script}: {getattr(error, 'strerror', None) or error}") from None
-    return Demo(parse_script(text, path.resolve().parent, name=path.name), path.name, args.exit_after_script)
+class Stopping:
+    """The one handler of Ctrl-C and SIGTERM: run what must stop first (the event streams), then KeyboardInterrupt."""
 
+    def __init__(self) -> None:
+        self.first: list[Callable[[], None]] = []
+        self.lock = threading.Lock()
+        self.signalled = False  # the user (or --exit-after-script, through the same handler) asked to stop
+        self.script_ended = False  # it was --exit-after-script
 
-def run(args: argparse.Namespace, settings: Settings, joining: Joining, make_app: MakeApp) -> int:
-    """Every mode; the exit code. Nothing is joined or created before the address is bound."""
-    url = None if args.dry_run or args.quickstart else (args.conversation_url or settings.tavus_conversation_url)
-    if url:
-        conversation_id_from_url(url)  # a malformed URL is the caller's mistake (ConfigError), found before anything
-    try:
-        demo = load_demo(args)
-    except ScriptError as error:
-        return fail(str(error), 2)
-    slot = AppSlot(demo)
-    try:
-        server = listen(slot, settings)
-    except ListenError as error:
-        return fail(str(error), 1)
-    try:
-        if args.quickstart:
-            return run_quickstart(server, slot, settings, args, joining, make_app)
-        if not url:
-            hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
-            room = DryRunRoom()
-            return serve(server, slot, settings, make_app(settings, room, microphone_device=CountingMicrophoneDevice(settings.sample_rate)))
-        return join_and_serve(server, slot, settings, *joining.room(url, settings), make_app=make_app)
-    except JoinError as error:
-        return fail(str(error), 1)
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        close_server(server)
-
-
-def listen(app: Any, settings: Settings) -> Any:
-    """Bind and listen now (requests queue until the server runs); a bad address is one line naming the setting."""
-    try:
-        return waitress.create_server(
-            app, host=settings.host, port=settings.port, threads=SERVER_THREADS + MAX_EVENT_LISTENERS
-        )
-    except ValueError:  # waitress's words for a host it cannot resolve or parse
-        raise ListenError(
-            f"RELAY_HOST {settings.host!r} is not an address this machine can listen on: "
-            "set RELAY_HOST to 127.0.0.1 (or another address of this machine)"
-        ) from None
-    except OSError as error:
-        if error.errno == errno.EADDRNOTAVAIL:
-            raise ListenError(
-                f"RELAY_HOST {settings.host!r} is not an address of this machine: set RELAY_HOST to 127.0.0.1 "
-                "(or another address of this machine)"
-            ) from None
-        raise ListenError(
-            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
-            "set RELAY_PORT (or RELAY_HOST) to a free address, or stop the other relay"
-        ) from None
-
-
-def close_server(server: Any) -> None:
-    server.task_dispatcher.shutdown()
-    server.close()
-
-
-def join_and_serve(
-    server: Any,
-    slot: AppSlot,
-    settings: Settings,
-    room: Room,
-    microphone_device: Any,
-    *,
-    make_app: MakeApp,
-    on_listening: Callable[[int], None] | None = None,
-) -> int:
-    """Join (JoinError is one sentence), serve, and always leave and release, however the run ends."""
-    try:
-        log.info("joining %s%s ...", room.conversation_url, " (private room, with its meeting token)" if room.private else "")
-        room.join()
-        log.info("joined conversation %s", room.conversation_id)
-        app = make_app(settings, room, microphone_device=microphone_device)
-        return serve(server, slot, settings, app, on_listening)
-    finally:
-        room.leave()
-
-
-def serve(
-    server: Any, slot: AppSlot, settings: Settings, app: Any, on_listening: Callable[[int], None] | None = None
-) -> int:
-    """Serve until Ctrl-C or SIGTERM; in-flight requests finish (waitress), then the relay's threads stop."""
-    relay = app.extensions["relay"]
-    slot.app = app
-    try:
-        with _stopping_closes(relay.events):
-            port = server.effective_port
-            log.info("echo relay (%s) listening on http://%s:%s", relay.room.mode, settings.host, port)
-            if on_listening:
-                on_listening(port)
-            if slot.demo is not None:
-                start_demo(slot.demo, relay, server)
-            server.run()  # returns after Ctrl-C/SIGTERM (or --exit-after-script), once in-flight requests finished
-    finally:
-        relay.close()
-        log.info("stopped")
-    return 1 if slot.demo is not None and slot.demo.exit_after and relay.script.failed else 0  # Ctrl-C: 0
-
-
-def start_demo(demo: Demo, relay: Any, server: Any) -> None:
-    """Play the script (it waits for the face first); with --exit-after-script, stop serving when it is over."""
-    relay.script.load(demo.steps, demo.name)
-    relay.script.play()
-    if demo.exit_after:
-        threading.Thread(target=_stop_when_over, args=(relay.script, server), name="relay-demo-exit", daemon=True).start()
-
-
-def _stop_when_over(script: Any, server: Any) -> None:
-    script.wait_until_over()
-    stop_server(server)
-
-
-def stop_server(server: Any) -> None:
-    """Make server.run() return, from any thread: its loop ends once every channel is closed, on its own thread."""
-    try:
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
-    except OSError:
-        pass  # it stopped already (Ctrl-C came first): nothing left to stop
+    def __call__(self, signum: int, frame: Any) -> None:
+        with self.lock:
+            self.signalled = True
+        for stop in self.first:
+            stop()
+        raise KeyboardInterrupt
 
 
 @contextmanager
-def _stopping_closes(events: EventLog) -> Iterator[None]:
-    """While serving, Ctrl-C and SIGTERM first end the event streams, then stop the server."""
-
-    def stop(signum: int, frame: Any) -> None:
-        events.close()
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+def signals_stop_the_run() -> Iterator[Stopping]:
+    """Ctrl-C and SIGTERM stop the run at any point, whatever was inherited (a background job has SIGINT ignored)."""
+    stopping = Stopping()
+    previous = {sig: signal.signal(sig, stopping) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield stopping
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-# --- the quickstart ------------------------------------------------------------------
+def run(options: Options, settings: Settings, daily: Daily, make_app: MakeApp) -> int:
+    """Every mode; the exit code. Everything is checked, then bound, before anything is created or joined."""
+    with signals_stop_the_run() as stopping:
+        try:
+            demo = check_before_start(options, settings)
+            sock = bind(settings)
+        except (ConfigError, ScriptError) as error:
+            return exit_with_error(str(error), 2)
+        except ListenError as error:
+            return exit_with_error(str(error), 1)
+        except KeyboardInterrupt:
+            return 0
+        try:
+            return Run(options, settings, daily, make_app, sock, stopping, demo).start()
+        finally:
+            sock.close()
 
 
-def run_quickstart(
-    server: Any, slot: AppSlot, settings: Settings, args: argparse.Namespace, joining: Joining, make_app: MakeApp
-) -> int:
-    """Tavus's Echo Mode quickstart in one command; never leaves the conversation it created running."""
-    if not settings.tavus_api_key:
-        return fail("--quickstart needs TAVUS_API_KEY (in the environment or .env)", 2)
-    face_id = args.face_id or settings.tavus_replica_id
-    if args.pal and not face_id and not settings.tavus_persona_id:
-        return fail(
-            "a PAL needs a face: pass --face-id F (or set TAVUS_REPLICA_ID); "
-            "list the faces you can use with: python tavus_client.py list-faces",
-            2,
-        )
-    tavus = TavusClient.from_settings(settings)
-    conversation: dict[str, Any] | None = None
+def check_before_start(options: Options, settings: Settings) -> Demo | None:
+    """Everything that can be wrong without the network: found before a port is taken or a conversation billed."""
+    check_record_file(settings.record_file)
+    if options.mode is Mode.ROOM and options.conversation_url:
+        check_room_url(options.conversation_url)
+    if options.mode is Mode.QUICKSTART:
+        quickstart.check(options, settings)
+    return load_demo(options)
+
+
+def load_demo(options: Options) -> Demo | None:
+    """The script, checked whole: a bad one sends nothing."""
+    if not options.script:
+        return None
+    path = Path(options.script)
     try:
-        conversation = start_conversation(tavus, settings, args, face_id)
-        token = conversation.get("meeting_token") if args.private else None
-        if args.private and not token:
-            return fail("Tavus created a private conversation but sent no meeting_token: the relay cannot join it", 1)
-        room, device = replace(joining, meeting_token=token).room(conversation["conversation_url"], settings)
-        if args.test_mode:
-            say(
-                f"Test mode: conversation {conversation['conversation_id']} is not billed and no face will join it, "
-                f"so requests wait RELAY_REPLICA_TIMEOUT ({settings.replica_timeout_s:g} s) and then get 503."
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ScriptError(f"cannot read the script {options.script}: {getattr(error, 'strerror', None) or error}") from None
+    return Demo(parse_script(text, path.resolve().parent, name=path.name), path.name, options.exit_after_script)
+
+
+class Run:
+    """One run, once checked and bound: what each mode does, and serving."""
+
+    def __init__(
+        self,
+        options: Options,
+        settings: Settings,
+        daily: Daily,
+        make_app: MakeApp,
+        sock: socket.socket,
+        stopping: Stopping,
+        demo: Demo | None,
+    ) -> None:
+        self.options, self.settings, self.daily, self.make_app = options, settings, daily, make_app
+        self.sock, self.stopping, self.demo = sock, stopping, demo
+        self.port: int = sock.getsockname()[1]
+
+    def start(self) -> int:
+        try:
+            if self.options.mode is Mode.QUICKSTART:
+                return quickstart.run(self)
+            if self.options.mode is Mode.ROOM:
+                assert self.options.conversation_url
+                return self.join_and_serve(self.options.conversation_url, self.options.meeting_token)
+            hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
+            app = self.make_app(
+                self.settings, DryRunRoom(verbose=self.options.verbose), microphone_device=CountingMicrophoneDevice(self.settings.sample_rate)
             )
-        return join_and_serve(
-            server,
-            slot,
-            settings,
-            room,
-            device,
-            make_app=make_app,
-            on_listening=lambda port: print_quickstart_banner(conversation, token, settings, port),
+            return serve(self, app, self.dry_run_banner)
+        except ConfigError as error:
+            return exit_with_error(str(error), 2)
+        except JoinError as error:
+            return exit_with_error(str(error), 1)
+        except TavusAPIError as error:
+            return exit_with_error(str(error), 1)
+        except KeyboardInterrupt:
+            return 0
+
+    # --- joining ---
+
+    def room(self, url: str, meeting_token: str | None, face_names: tuple[str, ...] = ()) -> tuple[Room, Any]:
+        """The Room and its microphone device (None without --microphone); the device exists before the join."""
+        microphone = self.options.microphone
+        device = self.daily.microphone_factory(self.settings.sample_rate) if microphone else None
+        room = Room(
+            url,
+            meeting_token=meeting_token,
+            client_factory=self.daily.client_factory,
+            client_settings=join_client_settings(microphone=microphone),
+            face_names=face_names,
         )
-    except TavusAPIError as error:
-        return fail(str(error), 1)
-    finally:
-        if conversation is not None:
-            end_created_conversation(tavus, conversation["conversation_id"])
-        tavus.close()
+        return room, device
 
+    def join_and_serve(
+        self,
+        url: str,
+        meeting_token: str | None,
+        banner: Callable[[], None] | None = None,
+        *,
+        created: bool = False,
+        face_names: tuple[str, ...] = (),
+    ) -> int:
+        """Join (JoinError is one sentence), serve, and always leave and release, however the run ends.
 
-def start_conversation(
-    tavus: TavusClient, settings: Settings, args: argparse.Namespace, face_id: str | None
-) -> dict[str, Any]:
-    """Create (or reuse TAVUS_PERSONA_ID) the echo persona or PAL, then the conversation."""
-    owner_key = "pal_id" if args.pal else "persona_id"
-    persona_id = settings.tavus_persona_id
-    if persona_id:
-        log.info("reusing %s %s (TAVUS_PERSONA_ID)", owner_key, persona_id)
-    elif args.pal:
-        persona_id = persona_id_of(tavus.create_pal(QUICKSTART_PERSONA_NAME, default_face_id=face_id))
-        log.info("created echo PAL %s", persona_id)
-    else:
-        persona_id = persona_id_of(tavus.create_persona(QUICKSTART_PERSONA_NAME))
-        log.info("created echo persona %s", persona_id)
-    face = {"face_id": face_id} if args.pal else {"replica_id": face_id}
-    conversation = tavus.create_conversation(
-        **{owner_key: persona_id},
-        **face,
-        conversation_name=args.name,
-        require_auth=True if args.private else None,
-        test_mode=True if args.test_mode else None,
-    )
-    log.info("created conversation %s", conversation["conversation_id"])
-    return conversation
+        `face_names`: the persona's name, when the run knows it: the face's user name is that name.
+        """
+        room, device = self.room(url, meeting_token, face_names)
+        leaving = threading.Thread(target=room.leave, name="relay-leave", daemon=True)
 
+        def leave_now() -> None:
+            """Ctrl-C or SIGTERM with the face absent: leave before in-flight requests are waited for.
 
-def end_created_conversation(tavus: TavusClient, conversation_id: str) -> None:
-    try:
-        answer = tavus.end_conversation(conversation_id)
-    except TavusAPIError as error:
+            A request waiting for the face then answers at once instead of after
+            RELAY_REPLICA_TIMEOUT; with the face present nothing is cut short: sends finish first.
+            """
+            if not room.replica_present and leaving.ident is None:
+                leaving.start()
+
+        try:
+            join(room, created=created)
+            app = self.make_app(self.settings, room, microphone_device=device)
+            self.stopping.first.append(leave_now)
+            return serve(self, app, banner or self.room_banner)
+        finally:
+            if leave_now in self.stopping.first:
+                self.stopping.first.remove(leave_now)
+            if leaving.ident is not None:
+                leaving.join()
+            room.leave()
+
+    # --- what the user reads once serving ---
+
+    def address(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    def first_curl(self) -> str:
+        auth = ' -H "Authorization: Bearer $RELAY_AUTH_TOKEN"' if self.settings.auth_token else ""
+        return (
+            f"curl -s -X POST {self.address()}/send_text_message{auth} "
+            f"-H \"Content-Type: application/json\" -d '{{\"text\": \"Hello there!\"}}'"
+        )
+
+    def where(self) -> str:
+        """Where the console is and a first request to try: what a user needs first, in every mode."""
+        return f"The console: {self.address()}/ (open it in a browser)\nTry: {self.first_curl()}\n"
+
+    def dry_run_banner(self) -> None:
         say(
-            f"warning: could not end conversation {conversation_id}: {error}. End it with: "
-            f"python tavus_client.py end-conversation {conversation_id}"
+            "Dry run: no room is joined; every message is checked, built and printed as it would be sent.\n"
+            f"{self.where()}Press Ctrl-C to stop."
         )
-        return
-    already = " (it had already ended)" if answer.get("already_ended") else ""
-    say(f"ended conversation {conversation_id}{already}: it no longer bills")
+
+    def room_banner(self) -> None:
+        say(f"{self.where()}Press Ctrl-C to stop: the relay leaves the room.")
 
 
-def print_quickstart_banner(conversation: Mapping[str, Any], token: str | None, settings: Settings, port: int) -> None:
-    """The one place a meeting token is shown: the user needs the link with it to open a private room."""
-    auth = ' -H "Authorization: Bearer $RELAY_AUTH_TOKEN"' if settings.auth_token else ""
-    conversation_id = conversation["conversation_id"]
-    url = conversation["conversation_url"]
-    if token:
-        link = f"    {url}?t={token}\n    (this link carries the room's meeting token: it is shown only here, share it with care)\n"
-    else:
-        link = f"    {url}\n"
-    say(
-        f"Conversation {conversation_id} is live. Open it in a browser to see and hear the face:\n"
-        f"{link}"
-        "Make it speak:\n"
-        f"    curl -s -X POST http://{settings.host}:{port}/send_text_message{auth} "
-        f"-H \"Content-Type: application/json\" -d '{{\"text\": \"Hello there!\"}}'\n"
-        f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing.",
-        file=sys.stdout,
-        flush=True,
-    )
+def join(room: Room, *, created: bool) -> None:
+    """Join, saying so at once and every JOIN_PROGRESS_S while Daily answers; Ctrl-C here says what was left."""
+    url = redact_url(room.conversation_url)
+    log.info("joining %s%s ...", url, " (private room, with its meeting token)" if room.private else "")
+    joined = threading.Event()
+    threading.Thread(target=_say_still_joining, args=(url, joined), name="relay-joining", daemon=True).start()
+    try:
+        room.join()
+    except KeyboardInterrupt:
+        say(
+            "stopped while joining: the relay leaves, and ends the conversation it created"
+            if created
+            else "stopped while joining; nothing was left running"
+        )
+        raise
+    finally:
+        joined.set()
+    log.info("joined conversation %s", room.conversation_id)
 
+
+def _say_still_joining(url: str, joined: threading.Event) -> None:
+    waited = 0.0
+    while not joined.wait(JOIN_PROGRESS_S):
+        waited += JOIN_PROGRESS_S
+        log.info("still joining %s (%g s): waiting for Daily; Ctrl-C stops", url, waited)
+
+
+def serve(run: Run, app: Any, banner: Callable[[], None]) -> int:
+    """Serve until Ctrl-C, SIGTERM or the end of --exit-after-script; in-flight requests finish first."""
+    relay = app.extensions["relay"]
+    connections: dict[int, Any] = {}
+    server = create_server(app, run.sock, run.settings, connections)
+    run.stopping.first.append(relay.events.close)  # open event streams end first, so stopping does not wait on them
+    try:
+        log.info("echo relay (%s) listening on %s", relay.room.mode, run.address())
+        banner()
+        try:
+            if run.demo is not None:
+                start_demo(run.demo, relay, server, run.stopping)
+            server.run()  # returns after Ctrl-C/SIGTERM (waitress catches the KeyboardInterrupt), in-flight requests done
+        except KeyboardInterrupt:
+            pass  # it came before run() began
+    finally:
+        run.stopping.first.remove(relay.events.close)
+        server.task_dispatcher.shutdown()
+        for connection in list(connections.values()):
+            connection.close()
+        relay.close()
+        log.info("stopped")
+    script_failed = run.stopping.script_ended and relay.script.failed
+    return 1 if script_failed else 0  # Ctrl-C is the user stopping the relay, wherever it lands: 0
+
+
+def start_demo(demo: Demo, relay: Any, server: Any, stopping: Stopping) -> None:
+    """Play the script (it waits for the face first); with --exit-after-script, stop serving when it is over."""
+    relay.script.load(demo.steps, demo.name)
+    relay.script.play()
+    if demo.exit_after:
+        threading.Thread(
+            target=_stop_when_over, args=(relay.script, server, stopping), name="relay-demo-exit", daemon=True
+        ).start()
+
+
+def _stop_when_over(script: Any, server: Any, stopping: Stopping) -> None:
+    """Once the script is over, stop as Ctrl-C does, unless the user stopped first (a script cut short by that is no failure)."""
+    script.wait_until_over()
+    with stopping.lock:
+        if stopping.signalled:
+            return
+        stopping.script_ended = True
+    stop_serving(server)

@@ -10,7 +10,13 @@ an utterance at one message per round trip.
 
 An interrupt takes the next turn, ahead of every request waiting, and drops
 them (409); the request on the wire stops at its next message. Each request
-carries the generation it arrived in: an interrupt starts a new generation.
+carries the ticket it arrived with: an interrupt issues a new ticket, and a
+request holding an older one is dropped.
+
+The request on the wire holds it while the face is absent (messages sent
+before it is in the room are lost) and while Daily's signalling connection is
+down (app messages cannot be sent then): nothing is handed to Daily meanwhile,
+so the requests keep their order and nothing is lost or sent twice.
 """
 
 from __future__ import annotations
@@ -26,12 +32,28 @@ from dataclasses import dataclass
 from typing import Any
 
 import echo_messages
-from relay.errors import Interrupted, NotJoined, RelayError, ReplicaAbsent, SendError, SendTimeout
+from relay.errors import (
+    ConnectionDown,
+    Interrupted,
+    NotJoined,
+    QueueFull,
+    RelayError,
+    ReplicaAbsent,
+    SendError,
+    SendTimeout,
+)
 from relay.recorder import Recorder
+from relay.room import RelayRoom
 
 log = logging.getLogger("echo_relay")
 
-REPLICA_POLL_S = 0.05  # how often a request waiting for the face re-checks interrupts and the call state
+POLL_S = 0.05  # how often a request held on the wire re-checks interrupts, the call state and its deadline
+ANNOUNCE_EVERY_S = 15.0  # while a request waits for the face, the terminal says so this often
+# Each waiting request holds one of the server's threads. While the line is stalled (the request on the
+# wire waits for the face or the connection, possibly minutes), past this many waiting a request is refused
+# (429) rather than taking the threads /health and the console need. A line that moves (each request in it
+# waits milliseconds) is bounded by the server's threads.
+MAX_WAITING_REQUESTS = 8
 
 
 @dataclass
@@ -47,25 +69,40 @@ class Dispatch:
 class _Turn:
     """A request waiting for the wire; `go` is set when the wire is its own, or when it was dropped."""
 
-    generation: int
+    ticket: int
     is_interrupt: bool
     go: threading.Event | None = None  # made only for a request that has to wait (most find the wire free)
     dropped: RelayError | None = None
     shared: Future[Dispatch] | None = None  # an interrupt's dispatch, which a second interrupt may share
+    arrived: float = 0.0  # time.monotonic() when it arrived
 
 
 class Sender:
     """The wire: one request's messages at a time, requests in arrival order, interrupts first."""
 
-    def __init__(self, room: Any, *, replica_timeout_s: float, send_timeout_s: float, recorder: Recorder) -> None:
+    def __init__(
+        self,
+        room: RelayRoom,
+        *,
+        replica_timeout_s: float,
+        send_timeout_s: float,
+        recorder: Recorder,
+        connection_timeout_s: float = 30.0,
+        max_waiting: int = MAX_WAITING_REQUESTS,
+        announce_every_s: float = ANNOUNCE_EVERY_S,
+    ) -> None:
         self._room = room
         self._replica_timeout_s = replica_timeout_s
         self._send_timeout_s = send_timeout_s
+        self._connection_timeout_s = connection_timeout_s
+        self._max_waiting = max_waiting
+        self._announce_every_s = announce_every_s
         self._recorder = recorder
         self._lock = threading.Lock()
         self._waiting: deque[_Turn] = deque()
+        self._held: _Turn | None = None  # the request on the wire while it waits for the face or the connection
         self._busy = False
-        self._generation = 0
+        self._ticket = 0
         self._closed = False
         self._counts_lock = threading.Lock()
         self.messages_sent = 0
@@ -73,20 +110,29 @@ class Sender:
 
     @property
     def queue_depth(self) -> int:
-        """Requests waiting for the wire (not the one on it)."""
-        return len(self._waiting)
+        """Requests waiting: for the wire, and the one on it while it still waits for the face or the connection."""
+        return len(self._waiting) + (self._held is not None)
 
     @property
-    def generation(self) -> int:
-        """A ticket: an interrupt after it was taken drops the request that took it."""
-        return self._generation
+    def oldest_wait_s(self) -> float:
+        """How long the oldest waiting request (see queue_depth) has waited; 0 when none waits."""
+        with self._lock:
+            arrivals = [turn.arrived for turn in self._waiting]
+            if self._held is not None:
+                arrivals.append(self._held.arrived)
+        return round(time.monotonic() - min(arrivals), 3) if arrivals else 0.0
+
+    @property
+    def ticket(self) -> int:
+        """Taken when a request arrives: an interrupt after it was taken drops the request that took it."""
+        return self._ticket
 
     def submit(
         self, messages: Iterable[Mapping[str, Any]], *, ticket: int | None = None, drop_queued: bool = False
     ) -> Dispatch:
         """Wait for this request's turn, then hand all its messages to Daily (on the caller's thread).
 
-        `ticket` is the generation when the request arrived: if an interrupt
+        `ticket` is `self.ticket` when the request arrived: if an interrupt
         came since, the request is dropped (it was still being read or built).
         `drop_queued` is for a request that starts with its own interrupt: what
         waits before it would only be cut off by it, so it goes next (after
@@ -95,11 +141,16 @@ class Sender:
         self._room.check_open()
         replica_deadline = time.monotonic() + self._replica_timeout_s
         with self._lock:
-            if ticket is not None and ticket != self._generation:
+            if ticket is not None and ticket != self._ticket:
                 raise Interrupted("interrupted before any of it was sent (an interrupt came while it was being read)")
             if drop_queued:
                 self._drop_waiting()  # only interrupts wait now: this request goes right after them
-            turn = _Turn(self._generation, is_interrupt=False)
+            elif self._held is not None and len(self._waiting) >= self._max_waiting:
+                raise QueueFull(
+                    f"{len(self._waiting)} requests are waiting already while the face is not in the room or the "
+                    "connection to it is down; try again once it is (see /health)"
+                )
+            turn = _Turn(self._ticket, is_interrupt=False, arrived=time.monotonic())
             self._take_turn(turn, first=False)
         self._await(turn)
         try:
@@ -121,7 +172,7 @@ class Sender:
                 shared = self._waiting[0].shared
             else:
                 shared = None
-                turn = _Turn(self._generation, is_interrupt=True, shared=Future())
+                turn = _Turn(self._ticket, is_interrupt=True, shared=Future(), arrived=time.monotonic())
                 self._take_turn(turn, first=True)
         if shared is not None:
             return shared.result(), dropped
@@ -169,13 +220,13 @@ class Sender:
         """Hand the wire to the next in line, or free it."""
         with self._lock:
             if self._waiting:
-                self._waiting.popleft().go.set()  # type: ignore[union-attr]  (every waiting turn has one)
+                self._waiting.popleft().go.set()  # type: ignore[union-attr]  # every waiting turn has one
             else:
                 self._busy = False
 
     def _drop_waiting(self, reason: RelayError | None = None) -> int:
-        """Under the lock: a new generation; every waiting request fails (waiting interrupts stay). How many."""
-        self._generation += 1
+        """Under the lock: a new ticket; every waiting request fails (waiting interrupts stay). How many."""
+        self._ticket += 1
         kept: deque[_Turn] = deque()
         dropped = 0
         for turn in self._waiting:
@@ -201,9 +252,12 @@ class Sender:
 
         try:
             for message in messages:
-                if (turn.generation != self._generation and not turn.is_interrupt) or failed:
+                if self._cut_off(turn) or failed:
                     return Dispatch(sent, cut_short=True)
-                problem = self._room.delivery_problem()
+                problem = self._await_connection(turn)
+                if self._cut_off(turn):
+                    return Dispatch(sent, cut_short=True)
+                problem = problem or self._room.delivery_problem()
                 if problem is not None:
                     return Dispatch(sent, cut_short=True, error=problem)
                 future = self._room.send(message)
@@ -214,19 +268,63 @@ class Sender:
             return Dispatch(sent, cut_short=True, error=error)
         return Dispatch(sent, cut_short=False)
 
+    def _cut_off(self, turn: _Turn) -> bool:
+        """An interrupt came after this request took its ticket (an interrupt itself is never cut off)."""
+        return turn.ticket != self._ticket and not turn.is_interrupt
+
     def _await_replica(self, turn: _Turn, deadline: float) -> None:
         """Messages sent before the face is in the room are lost: the request waits for it (holding the wire)."""
-        if turn.is_interrupt:
+        if turn.is_interrupt or self._room.wait_for_replica(0):
             return  # an interrupt with no face to hear it is harmless; a message would be lost
-        while not self._room.wait_for_replica(REPLICA_POLL_S):
-            self._room.check_open()
-            if turn.generation != self._generation:
-                raise Interrupted("interrupted while waiting for the face to join; nothing was sent")
-            if time.monotonic() >= deadline:
-                raise ReplicaAbsent(
-                    f"the face (Tavus replica) has not joined the room after {self._replica_timeout_s:g} s "
-                    "(RELAY_REPLICA_TIMEOUT); nothing was sent. A cold start can take minutes: try again"
-                )
+        log.info(
+            "a request waits for the face (Tavus replica) to join the room (up to %g s, RELAY_REPLICA_TIMEOUT)",
+            self._replica_timeout_s,
+        )
+        self._held = turn
+        try:
+            next_line = time.monotonic() + self._announce_every_s
+            while not self._room.wait_for_replica(POLL_S):
+                self._room.check_open()
+                if self._cut_off(turn):
+                    raise Interrupted("interrupted while waiting for the face to join; nothing was sent")
+                now = time.monotonic()
+                if now >= deadline:
+                    raise ReplicaAbsent(
+                        f"the face (Tavus replica) has not joined the room after {self._replica_timeout_s:g} s "
+                        "(RELAY_REPLICA_TIMEOUT); nothing was sent. A cold start can take minutes: try again"
+                    )
+                if now >= next_line:
+                    log.info("still waiting for the face to join: %.0f s so far", now - turn.arrived)
+                    next_line = now + self._announce_every_s
+        finally:
+            self._held = None
+
+    def _await_connection(self, turn: _Turn) -> RelayError | None:
+        """While Daily's signalling is down nothing is handed to it; ConnectionDown once it stayed down too long.
+
+        The deadline counts from when the connection went down, not from when
+        this request started waiting: the requests behind one that gave up
+        give up at once too, instead of each waiting the whole time again.
+        """
+        if self._room.connection == "connected":  # the common case, without taking the event's lock
+            return None
+        self._held = turn
+        try:
+            while not self._room.wait_for_connection(POLL_S):
+                if self._cut_off(turn):
+                    return None
+                problem = self._room.delivery_problem()
+                if problem is not None:
+                    return problem
+                down = self._room.connection_down_s
+                if down is not None and down >= self._connection_timeout_s:
+                    return ConnectionDown(
+                        f"the connection to the room is down: Daily did not reconnect within "
+                        f"{self._connection_timeout_s:g} s (RELAY_CONNECTION_TIMEOUT)"
+                    )
+            return None
+        finally:
+            self._held = None
 
     def _count(self, future: Future[None]) -> bool:
         """Counted as Daily answers (on its thread); True for a send error."""

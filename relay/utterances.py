@@ -44,7 +44,7 @@ DONE_STATES = ("spoken", "interrupted", "failed")
 @dataclass
 class _Open:
     rates: UtteranceRates
-    ticket: int | None  # the sender's generation when it was sent: an interrupt since then means no close
+    ticket: int | None  # the sender's ticket when it was sent: an interrupt since then means no close
     last: float
 
 

@@ -14,9 +14,12 @@ and checks its output itself.
 
 from __future__ import annotations
 
+import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ import requests
 
 from app import create_app
 from config import Settings
+from relay import daily_logs
 from relay.room import Room
 from tests.fake_daily import REPLICA, FakeBehaviour, FakeCallClient, FakeMicrophoneDevice
 
@@ -95,15 +99,64 @@ def capsys(capsys: Any, request: Any) -> Any:
 def real_daily() -> Any:
     """The installed daily module, initialised once for the test process (a second Daily.init() aborts it).
 
-    Its log lines stay on stderr here (pytest captures them); only the relay's command line hides them.
+    The JSON lines Daily writes to stderr are kept out of pytest's output by
+    the hooks below, around each phase of every test that uses this module.
     """
     import daily
 
     from relay import room
 
-    room.show_daily_logs(True)
-    room._init_daily()
+    room.show_daily_logs(True)  # not the relay's once-per-process filter: the hooks below filter each test
+    with _daily_log_lines_dropped():
+        room._init_daily()
     return daily
+
+
+@contextmanager
+def _daily_log_lines_dropped() -> Iterator[None]:
+    """Route file descriptor 2 through relay.daily_logs' filter while inside, to whatever it was before.
+
+    Daily writes its lines to fd 2 from its own threads, and pytest points fd 2
+    at a different file inside a test than between tests, so the filter the
+    relay installs once per process cannot serve here: this one is installed
+    and removed around each test.
+    """
+    saved = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+    forwarder = threading.Thread(target=daily_logs._forward, args=(read_end, saved), name="daily-log-filter", daemon=True)
+    forwarder.start()
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)  # closes the pipe's write end: the forwarder passes on what is left and stops
+        forwarder.join(daily_logs.DRAIN_TIMEOUT_S)
+        os.close(saved)
+
+
+def _hide_daily_log_lines_of(item: Any) -> Any:
+    """Inside pytest's capture of one phase of a test that uses the real daily module: its lines dropped."""
+    return _daily_log_lines_dropped() if "real_daily" in getattr(item, "fixturenames", ()) else nullcontext()
+
+
+# trylast: these wrappers run inside pytest's own capture of each phase, which points fd 2 at its file first.
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_setup(item: Any) -> Iterator[None]:
+    with _hide_daily_log_lines_of(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_call(item: Any) -> Iterator[None]:
+    with _hide_daily_log_lines_of(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_teardown(item: Any) -> Iterator[None]:
+    with _hide_daily_log_lines_of(item):
+        yield
 
 
 @pytest.fixture

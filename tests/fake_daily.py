@@ -6,6 +6,12 @@ as PROTOCOL.md section 7 says the real one was observed to: completions and
 events on another thread, `ChannelNotOpen` before a join, `on_error` after a
 failed send or join, `leaving` before `left`, the leave completion before
 `left`, release twice raises, `write_frames` takes nothing outside a call.
+Participants have the real `participants()` shape (`{"local": ..., id: {"id",
+"info": {"userId", "userName", "isLocal"}}}`); the face can be named as Tavus
+has named it (`tavus-replica-…`, `tavus-face-…`, `tavus-pal-…`, or only by the
+persona's name). While signalling is interrupted
+(`on_network_connection_status_updated`), sends fail in their completion as
+they do before a join.
 """
 
 from __future__ import annotations
@@ -17,7 +23,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-REPLICA = {"id": "replica-1", "info": {"userId": "tavus-replica-abc", "userName": "Echo Assistant", "isLocal": False}}
+PERSONA_NAME = "Echo Assistant"
+
+
+def participant(participant_id: str, user_id: str, user_name: str = "") -> dict[str, Any]:
+    """A remote participant as daily's participants() and on_participant_joined give it."""
+    return {"id": participant_id, "info": {"userId": user_id, "userName": user_name, "isLocal": False}}
+
+
+REPLICA = participant("replica-1", "tavus-replica-abc", PERSONA_NAME)
+FACE = participant("face-1", "tavus-face-7f3a")  # Tavus's current name for the face's Daily user id
+PAL = participant("pal-1", "TAVUS-PAL-22")
+NAMED_FACE = participant("named-1", "u-93c1", PERSONA_NAME)  # only its user name says it is the face
+VIEWER = participant("viewer-1", "browser-tab-5", "Presenter")  # the presenter's browser tab: never the face
 CHANNEL_NOT_OPEN = "AppMessage(Signalling(ChannelNotOpen))"
 ROOM_UNREACHABLE = "Failed to fetch room information: GET failed: client error (Connect)"
 JOIN_UNREACHABLE = (
@@ -57,9 +75,11 @@ class FakeBehaviour:
         "keep",
         "microphones",
         "network_answers",
+        "others_in_room",
         "replica_in_room",
         "reverse_completions",
         "send_error",
+        "signalling_up",
     )
 
     def __init__(self) -> None:
@@ -67,6 +87,8 @@ class FakeBehaviour:
         self.join_delay_s = 0.0
         self.network_answers = threading.Event()
         self.replica_in_room = True
+        self.others_in_room: list[dict[str, Any]] = []  # other remote participants already there at join
+        self.signalling_up = True
         self.confirm_sends = True
         self.reverse_completions = False
         self.send_error: Callable[[int, Any], str | None] | None = None
@@ -111,7 +133,6 @@ class FakeCallClient:
         self.sent_at: list[float] = []
         self.joined_with: dict[str, Any] = {}
         self.subscription_profiles: dict[str, Any] = {}
-        self.inputs: Any = None
         self.released = False
         self.left = False
         self._lock = threading.Lock()
@@ -144,9 +165,13 @@ class FakeCallClient:
 
     def participants(self, /):
         self._check_not_released()
-        people: dict[str, Any] = {"local": {"id": "local-id", "info": {"isLocal": True}}}
+        people: dict[str, Any] = {"local": {"id": "local-id", "info": {"isLocal": True, "isOwner": False}}}
+        if self.call_state != "joined":
+            return people  # the real client knows no one else before it joined
         if self.behaviour.replica_in_room:
             people[REPLICA["id"]] = REPLICA
+        for other in self.behaviour.others_in_room:
+            people[other["id"]] = other
         return people
 
     def send_app_message(self, /, message, participant_id=None, completion=None):
@@ -157,18 +182,13 @@ class FakeCallClient:
             index = len(self.sent)
             self.sent.append(self.behaviour.keep(message))
             self.sent_at.append(time.monotonic())
-        if self.call_state != "joined":
+        if self.call_state != "joined" or not self.behaviour.signalling_up:
             error: str | None = CHANNEL_NOT_OPEN
         elif not self.behaviour.confirm_sends:
             return
         else:
             error = self.behaviour.send_error(index, message) if self.behaviour.send_error else None
         self._confirm_send(completion, error)
-
-    def update_inputs(self, /, input_settings, completion=None):
-        self._check_not_released()
-        self.inputs = input_settings
-        self._later(lambda: self._complete(completion, None))
 
     def update_subscription_profiles(self, /, profile_settings, completion=None):
         self._check_not_released()
@@ -213,6 +233,24 @@ class FakeCallClient:
     def replica_leaves(self) -> None:
         self.behaviour.replica_in_room = False
         self._later(lambda: self.handler.on_participant_left(REPLICA, "leftCall"))
+
+    def participant_joins(self, who: dict[str, Any]) -> None:
+        self.behaviour.others_in_room.append(who)
+        self._later(lambda: self.handler.on_participant_joined(who))
+
+    def participant_leaves(self, who: dict[str, Any]) -> None:
+        self.behaviour.others_in_room.remove(who)
+        self._later(lambda: self.handler.on_participant_left(who, "leftCall"))
+
+    def connection_changes(self, connection: str, event: str) -> None:
+        """daily-core lost or regained one of its connections (it reconnects by itself)."""
+
+        def change() -> None:
+            if connection == "signalling":
+                self.behaviour.signalling_up = event == "connected"
+            self.handler.on_network_connection_status_updated({"connection": connection, "event": event})
+
+        self._later(change)
 
     def room_sends(self, message: dict[str, Any], sender: str = REPLICA["id"]) -> None:
         self._later(lambda: self.handler.on_app_message(message, sender))

@@ -21,7 +21,8 @@ import soundfile
 import echo_messages
 from config import Settings
 from echo_messages import serialized_size
-from relay.room import DryRunRoom, Room
+from relay.dry_run import DryRunRoom
+from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, sent_messages
 from tests.conftest import DOCS_TEXT_BODY as DOCS_BODY
 
@@ -512,13 +513,13 @@ def test_post_after_the_call_ended_is_503_at_once(client, fake_call_client):
 
 def test_interrupt_drops_queued_messages_and_goes_out_first(app, client, fake_daily, fake_call_client):
     sender = app.extensions["relay"].sender
-    before = sender.generation
+    before = sender.ticket
     original_send = fake_call_client.send_app_message
 
     def slow_send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
         long_chunks_sent = sum(1 for m in fake_call_client.sent if m.get("properties", {}).get("inference_id") == "long")
         if message.get("properties", {}).get("inference_id") == "long" and long_chunks_sent == 1:
-            while sender.generation == before:  # the second chunk waits, mid-utterance, until the interrupt lands
+            while sender.ticket == before:  # the second chunk waits, mid-utterance, until the interrupt lands
                 time.sleep(0.001)
         original_send(message, participant_id, completion)
 
@@ -614,11 +615,16 @@ def test_health_reports_room_and_counters(client, fake_call_client):
         "left_reason": None,
         "conversation_id": CONVERSATION_ID,
         "replica_present": True,
+        "face": {"present": True, "signal": "user_id", "participant_id": "replica-1"},
+        "connection": "connected",
         "replica_speaking": False,
         "last_event_id": 2,  # relay.joined, relay.replica_joined
         "messages_sent": 1,
         "send_errors": 0,
         "queue_depth": 0,
+        "oldest_wait_s": 0.0,
+        "latency": {"p50_ms": None, "p95_ms": None, "utterances": 0},
+        "event_streams": 0,
         "microphone": {"enabled": False},
         "auth_required": False,
     }
@@ -751,7 +757,7 @@ def test_an_interrupt_while_a_request_is_being_built_drops_it(client, fake_call_
     [
         ("/send_text_message", {"text": "Hi", "interupt": True}, "",
          ('unknown field "interupt": did you mean "interrupt"? (known: message_type, event_type, conversation_id, '
-         "properties, modality, text, inference_id, done, interrupt, audio, sample_rate)")),
+         "properties, modality, text, inference_id, done, interrupt, wait, audio, sample_rate)")),
         ("/send_text_message", {"properties": {"text": "Hi", "Done": True}}, "",
          'unknown field "properties.Done": did you mean "properties.done"?'),
         ("/send_audio_message", {"audio": b64(pcm_of(10)), "sampel_rate": 24000}, "",

@@ -334,8 +334,8 @@ def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(m
 
 
 def test_dry_run_microphone_counts_frames_without_playing(make_app):
+    from relay.dry_run import DryRunRoom
     from relay.microphone import CountingMicrophoneDevice
-    from relay.room import DryRunRoom
 
     app = make_app(Settings(), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(TARGET))
     client = app.test_client()

@@ -15,7 +15,8 @@ import requests
 from app import create_app
 from config import Settings
 from relay import events as relay_events
-from relay.room import DryRunRoom, Room
+from relay.dry_run import DryRunRoom
+from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, REPLICA
 from tests.wsgi_server import serve_wsgi
 

@@ -14,8 +14,11 @@ import numpy as np
 import requests
 
 import app as relay_app
+import echo_messages
 from config import Settings
+from relay.room import Room
 from tests.conftest import CONVERSATION_URL, FakeCallClient, free_port, sent_messages, wait_for_relay
+from tests.fake_daily import FACE, VIEWER
 
 
 def long_audio(seconds: float = 20.0) -> str:
@@ -79,7 +82,7 @@ def test_a_missing_confirmation_does_not_hold_up_other_requests(room, fake_daily
             held.append(completion)
         original(message, participant_id, None if lost else completion)
 
-    fake_call_client.send_app_message = hold_the_first  # type: ignore[method-assign]
+    fake_call_client.send_app_message = hold_the_first
 
     def post(inference_id: str) -> int:
         return client.post("/send_text_message", json={"text": "Hi", "inference_id": inference_id}).status_code
@@ -153,3 +156,53 @@ def test_sigterm_during_a_long_audio_send_finishes_cleanly_then_leaves(monkeypat
     assert outcome["status"] == 200, outcome  # the in-flight request completed before the relay stopped
     assert outcome["body"]["messages_sent"] == len([m for m in fake_daily.client.sent if m.get("event_type") == "conversation.echo"])
     assert fake_daily.client.left and fake_daily.client.released
+
+
+def test_a_connection_that_drops_mid_utterance_and_comes_back_loses_and_repeats_nothing(client, fake_call_client):
+    after_messages(fake_call_client, 5, lambda: fake_call_client.connection_changes("signalling", "interrupted"))
+    sending = ThreadPoolExecutor(1).submit(
+        client.post, "/send_audio_message", json={"audio": long_audio(1), "sample_rate": 24000, "inference_id": "u1", "done": True}
+    )
+    dropped = event_of_type(client, "relay.connection")
+    assert (dropped["connection"], dropped["event"]) == ("signalling", "interrupted")
+    assert len(sent_messages(fake_call_client)) == 5  # nothing handed to Daily while it is down
+
+    fake_call_client.connection_changes("signalling", "connected")
+    response = sending.result(10)
+
+    assert response.status_code == 200, response.get_json()
+    chunks = [m["properties"]["audio"] for m in sent_messages(fake_call_client)]
+    expected = [m["properties"]["audio"] for m in echo_messages.audio_echo_messages(
+        base64.b64decode(long_audio(1)), sample_rate=24000, conversation_id="c123", inference_id="u1", done=True
+    )]
+    assert chunks == expected and response.get_json()["messages_sent"] == len(expected)
+
+
+def test_a_connection_down_past_its_timeout_is_a_503_saying_how_many_went_out(room, fake_call_client, make_app):
+    client = make_app(Settings(send_timeout_s=1.0, connection_timeout_s=0.2), room).test_client()
+    after_messages(fake_call_client, 3, lambda: fake_call_client.connection_changes("signalling", "interrupted"))
+
+    response = client.post("/send_audio_message", json={"audio": long_audio(1), "sample_rate": 24000, "done": True})
+
+    assert response.status_code == 503
+    assert response.get_json()["error"] == (
+        "the connection to the room is down: Daily did not reconnect within 0.2 s (RELAY_CONNECTION_TIMEOUT) "
+        "(after 3 message(s) were sent)"
+    )
+    assert len(sent_messages(fake_call_client)) == 3
+
+
+def test_a_face_under_tavuss_new_name_already_in_the_room_is_spoken_to_at_once(fake_daily, make_app):
+    """Before: only `tavus-replica` counted, so a `tavus-face-…` face made every request wait out its timeout."""
+    fake_daily.replica_in_room = False
+    fake_daily.others_in_room = [VIEWER, FACE]
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)
+    room.join(timeout=2)
+    client = make_app(Settings(replica_timeout_s=0.2), room).test_client()
+
+    response = client.post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 200, response.get_json()
+    joined = event_of_type(client, "relay.replica_joined")
+    assert (joined["participant_id"], joined["signal"]) == ("face-1", "user_id")
+    room.leave()

@@ -175,3 +175,45 @@ def test_5000_mixed_requests_from_16_clients_lose_reorder_and_interleave_nothing
     print(f"\nstatuses: {dict(statuses)}")
     print(f"\nRSS after warm-up {warm_rss >> 20} MB, after {REQUESTS} requests {after_rss >> 20} MB")
     assert after_rss <= warm_rss * 1.10, f"RSS grew from {warm_rss >> 20} MB to {after_rss >> 20} MB"
+
+
+def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_app):
+    """Each waiting request holds a server thread: past the bound they get 429, so /health still answers."""
+    import requests
+
+    from relay.run import SERVER_THREADS
+    from relay.sender import MAX_WAITING_REQUESTS
+
+    behaviour = FakeBehaviour()
+    behaviour.replica_in_room = False
+    room = Room(CONVERSATION_URL, client_factory=behaviour.factory)
+    room.join(timeout=2)
+    app = make_app(Settings(replica_timeout_s=60), room)
+    answers: list[int] = []
+    with serve_wsgi(app) as port:
+        base = f"http://127.0.0.1:{port}"
+
+        def post(index: int) -> None:
+            response = requests.post(f"{base}/send_text_message", json={"text": f"hi {index}"}, timeout=30)
+            answers.append(response.status_code)
+
+        senders = [threading.Thread(target=post, args=(index,)) for index in range(SERVER_THREADS + 4)]
+        senders[0].start()
+        deadline = time.monotonic() + 10
+        while requests.get(f"{base}/health", timeout=5).json()["queue_depth"] != 1:  # the first waits for the face
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        for sender in senders[1:]:
+            sender.start()
+        while sorted(answers).count(429) < SERVER_THREADS + 4 - (MAX_WAITING_REQUESTS + 1):
+            assert time.monotonic() < deadline, answers
+            time.sleep(0.01)
+
+        health = requests.get(f"{base}/health", timeout=5)
+        assert health.status_code == 200 and health.json()["queue_depth"] == MAX_WAITING_REQUESTS + 1
+
+        behaviour.client.replica_joins()
+        for sender in senders:
+            sender.join(30)
+    assert sorted(answers) == [200] * (MAX_WAITING_REQUESTS + 1) + [429] * (SERVER_THREADS + 4 - MAX_WAITING_REQUESTS - 1)
+    room.leave()

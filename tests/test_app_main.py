@@ -211,3 +211,129 @@ def test_an_unwritable_record_file_exits_2_naming_the_variable(tmp_path):
     assert process.returncode == 2
     assert "error: RELAY_RECORD_FILE" in stderr and "cannot be opened for appending: No such file or directory" in stderr
     assert "Traceback" not in stderr
+
+
+# --- what the user reads: in this process, with the Daily stand-in ----------------------
+
+
+@pytest.fixture
+def relay_env_here(monkeypatch, tmp_path) -> int:
+    """main() in this process (its signal handlers need the main thread), with no stray .env or setting."""
+    from tests.conftest import free_port
+
+    monkeypatch.chdir(tmp_path)
+    for key in list(os.environ):
+        if key.startswith(("TAVUS_", "RELAY_")):
+            monkeypatch.delenv(key)
+    port = free_port()
+    monkeypatch.setenv("RELAY_PORT", str(port))
+    return port
+
+
+def signal_when(condition, signum=signal.SIGINT) -> None:
+    """A user pressing Ctrl-C (or a SIGTERM) once `condition()` holds."""
+    import threading
+
+    def watch() -> None:
+        deadline = time.monotonic() + 20
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def test_the_dry_run_says_where_the_console_is_and_a_first_curl_to_try(relay_env_here, capsys):
+    import app
+    from tests.conftest import wait_for_relay
+
+    signal_when(lambda: wait_for_relay(relay_env_here), signal.SIGTERM)
+
+    assert app.main([]) == 0
+
+    err = capsys.readouterr().err
+    assert f"The console: http://127.0.0.1:{relay_env_here}/ (open it in a browser)" in err
+    assert (
+        f"Try: curl -s -X POST http://127.0.0.1:{relay_env_here}/send_text_message "
+        "-H \"Content-Type: application/json\" -d '{\"text\": \"Hello there!\"}'"
+    ) in err
+
+
+def test_a_long_join_says_it_is_still_joining_and_ctrl_c_says_nothing_was_left_running(
+    relay_env_here, fake_daily, monkeypatch, capsys, caplog
+):
+    import app
+    from relay import run
+
+    monkeypatch.setattr(run, "JOIN_PROGRESS_S", 0.05)
+    fake_daily.join_failure, fake_daily.join_delay_s = "unreachable", 60  # like Daily's ~19 s on a dead network
+    signal_when(lambda: any(m.startswith("still joining") for m in caplog.messages))
+
+    code = app.main(["https://tavus.daily.co/c123"], client_factory=fake_daily.factory)
+
+    fake_daily.network_answers.set()
+    assert code == 0
+    assert caplog.messages[:2] == [
+        "joining https://tavus.daily.co/c123 ...",
+        "still joining https://tavus.daily.co/c123 (0.05 s): waiting for Daily; Ctrl-C stops",
+    ]
+    assert capsys.readouterr().err.strip() == "stopped while joining; nothing was left running"
+    assert fake_daily.client.left and fake_daily.client.released
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/foo", "http://tavus.daily.co/c123", "https://tavus.daily.co/rooms/c123", "https://daily.co.evil/c1"],
+)
+def test_a_url_that_is_not_a_daily_room_exits_2_at_once_with_the_expected_shape(relay_env_here, fake_daily, capsys, url):
+    import app
+
+    assert app.main([url], client_factory=fake_daily.factory) == 2
+
+    assert capsys.readouterr().err.strip() == (
+        f"error: the conversation URL {url!r} is not a Daily room URL: "
+        "expected https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
+    )
+    assert fake_daily.clients == []
+
+
+def test_tavus_conversation_url_is_checked_the_same_way(relay_env_here, fake_daily, monkeypatch, capsys):
+    import app
+
+    monkeypatch.setenv("TAVUS_CONVERSATION_URL", "https://example.com/foo?t=SECRET-MEETING-TOKEN")
+
+    assert app.main([], client_factory=fake_daily.factory) == 2
+
+    assert capsys.readouterr().err.strip() == (
+        "error: TAVUS_CONVERSATION_URL 'https://example.com/foo' is not a Daily room URL: "
+        "expected https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
+    )
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_listening_beyond_loopback_without_a_token_exits_2_before_binding(tmp_path, host):
+    process = start([], tmp_path, RELAY_HOST=host)
+    _, stderr = finish(process)
+
+    assert process.returncode == 2
+    assert stderr.splitlines() == [
+        (f"error: RELAY_HOST {host} listens beyond this machine: set RELAY_AUTH_TOKEN (a long random secret) "
+         "so others on the network cannot make the face speak or read the room, or use RELAY_HOST=127.0.0.1")
+    ]
+
+
+def test_a_usage_error_is_one_line_and_exits_2(tmp_path):
+    process = start(["--exit-after-script"], tmp_path)
+    _, stderr = finish(process)
+
+    assert process.returncode == 2
+    assert stderr.splitlines() == ["error: --exit-after-script goes with --script FILE"]
+
+
+def test_an_unknown_option_is_one_line_through_the_same_exit(relay_env_here, capsys):
+    import app
+
+    assert app.main(["--bogus"]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == "" and err == "error: unrecognized arguments: --bogus (see python app.py --help)\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, Settings
+from config import ConfigError, Settings, check_room_url
 
 
 def test_defaults_need_nothing_set():
@@ -14,6 +14,7 @@ def test_defaults_need_nothing_set():
     assert settings.max_body_bytes == 50 * 1024 * 1024
     assert settings.tavus_api_base_url == "https://tavusapi.com/v2"
     assert settings.tavus_api_key is None and settings.auth_token is None
+    assert settings.max_call_seconds == 3600
 
 
 def test_every_variable_is_read():
@@ -35,6 +36,7 @@ def test_every_variable_is_read():
             "RELAY_SEND_TIMEOUT": "3",
             "RELAY_MAX_AUDIO_SECONDS": "30",
             "RELAY_RECORD_FILE": "out.jsonl",
+            "RELAY_MAX_CALL_SECONDS": "600",
         }
     )
 
@@ -56,6 +58,7 @@ def test_every_variable_is_read():
         max_audio_seconds=30.0,
         max_audio_samples=30 * 48000 * 2,  # derived: RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo
         record_file="out.jsonl",
+        max_call_seconds=600,
     )
 
 
@@ -72,7 +75,10 @@ def test_every_variable_is_read():
         ("RELAY_REPLICA_TIMEOUT", "-1", "RELAY_REPLICA_TIMEOUT must be at least 0"),
         ("RELAY_MAX_AUDIO_SAMPLES", "lots", "RELAY_MAX_AUDIO_SAMPLES must be a whole number"),
         ("RELAY_MAX_MICROPHONE_QUEUE_SECONDS", "0", "RELAY_MAX_MICROPHONE_QUEUE_SECONDS must be at least 0.001"),
-        ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1", "TAVUS_CONVERSATION_URL must be an http(s) URL"),
+        ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1", "TAVUS_CONVERSATION_URL 'tavus.daily.co/c1' is not a Daily room URL"),
+        ("TAVUS_CONVERSATION_URL", "https://example.com/foo",
+         "TAVUS_CONVERSATION_URL 'https://example.com/foo' is not a Daily room URL: expected https://<domain>.daily.co/"),
+        ("RELAY_MAX_CALL_SECONDS", "30", "RELAY_MAX_CALL_SECONDS must be at least 60"),
         ("TAVUS_API_BASE_URL", "ftp://x", "TAVUS_API_BASE_URL must be an http(s) URL"),
     ],
 )
@@ -121,6 +127,15 @@ def test_dotenv_in_the_current_directory_is_read_and_the_environment_wins(tmp_pa
     assert settings.port == 9100 and settings.tavus_persona_id == "from-env"
 
 
+def test_the_face_gets_300_s_to_join_and_the_connection_30_s_to_come_back_by_default():
+    settings = Settings.from_env({})
+
+    assert (settings.replica_timeout_s, settings.connection_timeout_s) == (300.0, 30.0)
+    assert Settings.from_env({"RELAY_CONNECTION_TIMEOUT": "5"}).connection_timeout_s == 5.0
+    with pytest.raises(ConfigError, match="RELAY_CONNECTION_TIMEOUT must be at least 0"):
+        Settings.from_env({"RELAY_CONNECTION_TIMEOUT": "-1"})
+
+
 def test_the_audio_sample_bound_defaults_to_the_longest_audio_of_48khz_stereo_and_can_be_set():
     assert Settings().max_audio_samples == 600 * 48000 * 2
     assert Settings.from_env({"RELAY_MAX_AUDIO_SAMPLES": "1000000"}).max_audio_samples == 1_000_000
@@ -129,3 +144,15 @@ def test_the_audio_sample_bound_defaults_to_the_longest_audio_of_48khz_stereo_an
 def test_the_microphone_queue_bound_defaults_to_600_seconds_and_can_be_set():
     assert Settings().max_microphone_queue_seconds == 600
     assert Settings.from_env({"RELAY_MAX_MICROPHONE_QUEUE_SECONDS": "30"}).max_microphone_queue_seconds == 30
+
+
+@pytest.mark.parametrize("url", ["https://tavus.daily.co/c123", "https://tavus.daily.co/c123?t=mt", "https://x.daily.co/c1/"])
+def test_a_daily_room_url_passes_the_check(url):
+    assert check_room_url(url) == url
+
+
+def test_the_url_check_never_shows_a_meeting_token():
+    with pytest.raises(ConfigError) as caught:
+        check_room_url("https://example.com/foo?t=SECRET")
+
+    assert "SECRET" not in str(caught.value)

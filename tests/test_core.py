@@ -13,8 +13,8 @@ import echo_messages
 from config import Settings
 from echo_messages import AudioRequest, TextEcho
 from relay.audio import AudioEcho, PcmStream, UtteranceRates
+from relay.dry_run import DryRunRoom
 from relay.errors import MessageError, UtteranceClosed
-from relay.room import DryRunRoom
 from tests.conftest import CONVERSATION_ID, REPLICA, sent_messages
 
 
@@ -61,8 +61,8 @@ def pcm_echo(ms: int, *, inference_id: str, done: bool, rate: int = 16000) -> Au
 
 
 def test_both_speak_calls_take_the_parsed_echo_and_answer_alike(relay, fake_call_client):
-    text = relay.speak_text(TextEcho("Hi", inference_id="t1"), ticket=relay.sender.generation)
-    audio = relay.speak_audio(pcm_echo(40, inference_id="a1", done=True), ticket=relay.sender.generation)
+    text = relay.speak_text(TextEcho("Hi", inference_id="t1"), ticket=relay.sender.ticket)
+    audio = relay.speak_audio(pcm_echo(40, inference_id="a1", done=True), ticket=relay.sender.ticket)
 
     assert text == {"inference_id": "t1", "messages_sent": 1, "conversation_id": CONVERSATION_ID}
     assert audio == {"inference_id": "a1", "messages_sent": 1, "conversation_id": CONVERSATION_ID, "audio_ms": 40,

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
+from config import Settings
 from relay.dry_face import SimulatedFace, spoken_seconds
-from relay.room import DryRunRoom
+from relay.dry_run import DryRunRoom
+from relay.errors import QueueFull
 
 
 class Reports:
@@ -23,7 +25,7 @@ class Reports:
             self.seen.append(data["message"])
             self.changed.notify_all()
 
-    def wait_for(self, count: int) -> list[dict[str, Any]]:
+    def wait_for(self, count: int) -> list[tuple[str, str, dict[str, Any]]]:
         with self.changed:
             assert self.changed.wait_for(lambda: len(self.seen) >= count, 5), self.seen
             return [(m["event_type"].rsplit(".", 1)[1], m["inference_id"], m["properties"]) for m in self.seen]
@@ -103,3 +105,33 @@ def test_the_dry_run_room_reports_the_face_to_its_listeners():
 
     assert [kind for kind, _, _ in reports.wait_for(2)] == ["started_speaking", "stopped_speaking"]
     room.leave()
+
+
+def test_past_its_bound_the_face_refuses_a_new_utterance_and_keeps_the_ones_it_has():
+    reports = Reports()
+    simulated = SimulatedFace(reports, "dry-run", max_waiting=2)
+    try:
+        simulated.hear(echo("a", done=False, modality="text", text="one"))  # speaking: no longer waiting
+        reports.wait_for(1)
+        simulated.hear(echo("b", modality="text", text="two"))
+        simulated.hear(echo("c", modality="text", text="three"))
+
+        with pytest.raises(QueueFull, match="the simulated face has 2 utterances waiting to be spoken already"):
+            simulated.hear(echo("d", modality="text", text="four"))
+        simulated.hear(echo("b", modality="text", text="more of b"))  # an utterance it has: still taken
+    finally:
+        simulated.close()
+
+
+def test_a_message_the_face_refuses_is_a_429_and_is_not_printed(make_app):
+    out = io.StringIO()
+    room = DryRunRoom(out)
+    assert room._face is not None
+    room._face._max_waiting = 0
+    app = make_app(Settings(), room)
+
+    response = app.test_client().post("/send_text_message", json={"text": "Hi"})
+
+    assert response.status_code == 429
+    assert response.get_json()["error"].startswith("the simulated face has 0 utterances waiting to be spoken already")
+    assert out.getvalue() == ""

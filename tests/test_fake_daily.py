@@ -20,7 +20,7 @@ from tests.fake_daily import FakeBehaviour, FakeCallClient, FakeMicrophoneDevice
 
 UNPARSABLE_URL = "https://tavus.daily.co:99999/c123"  # Daily fails to parse it at once: no network needed
 CALL_CLIENT_METHODS = (
-    "join", "leave", "release", "send_app_message", "participants", "update_inputs", "update_subscription_profiles",
+    "join", "leave", "release", "send_app_message", "participants", "update_subscription_profiles",
 )
 
 
@@ -39,7 +39,7 @@ def test_the_microphone_device_has_the_real_signature(real_daily):
 
 def test_every_event_handler_the_relay_implements_has_the_real_parameters(real_daily):
     handlers = [name for name in vars(_DailyCallbacks) if name.startswith("on_")]
-    assert len(handlers) == 6
+    assert len(handlers) == 7
     for name in handlers:
         real = list(inspect.signature(getattr(real_daily.EventHandler, name)).parameters)
         relay = list(inspect.signature(getattr(_DailyCallbacks, name)).parameters)
@@ -174,15 +174,6 @@ def test_subscription_profiles_are_checked_before_any_join(make_client, state, o
         assert seen[1][1].startswith("Error handling updateSubscriptionProfiles: ")
 
 
-def test_update_inputs_completes_with_one_argument(make_client):
-    recorder = Recorder()
-    client = make_client(recorder)
-
-    client.update_inputs({"camera": False}, completion=recorder.completion("updated"))
-
-    assert recorder.wait_for(1) == [("updated", None)]
-
-
 def test_write_frames_outside_a_call_takes_nothing(real_daily):
     from relay.room import daily_microphone_device
 
@@ -210,3 +201,18 @@ def test_an_unreachable_room_reports_in_dailys_order():
     assert [entry[1] for entry in seen[1:3]] == ["leaving", "left"]
     assert "RoomInfoFetchFailed" in seen[3][2] and seen[4][1].startswith("Error handling join: ")
     client.release()
+
+
+def test_the_network_connection_handler_is_one_the_relay_implements_with_the_real_signature(real_daily):
+    name = "on_network_connection_status_updated"
+    real = list(inspect.signature(getattr(real_daily.EventHandler, name)).parameters)
+    assert list(inspect.signature(getattr(_DailyCallbacks, name)).parameters) == real == ["self", "status"]
+
+
+def test_participants_before_a_join_are_only_the_local_one_in_the_real_shape(make_client):
+    client = make_client(Recorder(), FakeBehaviour())
+
+    people = client.participants()
+
+    assert list(people) == ["local"]
+    assert isinstance(people["local"]["id"], str) and people["local"]["info"]["isLocal"] is True

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from config import ConfigError, Settings
-from relay.room import DryRunRoom
+from relay.dry_run import DryRunRoom
 from tests.browser import chromium
 from tests.conftest import CONVERSATION_ID, sent_messages
 from tests.wsgi_server import serve_wsgi

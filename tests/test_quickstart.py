@@ -18,7 +18,7 @@ import requests
 
 import app
 from tests.conftest import FakeBehaviour, free_port, wait_for_relay
-from tests.fake_tavus import API_KEY
+from tests.fake_tavus import API_KEY, STOCK_FACES
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ class User(threading.Thread):
 def run_quickstart(argv: list[str], port: int, fake_daily: FakeBehaviour) -> tuple[int, User]:
     user = User(port)
     user.start()
-    code = app.main(argv, client_factory=fake_daily.factory)
+    code = app.main(argv, client_factory=fake_daily.factory, microphone_factory=fake_daily.microphone_factory)
     user.join(10)
     return code, user
 
@@ -68,7 +68,7 @@ def test_quickstart_creates_joins_speaks_and_ends_the_conversation_on_sigterm(qu
         ("POST", "/v2/conversations/c123/end"),
     ]
     assert fake_tavus.requests[0].body == {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}
-    assert fake_tavus.requests[1].body == {"persona_id": "p123", "conversation_name": "Echo relay"}
+    assert fake_tavus.requests[1].body == {"persona_id": "p123", "conversation_name": "Echo relay", "properties": {"max_call_duration": 3600}}
     assert user.response.status_code == 200
     fake = fake_daily.client
     assert fake.joined_with["url"] == "https://tavus.daily.co/c123"
@@ -90,7 +90,7 @@ def test_quickstart_reuses_tavus_persona_id_and_passes_the_replica(quickstart_en
     assert code == 0
     assert fake_tavus.calls("POST", "/v2/personas") == []
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
-        "persona_id": "p-existing", "replica_id": "r77", "conversation_name": "Demo"
+        "persona_id": "p-existing", "replica_id": "r77", "conversation_name": "Demo", "properties": {"max_call_duration": 3600}
     }
     assert fake_tavus.contract_violations == []
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
@@ -160,45 +160,59 @@ def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(
     assert not fake_daily.network_answers.is_set()  # it did not wait for Daily to give up on the join
     assert fake_daily.client.left and fake_daily.client.released
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
-    assert "ended conversation c123: it no longer bills" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "stopped while joining: the relay leaves, and ends the conversation it created" in err
+    assert "ended conversation c123: it no longer bills" in err
     fake_daily.network_answers.set()
 
 
-def test_sigterm_while_a_request_waits_for_the_face_ends_the_conversation(quickstart_env, fake_tavus, fake_daily):
+def test_sigterm_while_a_request_waits_for_the_face_ends_the_conversation(
+    quickstart_env, fake_tavus, fake_daily, monkeypatch
+):
+    """The request is seen waiting (the room is asked for the face) before SIGTERM; its answer comes at once."""
+    from relay.room import Room
+
     fake_daily.replica_in_room = False  # a cold start: the face is not there yet
-    answers: list[int] = []
+    monkeypatch.setenv("RELAY_REPLICA_TIMEOUT", "300")  # only the SIGTERM can end the wait
+    waiting = threading.Event()
+    wait_for_replica = Room.wait_for_replica
+
+    def seen_waiting(room: Room, timeout: float) -> bool:
+        waiting.set()
+        return wait_for_replica(room, timeout)
+
+    monkeypatch.setattr(Room, "wait_for_replica", seen_waiting)
+    answers: list[requests.Response] = []
 
     def user() -> None:
         if wait_for_relay(quickstart_env):
             answers.append(requests.post(f"http://127.0.0.1:{quickstart_env}/send_text_message",
-                                         json={"text": "Hi"}, timeout=20).status_code)
+                                         json={"text": "Hi"}, timeout=20))
 
     threading.Thread(target=user, daemon=True).start()
-    interrupt_when(lambda: fake_daily.clients and app_queue_depth(quickstart_env) == 1, signal.SIGTERM)
+    interrupt_when(waiting.is_set, signal.SIGTERM)
 
     code = app.main(["--quickstart"], client_factory=fake_daily.factory)
 
     assert code == 0
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
     assert fake_daily.client.sent == []
+    [answer] = answers  # answered when the relay left the room, not after RELAY_REPLICA_TIMEOUT (300 s)
+    assert answer.status_code == 503 and set(answer.json()) == {"error"}
 
 
-def app_queue_depth(port: int) -> int:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["queue_depth"]
-    except requests.RequestException:
-        return -1
-
-
-def test_an_error_after_creating_still_ends_the_conversation(quickstart_env, fake_tavus, fake_daily, monkeypatch, capsys):
+def test_an_unwritable_record_file_is_found_before_anything_is_created(
+    quickstart_env, fake_tavus, fake_daily, monkeypatch, capsys
+):
     monkeypatch.setenv("RELAY_RECORD_FILE", "/no/such/dir/record.jsonl")
 
     code = app.main(["--quickstart"], client_factory=fake_daily.factory)
 
     assert code == 2
-    err = capsys.readouterr().err
-    assert "error: RELAY_RECORD_FILE" in err and "ended conversation c123" in err
-    assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: RELAY_RECORD_FILE '/no/such/dir/record.jsonl' cannot be opened for appending: No such file or directory"
+    )
+    assert fake_tavus.requests == [] and fake_daily.clients == []
 
 
 def test_a_tavus_error_before_any_conversation_exits_1_and_ends_nothing(quickstart_env, fake_tavus, fake_daily, capsys):
@@ -220,25 +234,35 @@ def test_quickstart_without_a_key_exits_2(quickstart_env, fake_tavus, fake_daily
     assert fake_tavus.requests == []
 
 
-def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_env, fake_tavus, fake_daily):
+def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_env, fake_tavus, fake_daily, capsys):
     code, user = run_quickstart(["https://tavus.daily.co/c555"], quickstart_env, fake_daily)
 
     assert code == 0 and user.response.status_code == 200
     assert fake_tavus.requests == []
     assert fake_daily.client.left and fake_daily.client.released
+    err = capsys.readouterr().err
+    assert f"The console: http://127.0.0.1:{quickstart_env}/ (open it in a browser)" in err
+    assert "Press Ctrl-C to stop: the relay leaves the room." in err
 
 
 # --- PALs with a face, private rooms, test mode -------------------------------------------
 
 
-def test_a_pal_without_a_face_fails_before_creating_anything(quickstart_env, fake_tavus, fake_daily, capsys):
-    assert app.main(["--quickstart", "--pal"], client_factory=fake_daily.factory) == 2
+def test_a_pal_without_a_face_takes_tavus_first_stock_face_and_says_how_to_choose(
+    quickstart_env, fake_tavus, fake_daily, capsys
+):
+    code, user = run_quickstart(["--quickstart", "--pal"], quickstart_env, fake_daily)
 
-    assert capsys.readouterr().err.strip() == (
-        "error: a PAL needs a face: pass --face-id F (or set TAVUS_REPLICA_ID); "
-        "list the faces you can use with: python tavus_client.py list-faces"
-    )
-    assert fake_tavus.requests == []
+    assert code == 0 and user.response.status_code == 200
+    [faces] = fake_tavus.calls("GET", "/v2/faces")
+    assert faces.query == {"face_type": ["system"]}
+    first = STOCK_FACES[0]["face_id"]
+    assert fake_tavus.calls("POST", "/v2/pals")[0].body["default_face_id"] == first
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body["face_id"] == first
+    assert (
+        f"Using Tavus's stock face {first} (Anna (stock)): choose another with --face-id F "
+        "(list them with: python tavus_client.py list-faces)"
+    ) in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("how", [["--face-id", "r79"], ["--replica-id", "r79"], "TAVUS_FACE_ID", "TAVUS_REPLICA_ID"])
@@ -254,7 +278,7 @@ def test_a_pal_quickstart_sends_its_face(quickstart_env, fake_tavus, fake_daily,
         "pal_name": "Echo Assistant", "pipeline_mode": "echo", "default_face_id": "r79"
     }
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
-        "pal_id": "pal123", "face_id": "r79", "conversation_name": "Echo relay"
+        "pal_id": "pal123", "face_id": "r79", "conversation_name": "Echo relay", "properties": {"max_call_duration": 3600}
     }
     assert fake_tavus.contract_violations == []
 
@@ -267,7 +291,7 @@ def test_a_private_quickstart_joins_with_the_token_and_shows_it_only_in_the_bann
 
     assert code == 0 and user.response.status_code == 200
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
-        "persona_id": "p123", "conversation_name": "Echo relay", "require_auth": True
+        "persona_id": "p123", "conversation_name": "Echo relay", "require_auth": True, "properties": {"max_call_duration": 3600}
     }
     token = "mt-c123-SECRET"
     assert fake_daily.client.joined_with["meeting_token"] == token
@@ -289,3 +313,25 @@ def test_a_test_mode_quickstart_says_no_face_will_join(quickstart_env, fake_tavu
     err = capsys.readouterr().err
     assert "Test mode: conversation c123 is not billed and no face will join it" in err
     assert "ended conversation c123 (it had already ended): it no longer bills" in err
+
+
+def test_the_conversation_ends_itself_after_max_call_seconds_and_the_banner_says_when(
+    quickstart_env, fake_tavus, fake_daily, capsys
+):
+    code, _ = run_quickstart(["--quickstart", "--max-call-duration", "600"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert fake_tavus.calls("POST", "/v2/conversations")[0].body["properties"] == {"max_call_duration": 600}
+    assert fake_tavus.contract_violations == []
+    assert "Tavus ends it by itself after 10 min (RELAY_MAX_CALL_SECONDS, --max-call-duration)" in capsys.readouterr().out
+
+
+def test_a_microphone_quickstart_says_where_to_enable_the_microphone(quickstart_env, fake_tavus, fake_daily, capsys):
+    code, _ = run_quickstart(["--quickstart", "--microphone"], quickstart_env, fake_daily)
+
+    assert code == 0
+    assert (
+        "Microphone echo needs the microphone enabled in the persona's Transport layer (Tavus's Echo Mode page); "
+        "Tavus documents no API setting for it: enable it for persona p123 in the Tavus platform, "
+        "or ask Tavus support, then reuse it with TAVUS_PERSONA_ID=p123."
+    ) in capsys.readouterr().out

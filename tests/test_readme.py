@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from config import Settings
+from relay.dry_run import DryRunRoom
 from relay.microphone import CountingMicrophoneDevice
-from relay.room import DryRunRoom
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 SILENCE = base64.b64encode(bytes(4800)).decode()
@@ -29,6 +29,11 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "POST /microphone": ("POST", "/microphone", {"json": {"audio": SILENCE, "sample_rate": 24000}}),
     "POST /interrupt": ("POST", "/interrupt", {}),
     "GET /health": ("GET", "/health", {}),
+    "GET /utterances/<inference_id>": ("GET", "/utterances/story-1", {}),
+}
+# what must have happened before a heading's request
+SETUP = {
+    "GET /utterances/<inference_id>": ("POST", "/send_text_message", {"json": {"text": "Hello there!", "inference_id": "story-1", "wait": "spoken"}}),
 }
 
 
@@ -63,6 +68,9 @@ def test_every_example_answer_has_a_request_here():
 @pytest.mark.parametrize("heading, example", example_answers(), ids=[h for h, _ in example_answers()])
 def test_an_example_answer_has_the_real_answers_keys_in_order(dry_run_client, heading, example):
     method, path, kwargs = REQUESTS[heading]
+    if heading in SETUP:
+        setup_method, setup_path, setup_kwargs = SETUP[heading]
+        assert dry_run_client.open(setup_path, method=setup_method, **setup_kwargs).status_code == 200
 
     response = dry_run_client.open(path, method=method, **kwargs)
     real = response.get_json()

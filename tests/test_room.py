@@ -7,16 +7,16 @@ import threading
 
 import pytest
 
-from relay.errors import ConversationEnded, JoinError
+from relay.errors import ConversationEnded, JoinError, SendError
 from relay.room import (
     SEND_ONLY_SUBSCRIPTIONS,
     Room,
     daily_call_client,
     join_client_settings,
-    redact_url,
-    split_meeting_token,
 )
+from relay.room_urls import redact_url, split_meeting_token
 from tests.conftest import CONVERSATION_URL
+from tests.fake_daily import FACE, NAMED_FACE, PAL, PERSONA_NAME, REPLICA, VIEWER, participant
 from tests.test_fake_daily import UNPARSABLE_URL
 
 
@@ -76,16 +76,30 @@ def test_the_relay_joins_send_only_camera_and_microphone_off_and_subscribed_to_n
     room.leave()
 
 
-def test_a_failed_send_is_not_the_call_ending(fake_daily):
+def test_a_failed_send_is_not_the_call_ending(fake_daily, caplog):
     room = joined_room(fake_daily)
     fake_daily.send_error = lambda index, message: "AppMessage(Signalling(SendFailed))"
 
-    with pytest.raises(Exception, match="SendFailed"):
+    with caplog.at_level(logging.DEBUG, logger="echo_relay"), pytest.raises(SendError, match="SendFailed"):
         room.send({"a": 1}).result(2)
     fake_daily.client.settle()
 
     assert room.call_state == "joined" and room.left_reason is None
-    assert room.last_error == "Error handling sendAppMessage: AppMessage(Signalling(SendFailed))"
+    assert "Daily reported an error: Error handling sendAppMessage: AppMessage(Signalling(SendFailed))" in caplog.messages
+    fake_daily.client.call_ends("meeting ended")
+    fake_daily.client.settle()
+    assert room.left_reason == "meeting ended"  # the send's error was not kept as the reason the call ended
+    room.leave()
+
+
+def test_a_failed_send_leaves_the_room_open(fake_daily):
+    room = joined_room(fake_daily)
+    fake_daily.send_error = lambda index, message: "AppMessage(Signalling(SendFailed))"
+
+    with pytest.raises(SendError):
+        room.send({"a": 1}).result(2)
+    fake_daily.client.settle()
+
     room.check_open()  # still open
     room.leave()
 
@@ -167,5 +181,148 @@ def test_dailys_error_text_never_carries_the_token_into_the_log(fake_daily, capl
         room.join(timeout=2)
     fake_daily.client.settle()
 
-    assert "SECRET-TOKEN" not in caplog.text + str(raised.value) + str(room.last_error)
+    assert "Daily reported an error: Error handling join" in caplog.text  # Daily's own text did reach the log
+    assert "SECRET-TOKEN" not in caplog.text + str(raised.value) + str(room.left_reason)
+    room.leave()
+
+
+# --- the face, however Tavus names it ------------------------------------------------------
+
+
+class Heard:
+    """The room's events as its listeners get them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict]] = []
+
+    def __call__(self, event_type: str, data) -> None:
+        self.events.append((event_type, dict(data)))
+
+    def of(self, event_type: str) -> list[dict]:
+        return [data for kind, data in self.events if kind == event_type]
+
+
+def room_with(fake_daily, *already_there, face_names=(), replica=False) -> tuple[Room, Heard]:
+    fake_daily.replica_in_room = replica
+    fake_daily.others_in_room = list(already_there)
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory, face_names=face_names)
+    heard = Heard()
+    room.add_listener(heard)
+    room.join(timeout=2)
+    return room, heard
+
+
+@pytest.mark.parametrize(
+    "face, names, signal",
+    [
+        (REPLICA, (), "user_id"),
+        (FACE, (), "user_id"),
+        (PAL, (), "user_id"),  # any case
+        (NAMED_FACE, (PERSONA_NAME,), "user_name"),
+    ],
+)
+def test_a_face_already_in_the_room_at_join_is_present_with_its_signal(fake_daily, face, names, signal):
+    room, heard = room_with(fake_daily, VIEWER, face, face_names=names)
+
+    assert room.replica_present
+    assert room.face == {"present": True, "signal": signal, "participant_id": face["id"]}
+    assert [(e["participant_id"], e["signal"]) for e in heard.of("relay.replica_joined")] == [(face["id"], signal)]
+    room.leave()
+
+
+@pytest.mark.parametrize("names", [(), ("Someone Else",)])
+def test_a_watcher_or_a_name_nobody_gave_the_relay_is_never_the_face(fake_daily, names):
+    room, heard = room_with(fake_daily, VIEWER, NAMED_FACE, face_names=names)
+    fake_daily.client.participant_joins(participant("viewer-2", "tavus-viewer", "Guest"))
+    fake_daily.client.settle()
+
+    assert not room.replica_present and heard.of("relay.replica_joined") == []
+    assert room.face == {"present": False, "signal": None, "participant_id": None}
+    room.leave()
+
+
+def test_a_face_joining_later_under_its_new_name_is_present_until_it_leaves(fake_daily):
+    room, heard = room_with(fake_daily)
+    fake_daily.client.participant_joins(FACE)
+    fake_daily.client.settle()
+    assert room.face == {"present": True, "signal": "user_id", "participant_id": "face-1"}
+
+    fake_daily.client.participant_leaves(FACE)
+    fake_daily.client.settle()
+
+    assert not room.replica_present
+    assert heard.of("relay.replica_left") == [{"participant_id": "face-1", "reason": "leftCall"}]
+    room.leave()
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"event_type": "system.replica_joined"},
+        {"event_type": "system.replica_present", "properties": {"attempt": 3}},
+        {"event_type": "system.pal_present"},
+    ],
+)
+def test_tavuss_readiness_messages_make_their_sender_the_face_until_it_leaves(fake_daily, message):
+    room, heard = room_with(fake_daily)
+    sender = participant("p-9", "u-unknown")
+    fake_daily.client.participant_joins(sender)
+    fake_daily.client.room_sends(message, sender["id"])
+    fake_daily.client.settle()
+
+    assert room.face == {"present": True, "signal": message["event_type"], "participant_id": "p-9"}
+    assert heard.of("relay.replica_joined") == [{"participant_id": "p-9", "signal": message["event_type"]}]
+
+    fake_daily.client.participant_leaves(sender)
+    fake_daily.client.settle()
+    assert not room.replica_present
+    room.leave()
+
+
+def test_a_heartbeat_repeated_reports_the_face_joining_once(fake_daily):
+    room, heard = room_with(fake_daily)
+    for attempt in (1, 2, 3):
+        fake_daily.client.room_sends({"event_type": "system.replica_present", "properties": {"attempt": attempt}}, "p-9")
+    fake_daily.client.settle()
+
+    assert len(heard.of("relay.replica_joined")) == 1
+    room.leave()
+
+
+# --- a connection that drops and comes back ------------------------------------------------
+
+
+def test_the_connection_state_follows_signalling_with_an_event_and_a_line_for_each_change(fake_daily, caplog):
+    room, heard = room_with(fake_daily, replica=True)
+
+    with caplog.at_level(logging.INFO, logger="echo_relay"):
+        fake_daily.client.connection_changes("signalling", "interrupted")
+        fake_daily.client.settle()
+        assert room.connection == "interrupted" and not room.wait_for_connection(0)
+        assert room.connection_down_s is not None
+        fake_daily.client.connection_changes("sendTransport", "interrupted")
+        fake_daily.client.connection_changes("signalling", "connected")
+        fake_daily.client.settle()
+
+    assert room.connection == "connected" and room.wait_for_connection(0) and room.connection_down_s is None
+    assert heard.of("relay.connection") == [
+        {"connection": "signalling", "event": "interrupted"},
+        {"connection": "sendTransport", "event": "interrupted"},
+        {"connection": "signalling", "event": "connected"},
+    ]
+    assert caplog.messages == [
+        "the connection to the room (signalling) is interrupted; requests wait for it",
+        "the connection to the room (sendTransport) is interrupted",
+        "the connection to the room (signalling) is connected",
+    ]
+    room.leave()
+
+
+def test_a_send_while_signalling_is_down_fails_in_its_completion_as_the_real_client_does(fake_daily):
+    room, _ = room_with(fake_daily, replica=True)
+    fake_daily.client.connection_changes("signalling", "interrupted")
+    fake_daily.client.settle()
+
+    with pytest.raises(SendError, match="ChannelNotOpen"):
+        room.send({"a": 1}).result(2)
     room.leave()

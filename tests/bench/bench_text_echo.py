@@ -36,7 +36,7 @@ from werkzeug.debug import DebuggedApplication
 from werkzeug.serving import make_server
 
 from relay.events import MAX_EVENT_LISTENERS
-from relay.run import SERVER_THREADS
+from relay.server import SERVER_THREADS
 from tests.conftest import CONVERSATION_ID, DOCS_TEXT_BODY
 
 CONNECTIONS = 8

@@ -1,0 +1,179 @@
+"""`python app.py --quickstart`: Tavus's Echo Mode quickstart in one command.
+
+Create (or reuse TAVUS_PERSONA_ID) the echo persona or PAL and a conversation,
+join it and serve; the conversation is ended on every way out the relay
+controls, and created with a `max_call_duration` so that Tavus ends it by
+itself on the ways it does not (power loss, kill -9, a closed laptop).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from config import ConfigError, Settings
+from relay.logs import say
+from relay.options import Options
+from tavus_client import TavusAPIError, TavusClient, persona_id_of
+
+if TYPE_CHECKING:
+    from relay.run import Run
+
+log = logging.getLogger("echo_relay")
+
+PERSONA_NAME = "Echo Assistant"
+CONVERSATION_NAME = "Echo relay"
+STOCK_FACES = "system"  # GET /v2/faces?face_type=system: Tavus's stock faces, as Tavus's own CLI picks from
+# Tavus documents no persona field that turns the microphone on in the Transport layer (its Echo Mode page only
+# says microphone echo needs it enabled), so the relay says what to do instead of guessing a field.
+MICROPHONE_NOTE = (
+    "Microphone echo needs the microphone enabled in the persona's Transport layer (Tavus's Echo Mode page); "
+    "Tavus documents no API setting for it: enable it for persona {persona_id} in the Tavus platform, "
+    "or ask Tavus support, then reuse it with TAVUS_PERSONA_ID={persona_id}."
+)
+
+
+def check(options: Options, settings: Settings) -> None:
+    """What the quickstart needs before anything is bound or created."""
+    if not settings.tavus_api_key:
+        raise ConfigError("--quickstart needs TAVUS_API_KEY (in the environment or .env)")
+
+
+def run(the_run: Run) -> int:
+    """Create, join, serve; never leaves the conversation it created running."""
+    options, settings = the_run.options, the_run.settings
+    assert settings.tavus_api_key
+    tavus = TavusClient.from_settings(settings)
+    conversation: dict[str, Any] | None = None
+    try:
+        face_id = choose_face(tavus, options, settings)
+        persona_id = persona(tavus, options, settings, face_id)
+        conversation = create_conversation(tavus, options, settings, persona_id, face_id)
+        token = conversation.get("meeting_token") if options.private else None
+        if options.private and not token:
+            raise TavusAPIError(
+                "Tavus created a private conversation but sent no meeting_token: the relay cannot join it",
+                status_code=None,
+            )
+        if options.test_mode:
+            say(
+                f"Test mode: conversation {conversation['conversation_id']} is not billed and no face will join it, "
+                f"so requests wait RELAY_REPLICA_TIMEOUT ({settings.replica_timeout_s:g} s) and then get 503."
+            )
+        created = conversation
+
+        def banner() -> None:
+            print_banner(the_run, created, token, persona_id)
+
+        # A persona it created is named PERSONA_NAME, the face's user name in the room; a reused one's is not known.
+        names = () if settings.tavus_persona_id else (PERSONA_NAME,)
+        return the_run.join_and_serve(conversation["conversation_url"], token, banner, created=True, face_names=names)
+    finally:
+        if conversation is not None:
+            end_created_conversation(tavus, conversation["conversation_id"])
+        tavus.close()
+
+
+def choose_face(tavus: TavusClient, options: Options, settings: Settings) -> str | None:
+    """--face-id, TAVUS_REPLICA_ID; for a new PAL with neither, Tavus's first stock face, saying how to choose."""
+    face_id = options.face_id or settings.tavus_replica_id
+    if face_id or not options.pal or settings.tavus_persona_id:
+        return face_id
+    faces = tavus.list_faces(face_type=STOCK_FACES).get("data") or []
+    if not faces:
+        raise ConfigError(
+            "a PAL needs a face and Tavus lists no stock face: pass --face-id F; "
+            "list the faces you can use with: python tavus_client.py list-faces"
+        )
+    first = faces[0]
+    face_id = str(first.get("face_id") or first.get("replica_id"))
+    name = first.get("face_name") or first.get("replica_name")
+    say(
+        f"Using Tavus's stock face {face_id}{f' ({name})' if name else ''}: choose another with --face-id F "
+        "(list them with: python tavus_client.py list-faces)"
+    )
+    return face_id
+
+
+def persona(tavus: TavusClient, options: Options, settings: Settings, face_id: str | None) -> str:
+    """TAVUS_PERSONA_ID, or a new echo persona (or PAL)."""
+    kind = "pal_id" if options.pal else "persona_id"
+    if settings.tavus_persona_id:
+        log.info("reusing %s %s (TAVUS_PERSONA_ID)", kind, settings.tavus_persona_id)
+        return settings.tavus_persona_id
+    if options.pal:
+        persona_id = persona_id_of(tavus.create_pal(PERSONA_NAME, default_face_id=face_id))
+        log.info("created echo PAL %s", persona_id)
+    else:
+        persona_id = persona_id_of(tavus.create_persona(PERSONA_NAME))
+        log.info("created echo persona %s", persona_id)
+    return persona_id
+
+
+def create_conversation(
+    tavus: TavusClient, options: Options, settings: Settings, persona_id: str, face_id: str | None
+) -> dict[str, Any]:
+    conversation = tavus.create_conversation(
+        pal_id=persona_id if options.pal else None,
+        persona_id=None if options.pal else persona_id,
+        face_id=face_id if options.pal else None,
+        replica_id=None if options.pal else face_id,
+        conversation_name=options.name,
+        require_auth=True if options.private else None,
+        test_mode=True if options.test_mode else None,
+        properties={"max_call_duration": max_call_seconds(options, settings)},
+    )
+    log.info("created conversation %s", conversation["conversation_id"])
+    return conversation
+
+
+def max_call_seconds(options: Options, settings: Settings) -> int:
+    return options.max_call_seconds or settings.max_call_seconds
+
+
+def end_created_conversation(tavus: TavusClient, conversation_id: str) -> None:
+    try:
+        answer = tavus.end_conversation(conversation_id)
+    except TavusAPIError as error:
+        say(
+            f"warning: could not end conversation {conversation_id}: {error}. End it with: "
+            f"python tavus_client.py end-conversation {conversation_id}"
+        )
+        return
+    already = " (it had already ended)" if answer.get("already_ended") else ""
+    say(f"ended conversation {conversation_id}{already}: it no longer bills")
+
+
+def print_banner(the_run: Run, conversation: Mapping[str, Any], token: str | None, persona_id: str) -> None:
+    """The one place a meeting token is shown: the user needs the link with it to open a private room."""
+    conversation_id = conversation["conversation_id"]
+    url = conversation["conversation_url"]
+    if token:
+        link = f"    {url}?t={token}\n    (this link carries the room's meeting token: it is shown only here, share it with care)\n"
+    else:
+        link = f"    {url}\n"
+    seconds = max_call_seconds(the_run.options, the_run.settings)
+    microphone = MICROPHONE_NOTE.format(persona_id=persona_id) + "\n" if the_run.options.microphone else ""
+    say(
+        f"Conversation {conversation_id} is live. Open it in a browser to see and hear the face:\n"
+        f"{link}"
+        "Make it speak:\n"
+        f"    {the_run.first_curl()}\n"
+        f"The console: {the_run.address()}/\n"
+        f"{microphone}"
+        f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing. "
+        f"If the relay cannot (power loss, kill -9), Tavus ends it by itself after {_duration(seconds)} "
+        "(RELAY_MAX_CALL_SECONDS, --max-call-duration).",
+        file=sys.stdout,
+        flush=True,
+    )
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"

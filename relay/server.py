@@ -1,0 +1,129 @@
+"""The listening socket and the waitress server on it.
+
+The socket is bound first, by the relay itself, so a taken port or a bad
+RELAY_HOST fails before a room is joined or a billed conversation is created;
+waitress is handed that socket through its public `sockets=` adjustment once
+the app exists, and until then connections wait in the socket's backlog.
+"""
+
+from __future__ import annotations
+
+import _thread
+import errno
+import ipaddress
+import resource
+import signal
+import socket
+from typing import Any
+
+import waitress
+
+from config import ConfigError, Settings
+from relay.events import MAX_EVENT_LISTENERS
+
+# Threads run requests; waitress reads headers and bodies on its own loop, so a slow client holds no thread.
+API_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more, so they never take these
+SERVER_THREADS = API_THREADS  # the name tests/bench use
+# Open connections (each a socket): 200 slow clients and every event stream leave room for the API.
+# Past it waitress stops accepting until one closes; 1000 stays below the usual 1024 open files with poll().
+CONNECTION_LIMIT = 1000
+RESERVED_FILES = 100  # open files kept for everything else (Daily, logs, the record file, audio uploads)
+# An idle connection (no request in progress) is closed after this; waitress's 120 s kept dead sockets too long.
+CHANNEL_TIMEOUT_S = 30
+BACKLOG = 1024
+LOOPBACK_NAMES = ("localhost",)
+
+
+class ListenError(Exception):
+    """The relay cannot listen on RELAY_HOST:RELAY_PORT; the run prints it and exits 1."""
+
+
+def bind(settings: Settings) -> socket.socket:
+    """A listening socket on RELAY_HOST:RELAY_PORT; refused beyond loopback without RELAY_AUTH_TOKEN (ConfigError)."""
+    address = _resolve(settings.host, settings.port)
+    if settings.auth_token is None and not _is_loopback(settings.host, address):
+        raise ConfigError(
+            f"RELAY_HOST {settings.host} listens beyond this machine: set RELAY_AUTH_TOKEN (a long random secret) "
+            "so others on the network cannot make the face speak or read the room, or use RELAY_HOST=127.0.0.1"
+        )
+    family, sockaddr = address
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does: a restart reuses the port at once
+        sock.bind(sockaddr)
+        sock.listen(BACKLOG)
+    except OSError as error:
+        sock.close()
+        if error.errno == errno.EADDRNOTAVAIL:
+            raise ListenError(
+                f"RELAY_HOST {settings.host!r} is not an address of this machine: set RELAY_HOST to 127.0.0.1 "
+                "(or another address of this machine)"
+            ) from None
+        raise ListenError(
+            f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}; "
+            "set RELAY_PORT (or RELAY_HOST) to a free address, or stop the other relay"
+        ) from None
+    return sock
+
+
+def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        infos = []
+    if not infos:
+        raise ListenError(
+            f"RELAY_HOST {host!r} is not an address this machine can listen on: "
+            "set RELAY_HOST to 127.0.0.1 (or another address of this machine)"
+        )
+    family, _, _, _, sockaddr = infos[0]
+    return family, sockaddr
+
+
+def _is_loopback(host: str, address: tuple[socket.AddressFamily, Any]) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    return ipaddress.ip_address(address[1][0]).is_loopback
+
+
+def server_adjustments(settings: Settings) -> dict[str, Any]:
+    """waitress's settings for the relay: the limits above, and RELAY_MAX_BODY_BYTES enforced while reading.
+
+    waitress refuses a body at >= max_request_body_size (by Content-Length, before
+    reading it; a chunked one as soon as it passes), so the limit is one above ours.
+    """
+    return {
+        "threads": API_THREADS + MAX_EVENT_LISTENERS,
+        "connection_limit": connection_limit(),
+        "channel_timeout": CHANNEL_TIMEOUT_S,
+        "max_request_body_size": settings.max_body_bytes + 1,
+        "asyncore_use_poll": True,  # select() cannot watch a descriptor numbered 1024 or more
+        "ident": "echo relay",
+    }
+
+
+def connection_limit() -> int:
+    """CONNECTION_LIMIT, or fewer where the process may open fewer files (a 1024 soft limit is common)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return CONNECTION_LIMIT
+    return max(1, min(CONNECTION_LIMIT, soft - RESERVED_FILES))
+
+
+def create_server(app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]) -> Any:
+    """The waitress server on the bound socket; `connections` is its map of open channels (closed by the caller)."""
+    return waitress.create_server(app, map=connections, sockets=[sock], **server_adjustments(settings))
+
+
+def stop_serving(server: Any) -> None:
+    """From any thread, stop `server.run()` on the main thread the way Ctrl-C does.
+
+    waitress has no public stop(): its documented way out of run() is a
+    KeyboardInterrupt (or SystemExit) on the thread running it, which run()
+    catches, finishing in-flight requests. So this raises SIGTERM's handler on
+    the main thread (`_thread.interrupt_main`, the stdlib's way) and wakes the
+    loop's select with `server.pull_trigger()` (a public method) so it sees it
+    at once, instead of closing waitress's socket map from outside its loop.
+    """
+    _thread.interrupt_main(signal.SIGTERM)
+    server.pull_trigger()

@@ -1,0 +1,117 @@
+"""The dry run's room: what it prints for each message, and that it is a room like the Daily one."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import signal
+
+import pytest
+import requests
+
+from config import Settings
+from echo_messages import audio_echo_messages, interrupt_message
+from relay.dry_run import DryRunRoom
+
+
+def audio_messages(milliseconds: int, rate: int = 24000) -> list[dict]:
+    pcm = bytes(2 * rate * milliseconds // 1000)
+    return list(audio_echo_messages(pcm, sample_rate=rate, conversation_id="dry-run", inference_id="u1", done=True))
+
+
+def test_each_audio_message_is_one_short_line_with_its_length_rate_id_and_size():
+    out = io.StringIO()
+    room = DryRunRoom(out, face=False)
+    messages = audio_messages(100)
+
+    for message in messages:
+        room.send(message)
+
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(messages) == 2
+    first, last = (json.dumps(message) for message in messages)
+    first_ms = round(len(base64.b64decode(messages[0]["properties"]["audio"])) / 2 / 24000 * 1000)
+    assert lines == [
+        f'audio {first_ms} ms at 24000 Hz, inference_id "u1", {len(first.encode())} bytes',
+        f'audio {100 - first_ms} ms at 24000 Hz, inference_id "u1" done, {len(last.encode())} bytes',
+    ]
+
+
+def test_text_and_interrupts_are_printed_as_their_json():
+    out = io.StringIO()
+    room = DryRunRoom(out, face=False)
+    text = {"message_type": "conversation", "event_type": "conversation.echo", "conversation_id": "dry-run",
+            "properties": {"modality": "text", "text": "Hi", "inference_id": "t1", "done": True}}
+
+    room.send(text)
+    room.send(interrupt_message("dry-run"))
+
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [text, interrupt_message("dry-run")]
+
+
+def test_verbose_prints_every_audio_message_in_full():
+    out = io.StringIO()
+    room = DryRunRoom(out, face=False, verbose=True)
+    messages = audio_messages(100)
+
+    for message in messages:
+        room.send(message)
+
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == messages
+
+
+def test_an_inference_id_with_control_characters_cannot_forge_a_line():
+    out = io.StringIO()
+    message = audio_messages(10)[0]
+    message["properties"]["inference_id"] = "x\n2026-11-30 INFO forged"
+
+    DryRunRoom(out, face=False).send(message)
+
+    assert len(out.getvalue().splitlines()) == 1 and '"x\\n2026-11-30 INFO forged"' in out.getvalue()
+
+
+def test_the_record_file_keeps_the_full_json_while_the_terminal_shows_short_lines(tmp_path, make_app):
+    out, record = io.StringIO(), tmp_path / "messages.jsonl"
+    app = make_app(Settings(record_file=str(record)), DryRunRoom(out, face=False))
+    audio = base64.b64encode(bytes(2 * 24000 // 10)).decode()
+
+    response = app.test_client().post("/send_audio_message", json={"audio": audio, "sample_rate": 24000, "done": True})
+
+    assert response.status_code == 200
+    recorded = [json.loads(line)["message"] for line in record.read_text().splitlines()]
+    assert len(recorded) == response.get_json()["messages_sent"] == len(out.getvalue().splitlines())
+    assert all(line.startswith("audio ") for line in out.getvalue().splitlines())
+    assert all(message["properties"]["audio"] for message in recorded)
+
+
+def test_the_dry_run_room_says_its_face_and_connection_are_there():
+    room = DryRunRoom(io.StringIO(), face=False)
+
+    assert room.conversation_url is None and room.connection == "connected" and room.wait_for_connection(0)
+    assert room.face == {"present": True, "signal": "simulated", "participant_id": "simulated-face"}
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_python_app_py_prints_audio_short_and_in_full_with_verbose(tmp_path, verbose):
+    from tests.test_app_main import finish, start, wait_for_port
+
+    process = start(["--verbose"] if verbose else [], tmp_path)
+    try:
+        port = wait_for_port(process)
+        audio = base64.b64encode(bytes(2 * 24000 // 20)).decode()  # 50 ms: one message
+        response = requests.post(
+            f"http://127.0.0.1:{port}/send_audio_message",
+            json={"audio": audio, "sample_rate": 24000, "inference_id": "u1", "done": True},
+            timeout=10,
+        )
+        assert response.status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = finish(process)
+
+    (line,) = stdout.splitlines()
+    if verbose:
+        assert json.loads(line)["properties"]["audio"] == audio
+    else:
+        assert line.startswith('audio 50 ms at 24000 Hz, inference_id "u1" done, ')
