@@ -4,17 +4,18 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "echo-relay-token";
-const MAX_EVENTS_SHOWN = 500;
-const STOPPED = ["conversation.replica.stopped_speaking", "conversation.stopped_speaking"];
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
-  lastEventId: 0,
+  lastEventId: 0, // the SSE id of the last event shown: an id at or below it means a new relay process
+  uptime: null, // the relay's uptime_s at the last /health: a smaller one means it restarted
+  speakingKnown: false, // a relay.speaking event was seen: it, not /health, drives the indicator
   eventsPaused: false,
   health: null,
   script: { steps: [], position: 0 },
   currentIndex: null,
   tokenPrompted: false,
+  editing: false, // the script's text area is open over a loaded script
 };
 
 // --- talking to the relay -------------------------------------------------------------
@@ -42,9 +43,11 @@ async function api(method, path, { body, contentType } = {}) {
   return { status: response.status, answer };
 }
 
+/* Only a failed request says "not reachable": an answer the console cannot read is the relay's, so it is up. */
 function showConnection(reachable) {
   const banner = $("connection");
   banner.hidden = reachable;
+  banner.dataset.state = reachable ? "connected" : "unreachable";
   if (!reachable) banner.textContent = "The relay is not reachable. Reconnecting…";
 }
 
@@ -89,7 +92,7 @@ $("token-form").addEventListener("submit", (event) => {
   $("token-input").value = "";
   $("token-form").hidden = true;
   state.tokenPrompted = false;
-  restartEvents();
+  connectEvents();
   loadScriptState();
   loadRoom();
 });
@@ -102,24 +105,50 @@ function flag(id, value, yes, no, quietNo = false) {
   element.className = value ? "yes" : quietNo ? "quiet" : "no";
 }
 
+/* /health answers anyone, but the room's state only with the token: without it there is only the prompt. */
 async function refreshHealth() {
+  const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  let response;
   try {
-    const response = await fetch("/health");
-    const health = await response.json();
-    showConnection(true);
-    state.health = health;
-    $("status-mode").textContent = health.mode;
-    $("status-call").textContent = health.call_state;
-    $("status-conversation").textContent = health.conversation_id || "–";
-    flag("status-face", health.replica_present, "in the room", "not here");
-    flag("status-speaking", health.replica_speaking, "speaking", "silent", true);
-    $("status-sent").textContent = health.messages_sent;
-    $("status-errors").textContent = health.send_errors;
-    $("via-microphone").disabled = !health.microphone.enabled;
-    if (health.auth_required && !state.token) askForToken("");
+    response = await fetch("/health", { headers });
   } catch (error) {
-    showConnection(false);
+    return showConnection(false);
   }
+  showConnection(true);
+  const health = await response.json().catch(() => ({}));
+  if (health.auth_required && !state.token) askForToken("");
+  if (typeof health.mode !== "string") return; // not (yet) the right token, or not a health answer
+  if (relayRestarted(health)) startOver(true);
+  state.health = health;
+  $("status-mode").textContent = health.mode;
+  $("status-call").textContent = health.call_state;
+  $("status-conversation").textContent = health.conversation_id || "–";
+  flag("status-face", health.replica_present, "in the room", "not here");
+  if (!state.speakingKnown) showSpeaking(health.replica_speaking);
+  $("status-sent").textContent = health.messages_sent;
+  $("status-errors").textContent = health.send_errors;
+  $("via-microphone").disabled = !(health.microphone && health.microphone.enabled);
+}
+
+function showSpeaking(speaking) {
+  flag("status-speaking", speaking, "speaking", "silent", true);
+}
+
+/* A relay process started after the one this page knew: its uptime went back, or its ids are behind ours. */
+function relayRestarted(health) {
+  const before = state.uptime;
+  state.uptime = health.uptime_s;
+  if (typeof health.uptime_s !== "number") return false;
+  return (before !== null && health.uptime_s < before) || health.last_event_id < state.lastEventId;
+}
+
+/* The events and the script shown belong to a relay that is gone: clear them and read the new one from its start. */
+function startOver(reconnect) {
+  state.lastEventId = 0;
+  state.speakingKnown = false;
+  $("event-log").replaceChildren();
+  loadScriptState();
+  if (reconnect) connectEvents();
 }
 
 // --- say ------------------------------------------------------------------------------------
@@ -199,7 +228,7 @@ async function interrupt() {
 
 $("interrupt-button").addEventListener("click", interrupt);
 
-// --- script -------------------------------------------------------------------------------------
+// --- script: the text area to write one, the list once it is loaded (shown once, never both) ----------------
 
 function showScript(script) {
   state.script = script;
@@ -212,11 +241,20 @@ function showScript(script) {
       return item;
     }),
   );
+  editScript(state.editing || !script.steps.length);
   markScript(script.playing ? script.position : null, script.position);
+}
+
+function editScript(editing) {
+  state.editing = editing && state.script.steps.length > 0; // kept open by Edit until a Load succeeds
+  $("script-editor").hidden = !editing;
+  $("script-lines").hidden = editing;
+  $("script-edit").hidden = editing || !state.script.steps.length;
 }
 
 function markScript(current, done) {
   state.currentIndex = current;
+  state.script.position = done;
   for (const item of $("script-lines").children) {
     const index = Number(item.dataset.index);
     item.classList.toggle("current", index === current);
@@ -235,6 +273,7 @@ async function loadScriptState() {
   } catch (error) {
     /* shown by the connection banner or the token form */
   }
+  $("script-title").parentElement.setAttribute("aria-busy", "false");
 }
 
 async function scriptCommand(path, body) {
@@ -242,13 +281,19 @@ async function scriptCommand(path, body) {
     const options = body ? { body: JSON.stringify(body), contentType: "application/json" } : {};
     const result = await api("POST", path, options);
     outcome($("script-result"), result, () => "");
-    if (result.status < 300) showScript(result.answer);
+    if (result.status >= 300) return;
+    if (path === "/script") state.editing = false;
+    showScript(result.answer);
   });
 }
 
 $("script-load").addEventListener("click", async () => {
   await scriptCommand("/script", { script: $("script-text").value, name: "console" });
   if (state.script.steps.length) $("script-next").focus(); // Space now plays the next line
+});
+$("script-edit").addEventListener("click", () => {
+  editScript(true);
+  $("script-text").focus();
 });
 $("script-next").addEventListener("click", () => scriptCommand("/script/next"));
 $("script-play").addEventListener("click", () => scriptCommand("/script/play"));
@@ -257,19 +302,22 @@ $("script-file").addEventListener("change", async () => {
   const file = $("script-file").files[0];
   if (file) $("script-text").value = await file.text();
   $("script-file").value = "";
+  editScript(true);
 });
 
+/* Each step's end moves the position on, so a stop greys exactly the steps that were played. */
 function onScriptEvent(event) {
-  const done = event.index === undefined ? state.script.position : event.index + (event.state === "playing" ? 0 : 1);
+  const index = Number.isInteger(event.index) ? event.index : null;
   if (event.state === "loaded") return loadScriptState();
-  if (event.state === "playing") markScript(event.index, done);
-  else if (["spoken", "timed_out", "done", "face_gone"].includes(event.state)) markScript(null, done);
+  if (event.state === "playing" && index !== null) markScript(index, index);
+  else if (["spoken", "timed_out", "done", "face_gone"].includes(event.state) && index !== null) markScript(null, index + 1);
   else if (event.state === "finished") {
     markScript(null, state.script.steps.length);
     say($("script-result"), "the script is finished", "ok");
   } else if (event.state === "stopped") {
     markScript(null, state.script.position);
     say($("script-result"), "stopped");
+    loadScriptState(); // the relay's own position, should an event have been missed
   } else if (event.state === "failed") say($("script-result"), `line ${event.line}: ${event.error}`, "error");
 }
 
@@ -318,108 +366,12 @@ $("face-toggle").addEventListener("change", () => {
   if (frame.hidden) frame.removeAttribute("src");
 });
 
-// --- events: Server-Sent Events read with fetch, so the token travels in a header, never in a URL ------
+// --- start: once every script of the page has run (console-events.js reads the event stream) -----------------
 
-let eventsAbort = null;
-
-function restartEvents() {
-  if (eventsAbort) eventsAbort.abort();
-  readEvents();
-}
-
-async function readEvents() {
-  const controller = new AbortController();
-  eventsAbort = controller;
-  const headers = { Accept: "text/event-stream", "Last-Event-ID": String(state.lastEventId) };
-  const token = state.token;
-  if (token) headers.Authorization = `Bearer ${token}`;
-  try {
-    const response = await fetch("/events", { headers, signal: controller.signal });
-    if (response.status === 401) {
-      refused(token);
-      return;
-    }
-    showConnection(true);
-    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-    let buffer = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += value;
-      let end;
-      while ((end = buffer.indexOf("\n\n")) >= 0) {
-        handleFrame(buffer.slice(0, end));
-        buffer = buffer.slice(end + 2);
-      }
-    }
-  } catch (error) {
-    if (controller.signal.aborted) return;
-    showConnection(false);
-  }
-  if (!controller.signal.aborted) setTimeout(readEvents, 1000); // reconnect, replaying what was missed
-}
-
-function handleFrame(frame) {
-  const data = frame
-    .split("\n")
-    .filter((line) => line.startsWith("data:"))
-    .map((line) => line.slice(5).trimStart())
-    .join("\n");
-  if (!data) return;
-  const event = JSON.parse(data);
-  if (event.id) state.lastEventId = event.id;
-  if (event.type === "relay.script") onScriptEvent(event);
-  if (event.type.endsWith("started_speaking") || STOPPED.includes(event.type)) refreshHealth();
-  showEvent(event);
-}
-
-function describe(event) {
-  const message = event.message || {};
-  const details = { ...event };
-  for (const key of ["id", "type", "time", "message", "sender"]) delete details[key];
-  const parts = [];
-  if (message.inference_id) parts.push(`inference_id ${message.inference_id}`);
-  if (message.properties && Object.keys(message.properties).length) parts.push(JSON.stringify(message.properties));
-  if (Object.keys(details).length) parts.push(JSON.stringify(details));
-  return parts.join(" ");
-}
-
-function showEvent(event) {
-  const item = document.createElement("li");
-  item.value = event.id || 0;
-  item.dataset.type = event.type;
-  const type = document.createElement("span");
-  type.className = "type";
-  type.textContent = event.type;
-  item.append(type, ` ${describe(event)}`);
-  if (event.message && event.message.simulated) {
-    const tag = document.createElement("span");
-    tag.className = "simulated";
-    tag.textContent = " (simulated)";
-    item.append(tag);
-  }
-  item.hidden = !matchesFilter(event.type);
-  const log = $("event-log");
-  if (!state.eventsPaused) log.prepend(item);
-  while (log.children.length > MAX_EVENTS_SHOWN) log.lastChild.remove();
-}
-
-function matchesFilter(type) {
-  const filter = $("event-filter").value.trim().toLowerCase();
-  return !filter || type.toLowerCase().includes(filter);
-}
-
-$("event-filter").addEventListener("input", () => {
-  for (const item of $("event-log").children) item.hidden = !matchesFilter(item.dataset.type);
+document.addEventListener("DOMContentLoaded", () => {
+  refreshHealth();
+  setInterval(refreshHealth, 1000);
+  connectEvents();
+  loadScriptState();
+  loadRoom();
 });
-$("events-pause").addEventListener("change", () => {
-  state.eventsPaused = $("events-pause").checked;
-});
-
-// --- start ----------------------------------------------------------------------------------------------
-
-refreshHealth();
-setInterval(refreshHealth, 1000);
-readEvents();
-loadScriptState();
-loadRoom();

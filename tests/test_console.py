@@ -11,8 +11,7 @@ import base64
 import io
 import itertools
 import json
-import os
-import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,58 +19,81 @@ from typing import Any
 
 import numpy as np
 import pytest
+import requests
 import soundfile
 
-from tests.conftest import free_port
-from tests.test_app_main import finish, start, wait_for_port
+from tests.browser import CHROMIUM, chromium
+from tests.conftest import assert_no_secret, free_port
+from tests.test_app_main import start, wait_for_port
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-INSTALL = "install it with `apt-get install chromium` and `pip install -r requirements-dev.txt` (.ci/run does both)"
 TOKEN = "s3cret-token"
+STATIC = Path(__file__).resolve().parents[1] / "static"
 WAIT_S = 15
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Playwright: {INSTALL}")
-    if CHROMIUM is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the browser tests, but there is no Chromium: {INSTALL}")
-        pytest.skip(f"no Chromium: {INSTALL}")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    """One Chromium for the module's tests; each test opens its own context (a fresh page, no shared storage)."""
+    with chromium() as browser:
+        yield browser
 
 
 class Relay:
-    """A dry-run relay process, and what it recorded (RELAY_RECORD_FILE)."""
+    """A dry-run relay process, and what it recorded (RELAY_RECORD_FILE) since the test began.
+
+    Its output is read all the time (a relay serving a whole module would
+    otherwise stop on a full pipe) and checked for secrets when it stops.
+    """
 
     def __init__(self, tmp_path: Path, port: int = 0, **env: str) -> None:
         self.tmp_path, self.record = tmp_path, tmp_path / "record.jsonl"
         self.env = {"RELAY_RECORD_FILE": str(self.record), "RELAY_SCRIPT_LINE_TIMEOUT": "10", "RELAY_PORT": str(port), **env}
+        self.token = env.get("RELAY_AUTH_TOKEN")
+        self.lines_before = 0
+        self.events_before = 0
         self.start()
 
     def start(self) -> None:
         self.process = start([], self.tmp_path, **self.env)
         self.port = wait_for_port(self.process)
         self.url = f"http://127.0.0.1:{self.port}"
+        self.output: list[str] = []
+        self.readers = [
+            threading.Thread(target=self.output.extend, args=(stream,), daemon=True)
+            for stream in (self.process.stdout, self.process.stderr)
+        ]
+        for reader in self.readers:
+            reader.start()
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
-            finish(self.process)
+        self.process.wait(30)
+        for reader in self.readers:
+            reader.join(30)
+        assert_no_secret("".join(self.output))
+
+    def health(self) -> dict[str, Any]:
+        return requests.get(self.url + "/health", headers=self.headers(), timeout=5).json()
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def begin_test(self) -> Relay:
+        """Quiet for the next test: whatever still speaks is interrupted, and records and events count from here."""
+        requests.post(self.url + "/interrupt", headers=self.headers(), timeout=5).raise_for_status()
+        self.wait_until(lambda: not self.health()["replica_speaking"], "the face to be silent")
+        self.lines_before = 0
+        self.lines_before = len(self.recorded())
+        self.events_before = int(self.health()["last_event_id"])
+        return self
 
     def recorded(self) -> list[dict[str, Any]]:
-        """Every whole line so far: the relay may be halfway through writing the last one."""
+        """Every whole line since the test began: the relay may be halfway through writing the last one."""
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().split("\n")[:-1] if line.strip()]
+        lines = self.record.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines[self.lines_before :] if line.strip()]
 
     def sent(self) -> list[dict[str, Any]]:
         return [r["message"] for r in self.recorded() if r["direction"] == "out"]
@@ -85,29 +107,55 @@ class Relay:
         raise AssertionError(f"timed out waiting for {what}; recorded: {self.recorded()[-5:]}")
 
 
-@pytest.fixture
-def relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = Relay(tmp_path)
+@pytest.fixture(scope="module")
+def shared_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
+    """One dry-run relay for the module's tests; each test gets it quiet (see `relay`)."""
+    relay = Relay(tmp_path_factory.mktemp("relay"))
     yield relay
     relay.stop()
 
 
 @pytest.fixture
+def relay(shared_relay: Relay) -> Relay:
+    return shared_relay.begin_test()
+
+
+@pytest.fixture
 def page(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
-    yield from open_console(browser, relay, tmp_path, request)
+    yield from open_console(browser, relay, tmp_path, request, events_after=relay.events_before)
 
 
-def open_console(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+def open_console(
+    browser: Any, relay: Relay, tmp_path: Path, request: Any, *, events_after: int = 0, width: int = 1400, height: int = 1100
+) -> Iterator[Any]:
+    """A fresh page (its own browser context); with `events_after`, its first event stream starts after that id."""
+    context = browser.new_context(viewport={"width": width, "height": height})
     page = context.new_page()
-    page.requested = []  # type: ignore[attr-defined]
-    page.on("request", lambda r: page.requested.append(r.url))  # type: ignore[attr-defined]
+    page.requested = []
+    page.on("request", lambda r: page.requested.append(r.url))
+    if events_after:
+
+        def from_this_test_on(route: Any) -> None:
+            headers = dict(route.request.headers)
+            if headers.get("last-event-id") == "0":
+                headers["last-event-id"] = str(events_after)
+            route.continue_(headers=headers)
+
+        page.route("**/events", from_this_test_on)
     page.goto(relay.url + "/")
+    page.wait_for_selector("section.script[aria-busy=false]")  # the relay's script is shown: the page is ready
     yield page
     shot = tmp_path / f"{request.node.name}.png"
     page.screenshot(path=str(shot), full_page=True)
     print(f"screenshot: {shot}")
     context.close()
+
+
+def write_script(page: Any, text: str) -> None:
+    """Open the script's text area (a loaded script shows as its list instead) and write `text` in it."""
+    if page.is_visible("#script-edit"):
+        page.click("#script-edit")
+    page.fill("#script-text", text)
 
 
 def texts(messages: list[dict[str, Any]]) -> list[str]:
@@ -212,6 +260,14 @@ def test_the_page_loads_nothing_from_another_host_under_a_strict_policy(page, re
     assert page.requested and all(url.startswith((relay.url, "data:")) for url in page.requested)
 
 
+def test_the_page_with_its_scripts_styles_and_audio_worklet_is_under_100_kb(page, relay):
+    files = ["/", *(f"/static/{path.name}" for path in STATIC.iterdir() if path.name != "openapi.json")]
+    page.wait_for_selector("#status-mode:has-text('dry-run')")
+    assert {url.removeprefix(relay.url) for url in page.requested if "/static/" in url} <= set(files)
+    assert "/static/talk-worklet.js" in files  # loaded when the presenter first holds to talk
+    assert sum(len(page.request.get(relay.url + path).body()) for path in files) < 100 * 1024
+
+
 def test_it_says_when_the_relay_is_not_reachable_and_reconnects_by_itself(browser, tmp_path, request):
     relay = Relay(tmp_path, port=free_port())
     console = open_console(browser, relay, tmp_path, request)
@@ -250,7 +306,7 @@ def spoken_in_order_after_the_last_stopped(relay: Relay, lines: list[str]) -> No
 
 
 def test_a_script_steps_with_space_each_line_after_the_face_stopped(page, relay):
-    page.fill("#script-text", SCRIPT)
+    write_script(page, SCRIPT)
     page.click("#script-load")
     page.wait_for_selector("#script-lines li >> nth=3")
     assert page.locator("#script-lines li").all_inner_texts() == [
@@ -271,7 +327,7 @@ def test_a_script_steps_with_space_each_line_after_the_face_stopped(page, relay)
 
 
 def test_a_script_plays_through_and_interrupt_stops_it(page, relay):
-    page.fill("#script-text", SCRIPT)
+    write_script(page, SCRIPT)
     page.click("#script-load")
     page.click("#script-play")
     page.wait_for_selector("#script-result:has-text('the script is finished')")
@@ -286,7 +342,7 @@ def test_a_script_plays_through_and_interrupt_stops_it(page, relay):
 
 
 def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
-    page.fill("#script-text", "Hello.\n@audio missing.wav")
+    write_script(page, "Hello.\n@audio missing.wav")
     page.click("#script-load")
 
     page.wait_for_selector("#script-result.error")
@@ -297,16 +353,21 @@ def test_a_bad_script_is_refused_with_its_line_and_sends_nothing(page, relay):
 # --- the token ----------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def guarded_relay(tmp_path: Path) -> Iterator[Relay]:
-    relay = Relay(tmp_path, RELAY_AUTH_TOKEN=TOKEN)
+@pytest.fixture(scope="module")
+def shared_guarded_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
+    relay = Relay(tmp_path_factory.mktemp("guarded-relay"), RELAY_AUTH_TOKEN=TOKEN)
     yield relay
     relay.stop()
 
 
 @pytest.fixture
+def guarded_relay(shared_guarded_relay: Relay) -> Relay:
+    return shared_guarded_relay.begin_test()
+
+
+@pytest.fixture
 def guarded_page(browser: Any, guarded_relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
-    yield from open_console(browser, guarded_relay, tmp_path, request)
+    yield from open_console(browser, guarded_relay, tmp_path, request, events_after=guarded_relay.events_before)
 
 
 def enter_a_wrong_then_the_right_token(page: Any) -> None:
@@ -350,4 +411,384 @@ def test_with_a_token_the_page_asks_once_and_a_wrong_one_says_so(guarded_page, g
     page.press("#say-text", "Enter")
     page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # the stream works too
     assert texts(guarded_relay.sent()) == ["Authorised."]
+    page.wait_for_selector("#status-mode:text-is('dry-run')")  # /health tells the room's state to the token only
     assert all(TOKEN not in url for url in page.requested)  # in a header, never in a URL
+
+
+# --- events the console does not understand, and the relay.speaking contract -----------------------------
+
+
+def serve_events(page: Any, bodies: list[str | None]) -> list[Any]:
+    """The page's next event streams answer `bodies`, one per (re)connection, then the relay's own stream.
+
+    A None holds that connection: it is in the list returned, for the test to answer.
+    """
+    left, held = list(bodies), []
+
+    def crafted(route: Any) -> None:
+        if not left:
+            return route.fallback()
+        body = left.pop(0)
+        if body is None:
+            return held.append(route)
+        route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
+
+    page.route("**/events", crafted)
+    return held
+
+
+def wait_in_page(page: Any, condition: Callable[[], Any], what: str) -> None:
+    """Until `condition` holds, letting Playwright deliver the page's events (route handlers run only then)."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        page.wait_for_timeout(20)
+
+
+def frames(*frames: str) -> str:
+    return "retry: 2000\n\n" + "".join(frame + "\n\n" for frame in frames)
+
+
+FORGED = [
+    'event: conversation.replica.stopped_speaking\ndata: {"forged":true}',  # no type
+    "data: this is not JSON {",
+    'event: x\ndata: {"type":"conversation.replica\\nstopped_speaking","id":5}',  # a type with a newline
+    'data: {"type":42}',
+]
+
+
+def test_an_event_the_console_does_not_understand_is_shown_as_text_and_the_stream_goes_on(page, relay):
+    serve_events(page, [frames(*FORGED)])
+    page.reload()
+
+    page.wait_for_selector("#event-log li.raw >> nth=3")
+    assert sorted(page.locator("#event-log li.raw").all_inner_texts()) == sorted(FORGED)
+    assert page.get_attribute("#connection", "data-state") == "connected" and page.is_hidden("#connection")
+    page.fill("#say-text", "Still listening.")
+    page.press("#say-text", "Enter")
+    page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")  # later events appear
+    assert page.get_attribute("#connection", "data-state") == "connected" and page.is_hidden("#connection")
+    assert page.locator("#event-log li.raw").count() == 4
+
+
+def test_a_relay_restarted_event_clears_the_old_relays_events(page, relay):
+    old = 'id: 1\ndata: {"id":1,"type":"relay.joined","time":1.0}'
+    restarted = 'data: {"type":"relay.restarted","time":2.0,"last_event_id":0}'
+    new = 'id: 1\ndata: {"id":1,"type":"relay.joined","time":3.0}'  # the new relay's first event
+    serve_events(page, [frames(old), frames(restarted, new)])
+    page.reload()
+
+    page.wait_for_selector("#event-log li[data-type='relay.restarted']")
+    page.wait_for_selector("#event-log li[value='1']")
+    assert [item.get_attribute("data-type") for item in page.locator("#event-log li").all()] == ["relay.joined", "relay.restarted"]
+
+
+def speaking_frame(speaking: bool, **more: Any) -> str:
+    return "data: " + json.dumps({"type": "relay.speaking", "time": 1.0, "speaking": speaking, "inference_id": "i1", **more})
+
+
+def test_the_speaking_indicator_reads_relay_speaking_and_nothing_else(page, relay):
+    stopped = {"event_type": "conversation.replica.stopped_speaking", "inference_id": "i1", "properties": {}}
+    stopped_frame = "data: " + json.dumps({"type": stopped["event_type"], "time": 1.0, "message": stopped})
+    held = serve_events(page, [frames(speaking_frame(True), stopped_frame), None])
+    page.reload()
+
+    page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")
+    with page.expect_response("**/health") as poll:  # the relay says replica_speaking false: only the event counts
+        pass
+    assert poll.value.json()["replica_speaking"] is False
+    page.evaluate("() => fetch('/health')")  # a round trip through the page's loop after that poll was handled
+    assert page.inner_text("#status-speaking") == "speaking"
+
+    wait_in_page(page, lambda: held, "the console to reconnect")
+    held[0].fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=frames(speaking_frame(False, interrupted=True)))
+    page.wait_for_selector("#status-speaking:text-is('silent')")
+    assert page.locator("#event-log li").all_inner_texts()[0] == "relay.speaking the face stopped speaking (interrupted), inference_id i1"
+
+
+# --- the page as a presenter sees it, on a laptop's screen --------------------------------------------------
+
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "console.png"  # the README shows it
+LAID_OUT = "header, #status li, #connection, main section, button, textarea, #drop-zone, #event-filter, #event-log, #script-lines"
+SCREENS = [(1366, 768), (1024, 768)]
+
+
+@pytest.fixture(params=SCREENS, ids=[f"{w}x{h}" for w, h in SCREENS])
+def laptop_page(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    """The console at a laptop's size, with a script loaded (what a presenter has open during a demo)."""
+    width, height = request.param
+    for page in open_console(browser, relay, tmp_path, request, events_after=relay.events_before, width=width, height=height):
+        write_script(page, SCRIPT)
+        page.click("#script-load")
+        page.wait_for_selector("#script-lines li >> nth=3")
+        yield page
+
+
+def boxes(page: Any) -> list[list[Any]]:
+    return page.evaluate(
+        """(selector) => [...document.querySelectorAll(selector)].map((element, index) => {
+            const box = element.getBoundingClientRect();
+            return [element.id || `${element.tagName} ${index}`, box.x, box.y, box.width, box.height];
+        })""",
+        LAID_OUT,
+    )
+
+
+def test_the_layout_holds_still_while_the_face_starts_and_stops_speaking(laptop_page, relay):
+    page = laptop_page
+    page.wait_for_selector("#status-speaking:text-is('silent')")
+    before = boxes(page)
+    requests.post(relay.url + "/send_text_message", json={"text": "Welcome, everyone, to this short demo."}, timeout=5)
+
+    page.wait_for_selector("#status-speaking:text-is('speaking')")
+    during = boxes(page)
+    if page.viewport_size["width"] == 1366:
+        page.screenshot(path=str(SCREENSHOT))  # the README's picture of the console, kept current
+    page.wait_for_selector("#status-speaking:text-is('silent')")
+    after = boxes(page)
+    assert during == before
+    assert after == before
+
+
+def test_the_event_log_and_the_script_list_are_in_view_without_scrolling(laptop_page):
+    page = laptop_page
+    viewport = page.viewport_size
+    assert page.evaluate("document.documentElement.scrollHeight") <= viewport["height"]
+    for selector in ("#event-log", "#script-lines", "#say-text", "#interrupt-button"):
+        box = page.locator(selector).bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], selector
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], selector
+    assert page.locator("#event-log").bounding_box()["height"] >= 100  # room for a few events
+
+
+def test_the_event_log_is_as_large_as_the_rest_and_a_scripts_progress_reads_as_lines(page, relay):
+    write_script(page, SCRIPT)
+    page.click("#script-load")
+    page.click("#script-next")
+    page.wait_for_selector("#event-log li[data-type='relay.script']:has-text('spoken')")
+
+    font = "(e) => getComputedStyle(e).fontSize"
+    assert page.eval_on_selector("#event-log li", font) == page.eval_on_selector("#say-text", font) == "20px"
+    script = page.locator("#event-log li[data-type='relay.script']").all_inner_texts()
+    assert script == [
+        "relay.script console: spoken line 2 (1/4): First line.",
+        "relay.script console: playing line 2 (1/4): First line.",
+        "relay.script console: loaded",
+    ]
+
+
+def test_after_play_all_then_escape_the_lines_played_stay_greyed(page, relay):
+    write_script(page, SCRIPT)
+    page.click("#script-load")
+    page.click("#script-play")
+    page.wait_for_selector("#script-lines li.current:has-text('Second line.')")
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#script-result:has-text('stopped')")
+
+    page.wait_for_selector("#script-lines li.current", state="detached")
+    played = requests.get(relay.url + "/script", timeout=5).json()["position"]  # the line cut off may count as played
+    assert played >= 2  # the first line and the pause were over before Esc
+    done = page.locator("#script-lines li.done").all_inner_texts()
+    assert done == ["line 2: First line.", "line 3: pause 0.1 s", "line 4: Second line.", "line 5: Third line."][:played]
+
+
+def test_a_loaded_script_is_shown_once_and_edit_brings_its_text_back(page, relay):
+    write_script(page, SCRIPT)
+    page.click("#script-load")
+    page.wait_for_selector("#script-lines li >> nth=3")
+    assert page.is_hidden("#script-text") and page.is_visible("#script-lines")
+
+    page.click("#script-edit")
+    assert page.is_visible("#script-text") and page.is_hidden("#script-lines")
+    assert page.input_value("#script-text") == SCRIPT
+    page.click("#script-load")
+    page.wait_for_selector("#script-text", state="hidden")
+
+
+def test_the_filter_shows_a_placeholder_not_a_value(page):
+    assert page.input_value("#event-filter") == ""
+    assert page.get_attribute("#event-filter", "placeholder") == "filter events (e.g. speaking)"
+    placeholder = page.eval_on_selector("#event-filter", "(e) => getComputedStyle(e, '::placeholder').color")
+    typed = page.eval_on_selector("#event-filter", "(e) => getComputedStyle(e).color")
+    assert placeholder != typed
+
+
+def test_the_interrupt_panel_is_its_button_and_its_answer(page):
+    panel = page.locator("#interrupt-button").locator("xpath=..").bounding_box()
+    button = page.locator("#interrupt-button").bounding_box()
+    answer = page.locator("#interrupt-result").bounding_box()
+    assert panel["height"] - button["height"] - answer["height"] <= 30  # padding, no empty space
+
+
+# --- a new relay process under the page ---------------------------------------------------------------------
+
+
+def test_after_the_relay_restarts_the_console_shows_only_the_new_relays_events_and_script(browser, tmp_path, request):
+    relay = Relay(tmp_path, port=free_port())
+    console = open_console(browser, relay, tmp_path, request)
+    page = next(console)
+    try:
+        write_script(page, SCRIPT)
+        page.click("#script-load")
+        page.fill("#say-text", "Before the restart.")
+        page.press("#say-text", "Enter")
+        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']")
+        relay.stop()
+        page.wait_for_selector("#connection:has-text('The relay is not reachable')")
+        relay.start()
+        page.wait_for_selector("#connection", state="hidden")
+
+        page.wait_for_selector("#script-text", state="visible")  # the new relay has no script
+        assert page.locator("#script-lines li").count() == 0
+        page.fill("#say-text", "After the restart.")
+        page.press("#say-text", "Enter")
+        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']:has-text('(simulated)')")
+        page.wait_for_selector("#say-result.ok")
+        after_id = page.inner_text("#say-result").rsplit(" ", 1)[1]
+        stopped = page.locator("#event-log li[data-type='conversation.replica.stopped_speaking']").all_inner_texts()
+        assert len(stopped) == 1 and after_id in stopped[0]
+        assert page.locator("#event-log li[data-type='relay.script']").count() == 0  # the old relay's are gone
+    finally:
+        next(console, None)
+        relay.stop()
+
+
+def test_the_token_button_stands_apart_from_its_input(guarded_page):
+    page = guarded_page
+    page.wait_for_selector("#token-form:visible")
+    field = page.locator("#token-input").bounding_box()
+    button = page.locator("#token-form button").bounding_box()
+    beside = button["x"] - (field["x"] + field["width"])
+    below = button["y"] - (field["y"] + field["height"])
+    assert max(beside, below) >= 8
+
+
+# --- hold to talk: Chromium's fake microphone plays a tone ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def talk_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A second Chromium (from the same Playwright) whose microphone, allowed without asking, plays a 440 Hz tone."""
+    wav = tmp_path_factory.mktemp("microphone") / "tone.wav"
+    t = np.arange(48000) / 48000
+    soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 48000, subtype="PCM_16")
+    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
+    talking = browser.browser_type.launch(executable_path=CHROMIUM, args=["--no-sandbox", *flags])
+    yield talking
+    talking.close()
+
+
+@pytest.fixture
+def talk_page(talk_browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
+    yield from open_console(talk_browser, relay, tmp_path, request, events_after=relay.events_before)
+
+
+def spoken_audio(relay: Relay) -> list[dict[str, Any]]:
+    """The properties of every audio-echo message, once the utterance's last one (done) has gone out."""
+    relay.wait_until(lambda: any(m.get("properties", {}).get("done") for m in relay.sent()), "the utterance's last message")
+    return [m["properties"] for m in relay.sent() if m.get("properties", {}).get("modality") == "audio"]
+
+
+def assert_one_utterance_as_long_as_the_hold(audio: list[dict[str, Any]], hold: tuple[float, float]) -> None:
+    """One inference_id, one rate, done only last, and as much audio as the microphone was LIVE (±1 chunk)."""
+    assert len({p["inference_id"] for p in audio}) == 1 and len({p["sample_rate"] for p in audio}) == 1
+    assert [p.get("done", False) for p in audio] == [False] * (len(audio) - 1) + [True]
+    seconds = sum(len(base64.b64decode(p["audio"])) for p in audio if "audio" in p) / 2 / audio[0]["sample_rate"]
+    shortest, longest = hold
+    assert 1.6 <= shortest - 0.1 <= seconds <= longest + 0.1, (shortest, seconds, longest)
+
+
+def hold(page: Any, press: Callable[[], None], release: Callable[[], None], seconds: float) -> tuple[float, float]:
+    """Hold for `seconds` (what the presenter says, not a wait for the page), checking LIVE meanwhile.
+
+    Returns the shortest and the longest the microphone can have been LIVE, as
+    this side saw it: from LIVE seen to the release sent, and from the press to
+    the release done (a busy machine stretches a hold; the audio must match it).
+    """
+    pressed = time.monotonic()
+    press()
+    page.wait_for_selector("#talk-live.on")
+    live = time.monotonic()
+    page.wait_for_timeout(seconds * 1000)
+    assert page.is_visible("#talk-live")
+    releasing = time.monotonic()
+    release()
+    return releasing - live, time.monotonic() - pressed
+
+
+def test_holding_the_talk_button_speaks_the_microphone_as_one_utterance(talk_page, relay):
+    page = talk_page
+    button = page.get_by_role("button", name="Hold to talk")
+    assert "(T)" in button.inner_text()
+    button.hover()
+    held = hold(page, page.mouse.down, page.mouse.up, 2)
+
+    assert_one_utterance_as_long_as_the_hold(spoken_audio(relay), held)
+    page.wait_for_selector("#say-result.ok:has-text('spoken: inference_id')")
+    assert page.is_hidden("#talk-live")
+    assert float(page.get_attribute("#talk-level", "data-peak")) > 0  # the meter moved
+
+
+def test_holding_t_speaks_too_and_interrupt_first_interrupts_before_it(talk_page, relay):
+    page = talk_page
+    page.check("#interrupt-first")
+    page.locator("#event-log").click()  # out of any text field: T is for talking
+    held = hold(page, lambda: page.keyboard.down("t"), lambda: page.keyboard.up("t"), 2)
+
+    assert_one_utterance_as_long_as_the_hold(spoken_audio(relay), held)
+    assert relay.sent()[0]["event_type"] == "conversation.interrupt"
+    assert all(m["event_type"] == "conversation.echo" for m in relay.sent()[1:])
+
+
+def test_letting_go_within_150_ms_sends_nothing(talk_page, relay):
+    page = talk_page
+    page.clock.install()
+    page.reload()
+    page.wait_for_selector("section.script[aria-busy=false]")
+    page.clock.pause_at(time.time() + 3600)  # the page's clock stands still: however long the hold, it is 0 ms
+    page.get_by_role("button", name="Hold to talk").hover()
+    page.mouse.down()
+    page.wait_for_selector("#talk-live.on")
+    page.wait_for_function("() => Number(document.getElementById('talk-level').dataset.peak) > 0")  # chunks came
+    page.mouse.up()
+
+    page.wait_for_selector("#say-result:has-text('let go within 150 ms: nothing was sent')")
+    page.evaluate("() => fetch('/health')")  # a round trip after the release
+    assert relay.sent() == []
+
+
+def test_a_chunk_the_relay_refuses_stops_the_stream_and_says_why(talk_page, relay):
+    page = talk_page
+    posts: list[Any] = []
+
+    def refuse_the_second(route: Any) -> None:
+        posts.append(route.request.post_data_json)
+        if len(posts) == 2:
+            return route.fulfill(status=503, content_type="application/json", body='{"error": "the face left the room"}')
+        route.continue_()
+
+    page.route("**/send_audio_message", refuse_the_second)
+    page.get_by_role("button", name="Hold to talk").hover()
+    page.mouse.down()
+    page.wait_for_selector("#say-result.error")
+    assert page.inner_text("#say-result") == "the relay refused the voice (503: the face left the room): nothing more is sent"
+    assert page.is_hidden("#talk-live")  # the microphone is closed although the button is still held
+    page.mouse.up()
+
+    page.evaluate("() => fetch('/health')")  # a round trip after the release
+    assert len(posts) == 2 and posts[0]["done"] is False
+    audio = [m["properties"] for m in relay.sent()]
+    assert len({p["inference_id"] for p in audio}) == 1 and not any(p.get("done") for p in audio)
+
+
+def test_a_microphone_the_browser_refuses_gets_one_sentence_and_sends_nothing(page, relay):
+    page.get_by_role("button", name="Hold to talk").hover()
+    page.mouse.down()  # this Chromium has no fake microphone and no one to allow it
+
+    page.wait_for_selector("#say-result.error")
+    assert page.inner_text("#say-result") in (
+        "the browser may not use the microphone: allow it for this page (the icon in the address bar), then hold again",
+        "no microphone found: plug one in or choose one in the system settings",
+    )
+    page.mouse.up()
+    assert relay.sent() == []

@@ -58,7 +58,7 @@ def measure(chromium: str, url: str, record: Path) -> tuple[list[float], list[st
         def seen(response) -> None:
             if not response.url.startswith(url):
                 foreign.append(response.url)
-            elif response.url.split("?")[0].removeprefix(url) in ("/", "/static/console.js", "/static/console.css"):
+            elif (path := response.url.split("?")[0].removeprefix(url)) == "/" or path.startswith("/static/console"):
                 sizes[response.url.removeprefix(url)] = len(response.body())
 
         page.on("response", seen)
