@@ -481,6 +481,7 @@ def health() -> Response:
         {
             "status": "ok",
             "mode": room.mode,
+            "sample_rate": relay.settings.sample_rate,
             "call_state": room.call_state,
             "left_reason": room.left_reason if room.call_state == "left" else None,
             "conversation_id": room.conversation_id,

@@ -127,7 +127,9 @@ async function refreshHealth() {
   if (!state.speakingKnown) showSpeaking(health.replica_speaking);
   $("status-sent").textContent = health.messages_sent;
   $("status-errors").textContent = health.send_errors;
-  $("via-microphone").disabled = !(health.microphone && health.microphone.enabled);
+  const microphone = Boolean(health.microphone && health.microphone.enabled);
+  $("via-microphone").disabled = !microphone;
+  $("talk-microphone").disabled = !microphone;
 }
 
 function showSpeaking(speaking) {

@@ -3,10 +3,14 @@
 // Loaded after console.js, whose helpers (api, say, $) it uses.
 "use strict";
 
-const TALK_RATE = 24000; // the relay's default rate, one Tavus documents: sent untouched
+const TALK_DEFAULT_RATE = 24000; // the relay's default, until /health says its RELAY_SAMPLE_RATE
 const TALK_CHUNK_MS = 100;
 const TALK_MIN_MS = 150; // a shorter hold is a slip of the finger: nothing is sent
 const TALK_KEY = "t";
+const TALK_STAMPS_KEPT = 1000; // capture times of the last chunks sent, for tests/bench/bench_talk.py
+
+/* When each chunk sent was captured (ms since the epoch, this machine's clock), in the order sent. */
+window.talkCaptured = [];
 
 let talking = null; // the utterance being held, or null
 
@@ -17,6 +21,9 @@ function holdToTalk() {
   const session = { started: performance.now(), released: false, pending: [], sent: Promise.resolve(), failed: false };
   session.inferenceId = crypto.randomUUID().replaceAll("-", "");
   session.interrupt = $("interrupt-first").checked;
+  // The relay's own rate, so it sends the audio untouched; its microphone if the presenter switched to it.
+  session.rate = (state.health && state.health.sample_rate) || TALK_DEFAULT_RATE;
+  session.microphone = $("talk-microphone").checked && !$("talk-microphone").disabled;
   talking = session;
   say($("say-result"), "opening the microphone…");
   openMicrophone(session).catch((error) => endSession(session, microphoneProblem(error), "error"));
@@ -27,24 +34,25 @@ async function openMicrophone(session) {
   if (!window.isSecureContext || !navigator.mediaDevices) throw new TalkRefused("insecure");
   const constraints = { audio: { echoCancellation: true, noiseSuppression: true, channelCount: 1 } };
   session.stream = await navigator.mediaDevices.getUserMedia(constraints);
-  session.context = new AudioContext({ sampleRate: TALK_RATE });
+  session.context = new AudioContext({ sampleRate: session.rate });
   await session.context.audioWorklet.addModule("/static/talk-worklet.js");
   if (session.released) return closeMicrophone(session); // let go while the microphone was opening
   const node = new AudioWorkletNode(session.context, "pcm-chunks", {
-    processorOptions: { chunkFrames: (TALK_RATE * TALK_CHUNK_MS) / 1000 },
+    processorOptions: { chunkFrames: Math.round((session.rate * TALK_CHUNK_MS) / 1000) },
   });
   node.port.onmessage = ({ data }) => onChunk(session, data);
   session.node = node;
   session.context.createMediaStreamSource(session.stream).connect(node);
   node.connect(session.context.destination); // pulled by the graph; it writes silence
   showLive(true);
-  say($("say-result"), "LIVE: the face says what you say; let go to end");
+  const route = session.microphone ? "through the relay's microphone" : "as audio echo";
+  say($("say-result"), `LIVE ${route}: the face says what you say; let go to end`);
 }
 
 function onChunk(session, { pcm, level, last }) {
   if (session.failed) return;
   showLevel(level);
-  if (pcm.byteLength) session.pending.push(pcm);
+  if (pcm.byteLength) session.pending.push({ pcm, captured: performance.timeOrigin + performance.now() });
   if (last) return finish(session);
   if (performance.now() - session.started >= TALK_MIN_MS) flush(session, false);
 }
@@ -52,29 +60,42 @@ function onChunk(session, { pcm, level, last }) {
 /* Every chunk goes out after the one before has been answered: in order, no gaps, no duplicates. */
 function flush(session, done) {
   const chunks = session.pending.splice(0);
-  if (done && !chunks.length) chunks.push(new ArrayBuffer(0));
-  chunks.forEach((pcm, index) => {
+  if (done && !chunks.length && !session.microphone) chunks.push({ pcm: new ArrayBuffer(0) });
+  chunks.forEach((chunk, index) => {
     const closing = done && index === chunks.length - 1;
-    session.sent = session.sent.then(() => postChunk(session, pcm, closing));
+    session.sent = session.sent.then(() => postChunk(session, chunk, closing));
   });
   return session.sent;
 }
 
-async function postChunk(session, pcm, done) {
+/* Audio echo: one utterance, done on the last. The microphone: each chunk a clip, played back to back in real time. */
+async function postChunk(session, { pcm, captured }, done) {
   if (session.failed) return;
-  const body = { sample_rate: TALK_RATE, inference_id: session.inferenceId, done };
+  const body = session.microphone
+    ? { sample_rate: session.rate }
+    : { sample_rate: session.rate, inference_id: session.inferenceId, done };
   if (pcm.byteLength) body.audio = base64(pcm);
-  if (session.interrupt) body.interrupt = true;
+  const interrupt = session.interrupt;
   session.interrupt = false; // only before the first chunk
+  if (interrupt && !session.microphone) body.interrupt = true;
+  if (captured) window.talkCaptured.push(captured);
+  if (window.talkCaptured.length > TALK_STAMPS_KEPT) window.talkCaptured.shift();
   try {
-    const result = await api("POST", "/send_audio_message", { body: JSON.stringify(body), contentType: "application/json" });
-    if (result.status === 200) return;
-    session.failed = true;
-    endSession(session, `the relay refused the voice (${result.status}: ${result.answer.error || "failed"}): nothing more is sent`, "error");
+    if (interrupt && session.microphone && !answered(session, await api("POST", "/interrupt"))) return;
+    const path = session.microphone ? "/microphone" : "/send_audio_message";
+    answered(session, await api("POST", path, { body: JSON.stringify(body), contentType: "application/json" }));
   } catch (error) {
     session.failed = true;
     endSession(session, `${error.message}: nothing more is sent`, "error");
   }
+}
+
+/* A refused chunk (the face gone, an interrupt, the connection down) ends the stream: nothing more is sent. */
+function answered(session, result) {
+  if (result.status === 200 || result.status === 202) return true;
+  session.failed = true;
+  endSession(session, `the relay refused the voice (${result.status}: ${result.answer.error || "failed"}): nothing more is sent`, "error");
+  return false;
 }
 
 function base64(buffer) {
@@ -99,7 +120,9 @@ function letGo() {
 async function finish(session) {
   closeMicrophone(session);
   await flush(session, true);
-  if (!session.failed) endSession(session, `spoken: inference_id ${session.inferenceId}`, "ok");
+  if (session.failed) return;
+  if (session.microphone) endSession(session, "played through the relay's microphone", "ok");
+  else endSession(session, `spoken: inference_id ${session.inferenceId}`, "ok");
 }
 
 function endSession(session, message, kind) {

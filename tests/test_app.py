@@ -611,6 +611,7 @@ def test_health_reports_room_and_counters(client, fake_call_client):
     assert health == {
         "status": "ok",
         "mode": "room",
+        "sample_rate": 24000,
         "call_state": "joined",
         "left_reason": None,
         "conversation_id": CONVERSATION_ID,

@@ -793,3 +793,36 @@ def test_a_microphone_the_browser_refuses_gets_one_sentence_and_sends_nothing(pa
     )
     page.mouse.up()
     assert relay.sent() == []
+
+
+def test_the_microphone_switch_plays_the_voice_through_the_relays_microphone_and_sends_no_app_message(talk_page, relay):
+    page = talk_page
+    page.wait_for_selector("#talk-microphone:not([disabled])")  # the dry run has a (counting) microphone
+    page.check("#talk-microphone")
+    before = relay.health()["microphone"]["frames_played"]
+    page.get_by_role("button", name="Hold to talk").hover()
+    held = hold(page, page.mouse.down, page.mouse.up, 2)
+
+    page.wait_for_selector("#say-result.ok:has-text(\"played through the relay's microphone\")")
+    health = relay.wait_until(
+        lambda: (h := relay.health())["microphone"]["playing_clip"] is None and h["microphone"]["queued_ms"] == 0 and h,
+        "the microphone to play every clip",
+    )
+    seconds = (health["microphone"]["frames_played"] - before) / health["sample_rate"]
+    shortest, longest = held
+    assert 1.6 <= shortest - 0.1 <= seconds <= longest + 0.1, (shortest, seconds, longest)
+    assert relay.sent() == []  # microphone echo: no audio-echo app message went out
+
+
+def test_the_console_captures_at_the_relays_sample_rate(talk_browser, tmp_path, request):
+    relay = Relay(tmp_path, RELAY_SAMPLE_RATE="16000")
+    try:
+        for page in open_console(talk_browser, relay, tmp_path, request):
+            page.get_by_role("button", name="Hold to talk").hover()
+            held = hold(page, page.mouse.down, page.mouse.up, 2)
+
+            audio = spoken_audio(relay)
+            assert {p["sample_rate"] for p in audio} == {16000}
+            assert_one_utterance_as_long_as_the_hold(audio, held)
+    finally:
+        relay.stop()
