@@ -9,7 +9,7 @@ const TALK_MIN_MS = 150; // a shorter hold is a slip of the finger: nothing is s
 const TALK_KEY = "t";
 const TALK_STAMPS_KEPT = 1000; // capture times of the last chunks sent, for tests/bench/bench_talk.py
 
-/* When each chunk sent was captured (ms since the epoch, this machine's clock), in the order sent. */
+/* Each chunk sent, in order: when its last sample was captured (ms since the epoch, this machine's clock), its bytes. */
 window.talkCaptured = [];
 
 let talking = null; // the utterance being held, or null
@@ -78,7 +78,7 @@ async function postChunk(session, { pcm, captured }, done) {
   const interrupt = session.interrupt;
   session.interrupt = false; // only before the first chunk
   if (interrupt && !session.microphone) body.interrupt = true;
-  if (captured) window.talkCaptured.push(captured);
+  if (captured) window.talkCaptured.push({ at: captured, bytes: pcm.byteLength });
   if (window.talkCaptured.length > TALK_STAMPS_KEPT) window.talkCaptured.shift();
   try {
     if (interrupt && session.microphone && !answered(session, await api("POST", "/interrupt"))) return;

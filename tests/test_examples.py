@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import wave
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port
+from tests.test_app_main import finish, start, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,3 +55,29 @@ def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_rec
     assert said(tmp_path / "conversation-b.jsonl") == ["Hello from the relay of conversation B."]
     for log in ("relay-a.log", "relay-b.log"):
         assert "stopped" in (tmp_path / log).read_text()  # each relay was stopped by the script, not left running
+
+
+def test_stream_chunks_sends_a_wav_as_one_utterance_in_order_with_done_only_last_and_stops_at_a_refusal(tmp_path):
+    record = tmp_path / "record.jsonl"
+    relay = start([], tmp_path, RELAY_RECORD_FILE=str(record), RELAY_PORT="0", RELAY_AUTH_TOKEN="s3cret-token")
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("RELAY_", "TAVUS_"))}
+    command = [sys.executable, str(ROOT / "examples" / "stream_chunks.py"), str(ROOT / "examples" / "hello.wav")]
+    try:
+        command.append(f"http://127.0.0.1:{wait_for_port(relay)}")
+        refused = run_example(command, tmp_path, env)  # no token: the first chunk is refused
+        streamed = run_example(command, tmp_path, {**env, "RELAY_AUTH_TOKEN": "s3cret-token"})
+    finally:
+        relay.terminate()
+        finish(relay)
+
+    assert refused.returncode == 1 and len(refused.stdout.splitlines()) == 1 and refused.stdout.startswith("401 ")
+    assert "chunk 1 of 12 refused: nothing more is sent for " in refused.stderr
+    assert streamed.returncode == 0, streamed.stderr
+    answers = [line.split(" ", 1) for line in streamed.stdout.splitlines()]
+    assert [status for status, _ in answers] == ["200"] * 12  # hello.wav: 1.2 s, 12 chunks of 100 ms
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    sent = [line["message"]["properties"] for line in lines if line["direction"] == "out"]
+    assert len({p["inference_id"] for p in sent}) == 1 and {p["sample_rate"] for p in sent} == {16000}
+    assert [p["done"] for p in sent] == [False] * (len(sent) - 1) + [True]
+    with wave.open(str(ROOT / "examples" / "hello.wav")) as wav:
+        assert b"".join(base64.b64decode(p["audio"]) for p in sent) == wav.readframes(wav.getnframes())  # in order
