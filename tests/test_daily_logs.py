@@ -9,8 +9,8 @@ from relay.daily_logs import is_native_log_line
 DAILY_LINES = [
     b'{"timestamp":"2026-11-30T22:00:00.000Z","level":"ERROR","fields":{"message":"x"},"target":"daily_core::call"}',
     # seen leaking into the test output: Daily's task queue logs under a target of its own
-    b'{"timestamp":"2026-11-30T22:00:00.000Z","level":"ERROR","fields":{"message":"ResponseCanceled"},'
-    b'"target":"task_queue"}',
+    (b'{"timestamp":"2026-11-30T22:00:00.000Z","level":"ERROR","fields":{"message":"ResponseCanceled"},'
+    b'"target":"task_queue"}'),
     b"[src/libmpg123/layer3.c:INT123_do_layer3():1774] error: part2_3_length (736) too large for available bit count",
 ]
 RELAY_LINES = [
