@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -46,7 +46,7 @@ from relay.errors import (
 )
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
-from relay.options import Mode, Options, UsageError
+from relay.options import Mode, OneLineParser, Options, UsageError
 from relay.room import RelayRoom, daily_call_client, daily_microphone_device, show_daily_logs
 from relay.utterances import MAX_TRACKED_UTTERANCES
 
@@ -506,15 +506,8 @@ def health() -> Response:
 # --- command line -----------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line through the run's one exit path (exit 2), not usage + SystemExit."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see python app.py --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python app.py",
         description=(
             "Relay POSTed text and audio to a Tavus face in Echo Mode. With no URL (and no "

@@ -16,7 +16,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import urlparse
 
 import requests
@@ -26,6 +26,7 @@ from urllib3.util.retry import Retry
 
 from config import DEFAULT_TAVUS_API_BASE_URL, DEFAULT_TAVUS_TIMEOUT_S, ConfigError, Settings
 from relay.logs import quiet_other_loggers
+from relay.options import OneLineParser, UsageError
 
 __version__ = "0.1.0"
 
@@ -374,19 +375,8 @@ ECHO_HAS_NO_PROMPT = (
 PATCH_EXAMPLE = '[{"op": "replace", "path": "/persona_name", "value": "Echo 2"}]'
 
 
-class CommandLineError(Exception):
-    """A command line Tavus was never asked about: its message is the one line printed; exit 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a mistake is one line (no usage block) through the same exit as every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        raise CommandLineError(f"{message} (see: {self.prog} --help)")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="python tavus_client.py",
         description="Call the Tavus API; prints the JSON answer. Reads TAVUS_API_KEY from the environment or .env.",
     )
@@ -505,14 +495,14 @@ def conversation_properties(args: argparse.Namespace) -> dict[str, Any] | None:
     )
     if twice := sorted(set(flags) & set(args.properties)):
         flag = "--" + twice[0].replace("_", "-")
-        raise CommandLineError(f"{twice[0]} is given twice ({flag} and --properties): give it once")
+        raise UsageError(f"{twice[0]} is given twice ({flag} and --properties): give it once")
     return {**args.properties, **flags} or None
 
 
 def run_command(client: TavusClient, args: argparse.Namespace, settings: Settings) -> Any:
     match args.command:
         case "create-persona" if args.system_prompt:
-            raise CommandLineError(ECHO_HAS_NO_PROMPT)
+            raise UsageError(ECHO_HAS_NO_PROMPT)
         case "create-persona" if args.pal:
             return client.create_pal(args.name, default_face_id=args.face_id or settings.tavus_replica_id)
         case "create-persona":
@@ -579,13 +569,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         settings = Settings.from_env()
         if args.command == "create-persona" and args.pal and not (args.face_id or settings.tavus_replica_id):
-            raise CommandLineError(NO_FACE)
+            raise UsageError(NO_FACE)
         client = TavusClient.from_settings(settings, on_slow=lambda message: print(message, file=sys.stderr))
-    except (CommandLineError, ConfigError) as error:
+    except (UsageError, ConfigError) as error:
         return exit_with(str(error), 2)
     try:
         answer = run_command(client, args, settings)
-    except CommandLineError as error:
+    except UsageError as error:
         return exit_with(str(error), 2)
     except TavusAPIError as error:
         return exit_with(str(error), 1)

@@ -21,7 +21,7 @@ import re
 import threading
 
 NATIVE_LOG_LINE = re.compile(
-    rb'^(?:\{"timestamp":"[^"]*","level":"[A-Z]+".*"target":"daily'  # Daily's
+    rb'^(?:\{"timestamp":"[^"]*","level":"[A-Z]+",'  # Daily's, whatever its target (daily_core, task_queue...)
     rb"|\[src/libmpg123/[^\]\n]*\] )"  # libmpg123's: [src/libmpg123/layer3.c:INT123_do_layer3():1774] error: ...
 )
 DRAIN_TIMEOUT_S = 2.0

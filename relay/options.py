@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import enum
 from dataclasses import dataclass
+from typing import NoReturn
 
 
 class Mode(enum.Enum):
@@ -15,7 +17,18 @@ class Mode(enum.Enum):
 
 
 class UsageError(Exception):
-    """The command line contradicts itself; main prints one line and exits 2."""
+    """The command line is wrong (a typo, flags that contradict each other); main prints one line and exits 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line naming the help to read (no usage block), raised as UsageError.
+
+    Both command lines (python app.py, python tavus_client.py) use it, so each
+    exits through its own one error path, with the same words for the same kind of mistake.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see: {self.prog} --help)")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,34 @@ MICROPHONE_NOTE = (
 )
 
 
+def persona_names(settings: Settings, conversation_id: str) -> tuple[str, ...]:
+    """The name of the persona (or PAL) of a conversation created elsewhere: the face's user name in its room.
+
+    Only with TAVUS_API_KEY; without one, or if Tavus cannot say, the face
+    counts by its user id and Tavus's own messages (see the README).
+    """
+    if not settings.tavus_api_key:
+        return ()
+    tavus = TavusClient.from_settings(settings)
+    try:
+        conversation = tavus.get_conversation(conversation_id)
+        if conversation.get("pal_id"):
+            name = tavus.get_pal(conversation["pal_id"]).get("pal_name")
+        elif conversation.get("persona_id"):
+            name = tavus.get_persona(conversation["persona_id"]).get("persona_name")
+        else:
+            name = None
+    except TavusAPIError as error:
+        say(f"note: could not look up the face's name for conversation {conversation_id} ({error}); "
+            "the face counts by its user id and Tavus's own messages")
+        return ()
+    finally:
+        tavus.close()
+    if name:
+        log.info("the face's name in the room: %s (its persona's)", name)
+    return (name,) if name else ()
+
+
 def check(options: Options, settings: Settings) -> None:
     """What the quickstart needs before anything is bound or created."""
     if not settings.tavus_api_key:

@@ -29,7 +29,7 @@ from relay.microphone import CountingMicrophoneDevice
 from relay.options import Mode, Options
 from relay.recorder import check_record_file
 from relay.room import Room, hide_native_logs_unless_shown, join_client_settings
-from relay.room_urls import redact_url
+from relay.room_urls import conversation_id_from_url, redact_url
 from relay.script import ScriptError, Step, parse_script
 from relay.server import ListenError, bind, create_server, stop_serving
 from tavus_client import TavusAPIError
@@ -155,8 +155,10 @@ class Run:
             if self.options.mode is Mode.QUICKSTART:
                 return quickstart.run(self)
             if self.options.mode is Mode.ROOM:
-                assert self.options.conversation_url
-                return self.join_and_serve(self.options.conversation_url, self.options.meeting_token)
+                url = self.options.conversation_url
+                assert url
+                names = quickstart.persona_names(self.settings, conversation_id_from_url(url))
+                return self.join_and_serve(url, self.options.meeting_token, face_names=names)
             hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
             app = self.make_app(
                 self.settings, DryRunRoom(verbose=self.options.verbose), microphone_device=CountingMicrophoneDevice(self.settings.sample_rate)

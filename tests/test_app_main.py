@@ -336,4 +336,4 @@ def test_an_unknown_option_is_one_line_through_the_same_exit(relay_env_here, cap
     assert app.main(["--bogus"]) == 2
 
     out, err = capsys.readouterr()
-    assert out == "" and err == "error: unrecognized arguments: --bogus (see python app.py --help)\n"
+    assert out == "" and err == "error: unrecognized arguments: --bogus (see: python app.py --help)\n"

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from app import create_app
 from config import ConfigError, Settings
 from relay.dry_run import DryRunRoom
 from tests.browser import chromium
@@ -324,11 +325,15 @@ class AttackSite:
 
 
 @pytest.fixture
-def dry_run_relay(make_app) -> Iterator[tuple[int, io.StringIO]]:
+def dry_run_relay() -> Iterator[tuple[int, io.StringIO]]:
+    """The relay as `python app.py` serves it (the fast path on: the guard is in front of both paths anyway)."""
     printed = io.StringIO()
-    app = make_app(Settings(), DryRunRoom(printed))
-    with serve_wsgi(app) as port:
-        yield port, printed
+    app = create_app(Settings(), DryRunRoom(printed))
+    try:
+        with serve_wsgi(app) as port:
+            yield port, printed
+    finally:
+        app.extensions["relay"].close()
 
 
 def spoken(printed: io.StringIO) -> list[str]:

@@ -17,7 +17,9 @@ import pytest
 import requests
 
 import app
+from tavus_client import TavusClient, persona_id_of
 from tests.conftest import FakeBehaviour, free_port, wait_for_relay
+from tests.fake_daily import participant
 from tests.fake_tavus import API_KEY, STOCK_FACES
 
 
@@ -238,11 +240,34 @@ def test_joining_a_url_never_ends_a_conversation_it_did_not_create(quickstart_en
     code, user = run_quickstart(["https://tavus.daily.co/c555"], quickstart_env, fake_daily)
 
     assert code == 0 and user.response.status_code == 200
-    assert fake_tavus.requests == []
+    assert [(r.method, r.path) for r in fake_tavus.requests] == [("GET", "/v2/conversations/c555")]
     assert fake_daily.client.left and fake_daily.client.released
     err = capsys.readouterr().err
     assert f"The console: http://127.0.0.1:{quickstart_env}/ (open it in a browser)" in err
     assert "Press Ctrl-C to stop: the relay leaves the room." in err
+
+
+def test_joining_a_url_with_a_key_knows_the_face_by_its_personas_name(quickstart_env, fake_tavus, fake_daily, caplog):
+    """A face whose user id says nothing of Tavus, named as the conversation's persona: the relay looks the name up."""
+    tavus = TavusClient(API_KEY, base_url=fake_tavus.base_url)
+    persona_id = persona_id_of(tavus.create_persona("Ada the Echo"))
+    conversation = tavus.create_conversation(persona_id=persona_id)
+    tavus.close()
+    fake_daily.replica_in_room = False
+    fake_daily.others_in_room = [participant("p-9", "u-7f3a", "Ada the Echo"), participant("p-2", "u-viewer", "Bob")]
+
+    code, user = run_quickstart([conversation["conversation_url"]], quickstart_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 200
+    assert [m["properties"]["text"] for m in fake_daily.client.sent] == ["Hello there!"]
+    assert "the face's name in the room: Ada the Echo (its persona's)" in caplog.text
+
+
+def test_a_name_tavus_cannot_give_leaves_the_face_to_its_user_id(quickstart_env, fake_tavus, fake_daily, capsys):
+    code, user = run_quickstart(["https://tavus.daily.co/c555"], quickstart_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 200  # the stand-in's face has a tavus-replica user id
+    assert "could not look up the face's name for conversation c555" in capsys.readouterr().err
 
 
 # --- PALs with a face, private rooms, test mode -------------------------------------------
