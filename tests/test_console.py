@@ -814,6 +814,18 @@ def test_the_microphone_switch_plays_the_voice_through_the_relays_microphone_and
     assert relay.sent() == []  # microphone echo: no audio-echo app message went out
 
 
+def test_interrupt_first_through_the_microphone_interrupts_before_the_first_clip(talk_page, relay):
+    page = talk_page
+    page.wait_for_selector("#talk-microphone:not([disabled])")
+    page.check("#talk-microphone")
+    page.check("#interrupt-first")
+    page.get_by_role("button", name="Hold to talk").hover()
+    hold(page, page.mouse.down, page.mouse.up, 0.5)
+
+    page.wait_for_selector("#say-result.ok:has-text(\"played through the relay's microphone\")")
+    assert [m["event_type"] for m in relay.sent()] == ["conversation.interrupt"]
+
+
 def test_the_console_captures_at_the_relays_sample_rate(talk_browser, tmp_path, request):
     relay = Relay(tmp_path, RELAY_SAMPLE_RATE="16000")
     try:
