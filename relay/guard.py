@@ -107,7 +107,7 @@ class RequestGuard:
         if name in self._allowed_hosts or is_ip_literal(name):
             return
         raise Forbidden(
-            "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
+            "this relay answers only to its own names (127.0.0.1, localhost, [::1], an IP address); "
             "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
         )
 

@@ -30,7 +30,7 @@ ORIGIN_ERROR = (
     "add its origin (such as http://localhost:3000) to RELAY_ALLOWED_ORIGINS"
 )
 HOST_ERROR = (
-    "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
+    "this relay answers only to its own names (127.0.0.1, localhost, [::1], an IP address); "
     "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
 )
 WAV_HEADER = b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xc0]\x00\x00\x80\xbb\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00"
