@@ -109,13 +109,13 @@ class _Line:
     (tests/bench/bench_text_echo.py); the writer adds the time and the level.
     """
 
-    __slots__ = ("created", "msecs", "levelname", "message", "asctime")
+    __slots__ = ("asctime", "created", "levelname", "message", "msecs")
     exc_info = exc_text = stack_info = None
 
     def __init__(self, record: logging.LogRecord, message: str) -> None:
         self.created, self.msecs, self.levelname, self.message = record.created, record.msecs, record.levelname, message
 
-    def getMessage(self) -> str:  # noqa: N802 (logging's name)
+    def getMessage(self) -> str:
         return self.message
 
     @property
