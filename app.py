@@ -371,6 +371,7 @@ def interrupt() -> Response:
     conversation_id = relay.conversation_id_for(None)
     clips_dropped = relay.microphone.clear() if relay.microphone else 0
     dispatched, dropped = relay.sender.interrupt(conversation_id)
+    relay.tracker.cut_off()
     relay.events.publish(
         "relay.interrupted", reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped
     )
@@ -568,6 +569,8 @@ def parse_args(argv: list[str] | None, settings: Settings) -> Options:
     args = _parser().parse_args(argv)
     if args.quickstart and (args.conversation_url or args.dry_run):
         raise UsageError("--quickstart creates its own conversation: give no URL and no --dry-run")
+    if args.dry_run and args.conversation_url:
+        raise UsageError("--dry-run joins no room: give no URL (--dry-run is for ignoring TAVUS_CONVERSATION_URL)")
     if args.exit_after_script and not args.script:
         raise UsageError("--exit-after-script goes with --script FILE")
     if args.quickstart and args.meeting_token:

@@ -192,6 +192,7 @@ class Relay:
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
             self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
             self.utterances.forget()
+            self.tracker.cut_off(keep=inference_id)
         try:
             sent = self.sender.confirm(
                 self.sender.submit(self._marked(messages, inference_id), ticket=ticket, drop_queued=interrupt)

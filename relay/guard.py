@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -46,23 +47,44 @@ def bearer_matches(authorization: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def host_name(host_header: str) -> str:
-    """`Host: 127.0.0.1:8000` -> `127.0.0.1`; `[::1]:8000` -> `::1`; lower case, no trailing dot."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        return host[1:].partition("]")[0]
-    if host.count(":") == 1:
-        host = host.partition(":")[0]
-    return host.rstrip(".")
+HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\s:\[\]/@%]+))(?::\d{1,5})?$")
 
 
-def is_ip_literal(name: str) -> bool:
-    """An address, not a name: DNS rebinding needs a name, so a request to an address reached that address."""
+def host_name(host_header: str) -> str | None:
+    """`127.0.0.1:8000` -> `127.0.0.1`; `[::1]:8000` -> `::1`; lower case, no trailing dot; None if malformed.
+
+    Strict on purpose: `[::1].evil.example` or `localhost:80.evil.example` name no host of this relay.
+    """
+    match = HOST_HEADER.match(host_header.strip().lower())
+    if match is None:
+        return None
+    return match.group("v6") or match.group("name").rstrip(".")
+
+
+def listens_beyond_loopback(host: str) -> bool:
+    """RELAY_HOST is another machine's way in (0.0.0.0, a LAN address or name): then it is reached by address."""
+    if host.lower() == "localhost":
+        return False
     try:
-        ipaddress.ip_address(name)
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return True  # a name of this machine on the network
+
+
+def is_reachable_address(name: str, *, beyond_loopback: bool) -> bool:
+    """An address that a browser reached this relay at: DNS rebinding needs a name, so an address cannot be rebound.
+
+    Never the unspecified address (0.0.0.0, ::) or an IPv4-mapped one: Chromium treats requests to those as
+    no local request and sends no Sec-Fetch-Site, so a page could slip past the origin check. A machine's
+    other addresses only when the relay listens beyond loopback.
+    """
+    try:
+        address = ipaddress.ip_address(name)
     except ValueError:
         return False
-    return True
+    if address.is_unspecified or getattr(address, "ipv4_mapped", None) is not None:
+        return False
+    return address.is_loopback or beyond_loopback
 
 
 class RequestGuard:
@@ -72,6 +94,7 @@ class RequestGuard:
         self._app = app
         self._settings = settings
         self._allowed_hosts = {host_name(name) for name in settings.allowed_hosts} | set(LOCAL_HOST_NAMES)
+        self._beyond_loopback = listens_beyond_loopback(settings.host)
         self._allowed_origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -101,10 +124,12 @@ class RequestGuard:
 
     def _check_host(self, environ: Mapping[str, Any]) -> None:
         given = environ.get("HTTP_HOST")
-        if given is None:
-            return  # HTTP/1.0 without a Host: no browser sends that
-        name = host_name(given)
-        if name in self._allowed_hosts or is_ip_literal(name):
+        if given is None and environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+            return  # HTTP/1.0 may leave Host out; no browser does
+        name = host_name(given or "")
+        if name is not None and (
+            name in self._allowed_hosts or is_reachable_address(name, beyond_loopback=self._beyond_loopback)
+        ):
             return
         raise Forbidden(
             "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
@@ -121,8 +146,12 @@ class RequestGuard:
             return  # curl and scripts send neither; "none" is the user typing the URL or a bookmark
         if origin is not None and site in (None, "same-origin") and self._is_own_origin(origin, environ):
             return
-        if _opens_the_console(environ):
-            return  # a link to the console from another page opens it; the page then acts same-origin
+        if environ.get("HTTP_SEC_FETCH_MODE") == "navigate":
+            # A link from another page: opened, the console would take keystrokes meant for that page.
+            raise Forbidden(
+                "the relay opens only from its own address: type it in the address bar (a link or form on "
+                "another page cannot open it)"
+            )
         raise Forbidden(
             "a web page on another origin may not use this relay; to allow one on purpose, "
             "add its origin (such as http://localhost:3000) to RELAY_ALLOWED_ORIGINS"
@@ -147,14 +176,6 @@ class RequestGuard:
         length = environ.get("CONTENT_LENGTH") or "0"  # a malformed length is the server's to refuse
         if length.isascii() and length.isdigit() and int(length) > self._settings.max_body_bytes:
             raise body_too_large(self._settings.max_body_bytes)
-
-
-def _opens_the_console(environ: Mapping[str, Any]) -> bool:
-    return (
-        environ.get("HTTP_SEC_FETCH_MODE") == "navigate"
-        and environ.get("REQUEST_METHOD") == "GET"
-        and environ.get("PATH_INFO") == "/"
-    )
 
 
 def body_too_large(limit: int) -> TooLarge:

@@ -40,6 +40,9 @@ _CONTROL = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
 _ESCAPES = {code: chr(code).encode("unicode_escape").decode("ascii") for code in _CONTROL}
 
 
+_PLAIN = (int, float, bool)  # the common arguments that need no look: a type check, not an ABC's
+
+
 def escape_control(text: str) -> str:
     r"""`text` with every control character written as its Python escape (`\n`, `\x1b`, `\u2028`): one line, inert."""
     return text if text.isprintable() else text.translate(_ESCAPES)
@@ -61,6 +64,8 @@ class _Escaped:
 
 
 def _escaped(value: Any) -> Any:
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, str):
         return escape_control(value)
     if value is None or isinstance(value, numbers.Number):
@@ -84,6 +89,38 @@ class EscapingFormatter(logging.Formatter):
             else:
                 record.args = tuple(_escaped(value) for value in args)
         return super().format(record)
+
+
+def escaped_message(record: logging.LogRecord) -> str:
+    """The record's message with its arguments' control characters escaped (its format string left as written)."""
+    message, args = str(record.msg), record.args
+    if not args:
+        return message
+    if isinstance(args, Mapping):
+        return message % {key: _escaped(value) for key, value in args.items()}
+    return message % tuple(_escaped(value) for value in args)
+
+
+class _Line:
+    """A log line on its way to the writer: what the Formatter reads of a LogRecord, message already merged.
+
+    Made on the caller's thread instead of QueueHandler.prepare's two record
+    copies and a formatting pass, which doubled a request's logging cost
+    (tests/bench/bench_text_echo.py); the writer adds the time and the level.
+    """
+
+    __slots__ = ("asctime", "created", "levelname", "message", "msecs")
+    exc_info = exc_text = stack_info = None
+
+    def __init__(self, record: logging.LogRecord, message: str) -> None:
+        self.created, self.msecs, self.levelname, self.message = record.created, record.msecs, record.levelname, message
+
+    def getMessage(self) -> str:
+        return self.message
+
+    @property
+    def __dict__(self) -> dict[str, Any]:  # type: ignore[override]  # what "%(asctime)s %(message)s" formats read
+        return {"asctime": getattr(self, "asctime", ""), "levelname": self.levelname, "message": self.message}
 
 
 class _FlushMark:
@@ -159,7 +196,14 @@ class RelayLogHandler(QueueHandler):
         self.writer.start()
         self._count_lock = threading.Lock()
 
-    def enqueue(self, record: logging.LogRecord) -> None:
+    def prepare(self, record: logging.LogRecord) -> Any:
+        """Only what cannot wait, on the caller's thread: the message, its arguments escaped and merged (they
+        may change once the call returns). A record with a traceback takes QueueHandler's full path."""
+        if record.exc_info or record.stack_info:
+            return super().prepare(record)
+        return _Line(record, escaped_message(record))
+
+    def enqueue(self, record: Any) -> None:
         if self._queue.qsize() < self._max_waiting:
             self._queue.put_nowait(record)
             return

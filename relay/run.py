@@ -231,6 +231,7 @@ class Run:
         return f"http://{self.settings.host}:{self.port}"
 
     def first_curl(self) -> str:
+        # never the token itself: the user's shell fills it in (export RELAY_AUTH_TOKEN=... there)
         auth = ' -H "Authorization: Bearer $RELAY_AUTH_TOKEN"' if self.settings.auth_token else ""
         return (
             f"curl -s -X POST {self.address()}/send_text_message{auth} "
@@ -239,7 +240,8 @@ class Run:
 
     def where(self) -> str:
         """Where the console is and a first request to try: what a user needs first, in every mode."""
-        return f"The console: {self.address()}/ (open it in a browser)\nTry: {self.first_curl()}\n"
+        token_note = "  (with RELAY_AUTH_TOKEN exported in your shell)" if self.settings.auth_token else ""
+        return f"The console: {self.address()}/ (open it in a browser)\nTry: {self.first_curl()}{token_note}\n"
 
     def dry_run_banner(self) -> None:
         say(

@@ -101,8 +101,13 @@ def _step(line: str, where: str, number: int, audio_dir: Path, confined: bool) -
 
 def _audio_anywhere(argument: str, base_dir: Path, where: str) -> Path:
     """A command-line script's file: the user chose the script, so any file it names, said plainly if missing."""
-    path = (base_dir / argument).resolve()
-    if not path.is_file():
+    path = base_dir / argument
+    try:
+        path = path.resolve()
+        found = path.is_file()
+    except (OSError, ValueError):  # ValueError: a NUL in the name
+        found = False
+    if not found:
         raise ScriptError(f"{where}: no audio file {argument} (looked for {path})")
     try:
         soundfile.info(str(path))
@@ -128,7 +133,7 @@ def _audio_in_folder(argument: str, audio_dir: Path, where: str) -> Path:
         if not path.is_relative_to(folder) or not stat.S_ISREG(path.stat().st_mode):
             raise refused
         soundfile.info(str(path))
-    except (OSError, RuntimeError, soundfile.LibsndfileError):
+    except (OSError, ValueError, RuntimeError, soundfile.LibsndfileError):  # ValueError: a NUL in the name
         raise refused from None
     return path
 

@@ -203,6 +203,20 @@ class UtteranceTracker:
                     record.interrupted = True
             self._move_locked(record, "interrupted" if interrupted else "failed", (*SENT_STATES, "sent"))
 
+    def cut_off(self, *, keep: str | None = None) -> None:
+        """An interrupt went out: what the face was sent but had not started will never be spoken.
+
+        Without this such an utterance stayed "sent" for good, and a later
+        request under its id was timed from the old one's arrival. `keep` is
+        the utterance that carried the interrupt itself.
+        """
+        with self._changed:
+            for record in self._records.values():
+                if record.state == "sent" and record.inference_id != keep:
+                    record.state, record.interrupted = "interrupted", True
+                    record.error = "an interrupt cut it off before the face started it"
+            self._changed.notify_all()
+
     def face_reported(self, report: SpeakingReport) -> None:
         """The face started or stopped an utterance; one this relay did not send is not tracked."""
         if report.inference_id is None:

@@ -337,3 +337,15 @@ def test_an_unknown_option_is_one_line_through_the_same_exit(relay_env_here, cap
 
     out, err = capsys.readouterr()
     assert out == "" and err == "error: unrecognized arguments: --bogus (see: python app.py --help)\n"
+
+
+def test_a_url_with_dry_run_is_a_usage_error_not_a_silent_dry_run(relay_env_here, capsys):
+    """Found by a new user: the URL was dropped without a word, and the relay answered as "dry-run"."""
+    import app
+
+    assert app.main(["--dry-run", "https://tavus.daily.co/c1"]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        "error: --dry-run joins no room: give no URL (--dry-run is for ignoring TAVUS_CONVERSATION_URL)\n"
+    )

@@ -115,6 +115,15 @@ def test_a_name_with_control_characters_is_shown_escaped():
         parse_script("@audio a\x1b[2Jb.wav", Path.cwd(), confined=True)
 
 
+@pytest.mark.parametrize("confined", [True, False])
+def test_a_nul_in_an_audio_name_is_the_scripts_mistake_not_a_500(audio_dir, confined):
+    """Found by an attacker's pass: Path.resolve() raises ValueError on an embedded NUL."""
+    with pytest.raises(ScriptError) as raised:
+        parse_script("@audio hello.wav\x00x", audio_dir, name="console", confined=confined)
+
+    assert str(raised.value).startswith("console line 1: no audio file ")
+
+
 def test_a_request_script_cannot_name_a_file_elsewhere(client, tmp_path):
     write_wav(tmp_path / "x.wav")
 

@@ -122,6 +122,26 @@ def test_interrupted_and_failed_sends_say_so(tracker):
     assert tracker.get("refused")["state"] == "failed" and tracker.get("refused")["error"] == "Daily refused"
 
 
+def test_an_interrupt_cuts_off_what_the_face_was_sent_but_had_not_started(tracker, clock):
+    """Found by a user: such an utterance stayed "sent" for good, and its id's next request was timed from it."""
+    for name in ("story", "speaking", "carrier"):
+        tracker.arrived(name)
+        tracker.sending(name)
+        tracker.sent(name)
+    tracker.face_reported(SpeakingReport(True, "speaking"))
+
+    tracker.cut_off(keep="carrier")
+
+    assert tracker.get("story")["state"] == "interrupted" and tracker.get("story")["interrupted"] is True
+    assert tracker.get("speaking")["state"] == "speaking"  # the face reports its own stop, interrupted
+    assert tracker.get("carrier")["state"] == "sent"
+    clock.now += 8
+    tracker.arrived("story")
+    tracker.sent("story")
+    tracker.face_reported(SpeakingReport(True, "story"))
+    assert tracker.get("story")["started_after_ms"] == 0  # a new utterance under the old id, timed from now
+
+
 def test_only_the_last_utterances_are_kept_and_unknown_ones_are_none(tracker):
     for name in "abcd":
         tracker.arrived(name)
