@@ -560,6 +560,22 @@ def test_the_event_log_and_the_script_list_are_in_view_without_scrolling(laptop_
         assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], selector
         assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], selector
     assert page.locator("#event-log").bounding_box()["height"] >= 100  # room for a few events
+    # found by a new user at 1024x768: the controls' column scrolled, and the status wrapped onto two lines
+    assert page.eval_on_selector(".controls", "e => e.scrollHeight <= e.clientHeight")
+    assert page.locator("#status-errors").bounding_box()["y"] == page.locator("#status-mode").bounding_box()["y"]
+
+
+def test_an_answer_appearing_under_say_moves_no_panel(laptop_page):
+    """Found by a new user: the first answer line wrapped, and the Interrupt button moved under the presenter's click."""
+    page = laptop_page
+    panels = "#drop-zone, #interrupt-button, #face-title"
+    before = [page.locator(selector).bounding_box() for selector in panels.split(", ")]
+
+    page.fill("#say-text", "Welcome, everyone, to this short demo of a face that says what it is told.")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#say-result:has-text('inference_id')")
+
+    assert [page.locator(selector).bounding_box() for selector in panels.split(", ")] == before
 
 
 def test_the_event_log_is_as_large_as_the_rest_and_a_scripts_progress_reads_as_lines(page, relay):
@@ -569,7 +585,9 @@ def test_the_event_log_is_as_large_as_the_rest_and_a_scripts_progress_reads_as_l
     page.wait_for_selector("#event-log li[data-type='relay.script']:has-text('spoken')")
 
     font = "(e) => getComputedStyle(e).fontSize"
-    assert page.eval_on_selector("#event-log li", font) == page.eval_on_selector("#say-text", font) == "20px"
+    body = page.evaluate("getComputedStyle(document.body).fontSize")
+    assert page.eval_on_selector("#event-log li", font) == page.eval_on_selector("#say-text", font) == body
+    assert float(body.removesuffix("px")) >= 16
     script = page.locator("#event-log li[data-type='relay.script']").all_inner_texts()
     assert script == [
         "relay.script console: spoken line 2 (1/4): First line.",
