@@ -24,9 +24,13 @@ from relay.events import MAX_EVENT_LISTENERS
 # Threads run requests; waitress reads headers and bodies on its own loop, so a slow client holds no thread.
 API_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more, so they never take these
 # Open connections (each a socket): 200 slow clients and every event stream leave room for the API.
-# Past it waitress stops accepting until one closes; 1000 stays below the usual 1024 open files with poll().
-CONNECTION_LIMIT = 1000
-RESERVED_FILES = 100  # open files kept for everything else (Daily, logs, the record file, audio uploads)
+# Past it waitress stops accepting until one closes. waitress's loop uses select(), which watches
+# descriptors below 1024 only (FD_SETSIZE), so the limit keeps every socket under it. (Its poll() loop
+# would take more, but re-registers every socket on each turn: the text route lost a tenth of its
+# throughput at 8 connections with it, tests/bench/bench_text_echo.py.)
+CONNECTION_LIMIT = 700
+SELECT_MAX_FILES = 1024
+RESERVED_FILES = 300  # open files kept for everything else: Daily, logs, the record file, a spooled body per thread
 # An idle connection (no request in progress) is closed after this; waitress's 120 s kept dead sockets too long.
 CHANNEL_TIMEOUT_S = 30
 BACKLOG = 1024
@@ -96,17 +100,15 @@ def server_adjustments(settings: Settings) -> dict[str, Any]:
         "connection_limit": connection_limit(),
         "channel_timeout": CHANNEL_TIMEOUT_S,
         "max_request_body_size": settings.max_body_bytes + 1,
-        "asyncore_use_poll": True,  # select() cannot watch a descriptor numbered 1024 or more
         "ident": "echo relay",
     }
 
 
 def connection_limit() -> int:
-    """CONNECTION_LIMIT, or fewer where the process may open fewer files (a 1024 soft limit is common)."""
+    """CONNECTION_LIMIT, or fewer where the process may open fewer files, and never a socket select() cannot watch."""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return CONNECTION_LIMIT
-    return max(1, min(CONNECTION_LIMIT, soft - RESERVED_FILES))
+    files = SELECT_MAX_FILES if soft == resource.RLIM_INFINITY else min(soft, SELECT_MAX_FILES)
+    return max(1, min(CONNECTION_LIMIT, files - RESERVED_FILES))
 
 
 def create_server(app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]) -> Any:
