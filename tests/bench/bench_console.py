@@ -58,8 +58,8 @@ def measure(chromium: str, url: str, record: Path) -> tuple[list[float], list[st
         def seen(response) -> None:
             if not response.url.startswith(url):
                 foreign.append(response.url)
-            elif (path := response.url.split("?")[0].removeprefix(url)) == "/" or path.startswith("/static/console"):
-                sizes[response.url.removeprefix(url)] = len(response.body())
+            elif (path := response.url.split("?")[0].removeprefix(url)) == "/" or path.startswith("/static/"):
+                sizes[path] = len(response.body())  # the page and every file it loads (the API's answers aside)
 
         page.on("response", seen)
         page.goto(url + "/")
