@@ -10,40 +10,30 @@ Goals (issue 10): p50 over 50 sends under 20 ms in the dry run; the page under
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness import exit_if_failed
+from harness import Goals, chromium_or_exit, exit_if_failed, recorded_dry_run
 from playwright.sync_api import sync_playwright
-
-from tests.test_app_main import finish, start, wait_for_port
 
 SENDS = 50
 WAIT_S = 10
 
 
 def main() -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("no Chromium: apt-get install chromium")
-    with tempfile.TemporaryDirectory() as folder:
-        record = Path(folder) / "record.jsonl"
-        relay = start([], Path(folder), RELAY_RECORD_FILE=str(record))
-        url = f"http://127.0.0.1:{wait_for_port(relay)}"
-        try:
-            delays, failures, sizes, foreign = measure(chromium, url, record)
-        finally:
-            relay.terminate()
-            finish(relay)
+    chromium = chromium_or_exit()
+    with tempfile.TemporaryDirectory() as folder, recorded_dry_run(Path(folder)) as (url, record):
+        delays, failures, sizes, foreign = measure(chromium, url, record)
     exit_if_failed("console", len(failures), failures[0] if failures else None)
-    print(f"console: Enter -> message leaving the relay, {SENDS} sends: p50 {statistics.median(delays):.1f} ms, "
-          f"max {max(delays):.1f} ms (goal p50 < 20 ms)")
-    print(f"page: {sum(sizes.values()) / 1024:.1f} KB in {len(sizes)} files {sorted(sizes)} (goal < 100 KB); "
-          f"requests to other hosts: {len(foreign)}")
+    goals = Goals()
+    p50, size_kb = statistics.median(delays), sum(sizes.values()) / 1024
+    print(f"console: Enter -> message leaving the relay, {SENDS} sends: p50 {p50:.1f} ms, "
+          f"max {max(delays):.1f} ms ({goals.check('console p50', p50, '<', 20, ' ms')})")
+    print(f"page: {size_kb:.1f} KB in {len(sizes)} files {sorted(sizes)} ({goals.check('page size', size_kb, '<', 100, ' KB')}); "
+          f"requests to other hosts: {len(foreign)} ({goals.check('requests to other hosts', len(foreign), '<=', 0)})")
+    goals.exit_if_missed()
 
 
 def measure(chromium: str, url: str, record: Path) -> tuple[list[float], list[str], dict[str, int], list[str]]:

@@ -14,41 +14,29 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import soundfile
-from harness import Goals, exit_if_failed
+from harness import Goals, chromium_or_exit, exit_if_failed, recorded_dry_run
 from playwright.sync_api import sync_playwright
-
-from tests.test_app_main import finish, start, wait_for_port
 
 CHUNKS = 50
 WAIT_S = 30
 
 
 def main() -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        sys.exit("no Chromium: apt-get install chromium")
+    chromium = chromium_or_exit()
     with tempfile.TemporaryDirectory() as folder:
-        record = Path(folder) / "record.jsonl"
         tone = Path(folder) / "tone.wav"
         t = np.arange(48000) / 48000
         soundfile.write(tone, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 48000, subtype="PCM_16")
-        relay = start([], Path(folder), RELAY_RECORD_FILE=str(record), RELAY_PORT="0")
-        url = f"http://127.0.0.1:{wait_for_port(relay)}"
-        try:
+        with recorded_dry_run(Path(folder)) as (url, record):
             captured = hold_to_talk(chromium, url, tone)
             left = chunks_left(record, captured)
-        finally:
-            relay.terminate()
-            finish(relay)
     delays = [(out - at) * 1000 for (at, _), out in zip(captured, left, strict=False)][:CHUNKS]
     exit_if_failed("talk chunk", CHUNKS - len(delays), f"{len(captured)} chunks sent, {len(left)} left the relay")
     p50, p95 = statistics.median(delays), statistics.quantiles(delays, n=20)[18]

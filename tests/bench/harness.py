@@ -228,3 +228,25 @@ def wrk_load(port: int, *, connections: int, seconds: float, body: Any, path: st
 def _wrk_ms(match: re.Match[str] | None) -> float:
     assert match is not None, "wrk printed no latency distribution"
     return float(match.group(1)) * WRK_UNITS[match.group(2)]
+
+
+def chromium_or_exit() -> str:
+    """Debian's Chromium, for the benchmarks that drive the console."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        sys.exit("no Chromium: apt-get install chromium")
+    return chromium
+
+
+@contextmanager
+def recorded_dry_run(folder: Path, **env: str) -> Iterator[tuple[str, Path]]:
+    """`python app.py` (the dry run) on a free port, recording to a file in `folder`: its URL and that file."""
+    from tests.test_app_main import finish, start, wait_for_port
+
+    record = folder / "record.jsonl"
+    relay = start([], folder, RELAY_RECORD_FILE=str(record), RELAY_PORT="0", **env)
+    try:
+        yield f"http://127.0.0.1:{wait_for_port(relay)}", record
+    finally:
+        relay.terminate()
+        finish(relay)
