@@ -25,6 +25,7 @@ from typing import Any
 
 from config import Settings
 from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, error_body, status_of
+from relay.server import is_loopback
 
 log = logging.getLogger("echo_relay")
 
@@ -61,16 +62,6 @@ def host_name(host_header: str) -> str | None:
     return match.group("v6") or match.group("name").rstrip(".")
 
 
-def listens_beyond_loopback(host: str) -> bool:
-    """RELAY_HOST is another machine's way in (0.0.0.0, a LAN address or name): then it is reached by address."""
-    if host.lower() == "localhost":
-        return False
-    try:
-        return not ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return True  # a name of this machine on the network
-
-
 def is_reachable_address(name: str, *, beyond_loopback: bool) -> bool:
     """An address that a browser reached this relay at: DNS rebinding needs a name, so an address cannot be rebound.
 
@@ -94,7 +85,7 @@ class RequestGuard:
         self._app = app
         self._settings = settings
         self._allowed_hosts = {host_name(name) for name in settings.allowed_hosts} | set(LOCAL_HOST_NAMES)
-        self._beyond_loopback = listens_beyond_loopback(settings.host)
+        self._beyond_loopback = not is_loopback(settings.host)  # then it is reached by this machine's addresses
         self._allowed_origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -44,7 +44,7 @@ class ListenError(Exception):
 def bind(settings: Settings) -> socket.socket:
     """A listening socket on RELAY_HOST:RELAY_PORT; refused beyond loopback without RELAY_AUTH_TOKEN (ConfigError)."""
     address = _resolve(settings.host, settings.port)
-    if settings.auth_token is None and not _is_loopback(settings.host, address):
+    if settings.auth_token is None and not is_loopback(settings.host, address):
         raise ConfigError(
             f"RELAY_HOST {settings.host} listens beyond this machine: set RELAY_AUTH_TOKEN (a long random secret) "
             "so others on the network cannot make the face speak or read the room, or use RELAY_HOST=127.0.0.1"
@@ -83,9 +83,17 @@ def _resolve(host: str, port: int) -> tuple[socket.AddressFamily, Any]:
     return family, sockaddr
 
 
-def _is_loopback(host: str, address: tuple[socket.AddressFamily, Any]) -> bool:
+def is_loopback(host: str, address: tuple[socket.AddressFamily, Any] | None = None) -> bool:
+    """Whether RELAY_HOST is reached from this machine only: `localhost`, or an address on loopback (a name: the
+    address it resolves to, `address` when the caller resolved it already). The one rule for the token that
+    listening beyond loopback needs (bind) and for the addresses the relay then answers to (relay/guard.py)."""
     if host.lower() in LOOPBACK_NAMES:
         return True
+    if address is None:
+        try:
+            address = _resolve(host, 0)
+        except ListenError:
+            return False
     return ipaddress.ip_address(address[1][0]).is_loopback
 
 
