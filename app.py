@@ -371,10 +371,7 @@ def interrupt() -> Response:
     conversation_id = relay.conversation_id_for(None)
     clips_dropped = relay.microphone.clear() if relay.microphone else 0
     dispatched, dropped = relay.sender.interrupt(conversation_id)
-    relay.tracker.cut_off()
-    relay.events.publish(
-        "relay.interrupted", reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped
-    )
+    relay.interrupted(reason="POST /interrupt", requests_dropped=dropped, microphone_clips_dropped=clips_dropped)
     sent = relay.sender.confirm(dispatched)
     request.environ[LOG_FIELDS_KEY]["messages_sent"] = sent
     return answer(

@@ -190,9 +190,7 @@ class Relay:
         """
         if interrupt:
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
-            self.events.publish("relay.interrupted", reason="interrupt: true", inference_id=inference_id)
-            self.utterances.forget()
-            self.tracker.cut_off(keep=inference_id)
+            self.interrupted(keep=inference_id, reason="interrupt: true", inference_id=inference_id)
         try:
             sent = self.sender.confirm(
                 self.sender.submit(self._marked(messages, inference_id), ticket=ticket, drop_queued=interrupt)
@@ -209,6 +207,14 @@ class Relay:
             raise
         self.tracker.sent(inference_id)
         return sent
+
+    def interrupted(self, *, keep: str | None = None, **report: Any) -> None:
+        """An interrupt went out (POST /interrupt, or `"interrupt": true` on the request `keep`): every open
+        utterance is cut off (none gets its `done`), what the face was sent but had not started will never be
+        spoken, and listeners are told."""
+        self.utterances.forget()
+        self.tracker.cut_off(keep=keep)
+        self.events.publish("relay.interrupted", **report)
 
     def _marked(self, messages: Iterable[Mapping[str, Any]], inference_id: str) -> Iterator[Mapping[str, Any]]:
         """`messages`, noting in the tracker when the first one goes on the wire."""

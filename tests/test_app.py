@@ -687,6 +687,21 @@ def test_closing_an_utterance_sends_its_silence_at_the_utterances_own_rate(clien
     assert response.get_json()["audio_ms"] == 40 and response.get_json()["sample_rate"] == 24000
 
 
+@pytest.mark.parametrize("interrupt", ["POST /interrupt", '"interrupt": true'])
+def test_an_interrupt_cuts_every_open_utterance_off_whichever_way_it_comes(client, fake_call_client, interrupt):
+    """POST /interrupt left open utterances open, where "interrupt": true forgot them: one place now does both."""
+    client.post("/send_audio_message", json={"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "cut"})
+    if interrupt == "POST /interrupt":
+        client.post("/interrupt")
+    else:
+        client.post("/send_text_message", json={"text": "Urgent.", "interrupt": True})
+
+    response = client.post("/send_audio_message", json={"inference_id": "cut", "done": True})
+
+    assert response.get_json()["sample_rate"] == 16000  # a new utterance under that id, at Tavus's default rate
+    assert client.get("/utterances/cut").get_json()["state"] == "sent"  # the new one, not the cut one
+
+
 def test_a_chunk_without_a_rate_takes_its_utterances_rate(client, fake_call_client):
     client.post("/send_audio_message", json={"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "u2"})
     client.post("/send_audio_message", json={"audio": b64(pcm_of(480)), "inference_id": "u2", "done": True})
