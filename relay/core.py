@@ -23,7 +23,7 @@ from typing import Any
 import echo_messages
 from config import Settings
 from echo_messages import AudioRequest, TextEcho, new_inference_id
-from relay.audio import AudioEcho, AudioLimits, PcmStream, UtteranceRates, decode
+from relay.audio import AudioEcho, AudioLimits, PcmStream, UtteranceRates, decode, resample_pcm
 from relay.errors import Interrupted, MessageError, RelayError, SendError, SendTimeout
 from relay.events import EventLog, RoomEventQueue
 from relay.face_events import FaceSpeaking, speaking_report
@@ -57,8 +57,6 @@ class Relay:
         self.tracker = UtteranceTracker()
         self.room_events = RoomEventQueue(self.events, self.recorder, self._heard)
         self.utterances = OpenUtterances()
-        self._publish_joined_state()
-        room.add_listener(self.room_events)
         self.sender = Sender(
             room,
             replica_timeout_s=settings.replica_timeout_s,
@@ -69,9 +67,22 @@ class Relay:
         self.script = ScriptRunner(self, line_timeout_s=settings.script_line_timeout_s)
         self._closing = threading.Event()
         self._idle_closer: threading.Thread | None = None
-        if settings.utterance_idle_close_s > 0:
+
+    def start(self) -> None:
+        """Start listening to the room and the threads that work in the background; `close()` stops them."""
+        self.room_events.start()
+        self._publish_joined_state()
+        self.room.add_listener(self.room_events)
+        if self.microphone is not None:
+            self.microphone.start()
+        if self.settings.utterance_idle_close_s > 0:
             self._idle_closer = threading.Thread(target=self._close_idle_utterances, name="relay-idle-close", daemon=True)
             self._idle_closer.start()
+
+    @property
+    def ticket(self) -> int:
+        """Taken by a request as it arrives: an interrupt after that drops the request (see Sender.ticket)."""
+        return self.sender.ticket
 
     # --- speaking --------------------------------------------------------------------------
 
@@ -136,6 +147,16 @@ class Relay:
             request = AudioRequest(audio=source, inference_id=inference_id, done=True)
             return self.speak_audio(decode(request, self.audio_limits))
 
+    def play_on_microphone(self, echo: AudioEcho) -> dict[str, Any]:
+        """POST /microphone: the clip, at the microphone's rate, queued behind the others."""
+        assert self.microphone is not None
+        pcm = b"".join(echo.audio)
+        if not pcm:
+            raise MessageError("audio is empty: send an audio file or base64 PCM to play")
+        if echo.sample_rate != self.microphone.sample_rate:
+            pcm = resample_pcm(pcm, echo.sample_rate, self.microphone.sample_rate)
+        return self.microphone.enqueue(pcm)
+
     @property
     def audio_limits(self) -> AudioLimits:
         """What every request's audio is held to, from the settings."""
@@ -189,8 +210,8 @@ class Relay:
         message, sent once Daily confirmed all, interrupted or failed.
         """
         if interrupt:
+            self.interrupted(reason="interrupt: true", keep=inference_id)
             messages = chain([echo_messages.interrupt_message(conversation_id)], messages)
-            self.interrupted(keep=inference_id, reason="interrupt: true", inference_id=inference_id)
         try:
             sent = self.sender.confirm(
                 self.sender.submit(self._marked(messages, inference_id), ticket=ticket, drop_queued=interrupt)
@@ -208,13 +229,33 @@ class Relay:
         self.tracker.sent(inference_id)
         return sent
 
-    def interrupted(self, *, keep: str | None = None, **report: Any) -> None:
-        """An interrupt went out (POST /interrupt, or `"interrupt": true` on the request `keep`): every open
-        utterance is cut off (none gets its `done`), what the face was sent but had not started will never be
-        spoken, and listeners are told."""
+    def interrupt(self) -> dict[str, Any]:
+        """POST /interrupt: cut the face off now, and everything the relay was about to say with it."""
+        conversation_id = self.conversation_id_for(None)
+        self.room.check_open()
+        clips_dropped = self.interrupted(reason="POST /interrupt")
+        dispatched, dropped = self.sender.interrupt(conversation_id)
+        return {
+            "messages_sent": self.sender.confirm(dispatched),
+            "requests_dropped": dropped,
+            "microphone_clips_dropped": clips_dropped,
+            "conversation_id": conversation_id,
+        }
+
+    def interrupted(self, *, reason: str, keep: str | None = None) -> int:
+        """Every interrupt, however it came (POST /interrupt, or `"interrupt": true` on the request `keep`), does
+        this before it goes on the wire: a script run ends, the microphone's queue is emptied, every open
+        utterance is cut off (none gets its `done`), every utterance sent and not yet spoken is marked
+        interrupted (its waits answer at once), and listeners are told. How many microphone clips were dropped."""
+        self.script.halt()
+        clips_dropped = self.microphone.clear() if self.microphone is not None else 0
         self.utterances.forget()
         self.tracker.cut_off(keep=keep)
+        report: dict[str, Any] = {"reason": reason, "microphone_clips_dropped": clips_dropped}
+        if keep is not None:
+            report["inference_id"] = keep
         self.events.publish("relay.interrupted", **report)
+        return clips_dropped
 
     def _marked(self, messages: Iterable[Mapping[str, Any]], inference_id: str) -> Iterator[Mapping[str, Any]]:
         """`messages`, noting in the tracker when the first one goes on the wire."""
@@ -269,6 +310,34 @@ class Relay:
         """POST /script: a script from a request, its @audio names only inside RELAY_AUDIO_DIR."""
         steps: list[Step] = parse_script(text, self.settings.audio_folder(), name=name, confined=True)
         return self.script.load(steps, name)
+
+    # --- what the relay knows --------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """GET /health with the token: the room, the face, the wire, the latency, the streams, the microphone."""
+        room = self.room
+        return {
+            "status": "ok",
+            "mode": room.mode,
+            "sample_rate": self.settings.sample_rate,
+            "call_state": room.call_state,
+            "left_reason": room.left_reason if room.call_state == "left" else None,
+            "conversation_id": room.conversation_id,
+            "replica_present": room.replica_present,
+            "face": room.face,
+            "connection": room.connection,
+            "replica_speaking": self.face_speaking.speaking,
+            "last_event_id": self.events.last_id,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "messages_sent": self.sender.messages_sent,
+            "send_errors": self.sender.send_errors,
+            "queue_depth": self.sender.queue_depth,
+            "oldest_wait_s": self.sender.oldest_wait_s,
+            "latency": self.tracker.latency(),
+            "event_streams": self.events.listeners,
+            "microphone": self.microphone.status() if self.microphone else {"enabled": False},
+            "auth_required": self.settings.auth_token is not None,
+        }
 
     # --- the rest ------------------------------------------------------------------------------
 

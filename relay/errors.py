@@ -1,16 +1,15 @@
 """Every error a request can end in, and the one table from error to HTTP status.
 
 A module raises the error that says what went wrong; it never picks a status.
-`status_of` looks the status up here, and `error_body` writes the one JSON
-shape every route answers with (`{"error": "..."}`), so a status or a wording
-rule changes in one place. Errors that end the run rather than a request
-(`JoinError`, config.ConfigError) carry no status.
+`status_of` looks the status up here (relay/answers.py writes the one JSON
+shape every route answers with), so a status changes in one place. Errors
+that end the run rather than a request (`JoinError`, config.ConfigError)
+carry no status.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from typing import Self
 
 
@@ -144,11 +143,6 @@ def status_of(error: RelayError) -> int:
         if cls in STATUS_OF:
             return STATUS_OF[cls]
     return 500
-
-
-def error_body(text: str) -> bytes:
-    """Every error's body, whichever route or path answers."""
-    return json.dumps({"error": text}).encode()
 
 
 class JoinError(Exception):

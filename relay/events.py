@@ -17,7 +17,6 @@ from typing import Any
 
 from relay.errors import TooManyListeners
 from relay.recorder import Recorder
-from relay.room import LEAVE_TIMEOUT_S
 
 log = logging.getLogger("echo_relay")
 
@@ -26,6 +25,7 @@ EVENT_KEEPALIVE_S = 3.0  # an SSE comment this often keeps proxies from cutting 
 EVENT_REORDER_WINDOW_S = 0.005  # room messages with a `seq` arriving this close together are put in seq order
 MAX_EVENT_LISTENERS = 64  # each SSE stream holds a server thread; POSTs keep their own
 MAX_ROOM_EVENTS_QUEUED = 10000  # room events not yet handled; past it they are dropped and counted, Daily never waits
+STOP_TIMEOUT_S = 5.0  # how long closing waits for the events thread to hand on what it holds
 MAX_EVENT_NAME_CHARS = 200  # an SSE `event:` line longer than this is cut (a participant chooses the name)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -248,6 +248,9 @@ class RoomEventQueue:
         self._held_since = 0.0
         self._arrivals = 0
         self._thread = threading.Thread(target=self._run, name="relay-events", daemon=True)
+
+    def start(self) -> None:
+        """Start handing the room's events on (on a thread of its own); until then they wait in the inbox."""
         self._thread.start()
 
     def __call__(self, event_type: str, data: Mapping[str, Any]) -> None:
@@ -259,7 +262,8 @@ class RoomEventQueue:
 
     def close(self) -> None:
         self._inbox.put(None)  # past the bound too: the thread must see it to stop
-        self._thread.join(LEAVE_TIMEOUT_S)
+        if self._thread.ident is not None:
+            self._thread.join(STOP_TIMEOUT_S)
 
     def _run(self) -> None:
         while True:

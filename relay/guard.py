@@ -20,11 +20,11 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from http import HTTPStatus
 from typing import Any
 
 from config import Settings
-from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, error_body, status_of
+from relay.answers import Answer
+from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, status_of
 from relay.server import is_loopback
 
 log = logging.getLogger("echo_relay")
@@ -176,12 +176,8 @@ def body_too_large(limit: int) -> TooLarge:
 def refuse(error: RelayError, start_response: Callable[..., Any]) -> list[bytes]:
     """A refusal's answer: the error shape every route uses; a 401 says how to authenticate."""
     status = status_of(error)
-    body = error_body(str(error))
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
-    if status == 401:
-        headers.append(("WWW-Authenticate", "Bearer"))
-    start_response(f"{status} {HTTPStatus(status).phrase}", headers)
-    return [body]
+    challenge = (("WWW-Authenticate", "Bearer"),) if status == 401 else ()
+    return Answer.error(str(error), status, *challenge).start(start_response)
 
 
 def log_request(environ: Mapping[str, Any], status: int, started: float, fields: Mapping[str, Any]) -> None:

@@ -276,3 +276,9 @@ def say(message: str, *, file: TextIO | None = None, flush: bool = False) -> Non
     """Print the relay's own message for the user (stderr unless told), after every log line logged before it."""
     flush_log()
     print(message, file=file or sys.stderr, flush=flush)
+
+
+def exit_with_error(message: str, code: int) -> int:
+    """Both command lines' one way out on an error: one line on stderr; the exit code for main() to return."""
+    say(f"error: {message}")
+    return code

@@ -11,12 +11,12 @@ from typing import Any
 
 import echo_messages
 from relay.errors import QueueFull
-from relay.room import LEAVE_TIMEOUT_S
 
 log = logging.getLogger("echo_relay")
 
 MICROPHONE_FRAME_MS = 10  # daily pads writes to 10 ms multiples; clips are padded so none is cut or padded mid-stream
 MICROPHONE_WRITE_MS = 20  # per write: an interrupt silences the microphone within this
+STOP_TIMEOUT_S = 5.0  # how long closing waits for the playing thread (a blocking write takes <= 20 ms)
 
 
 class CountingMicrophoneDevice:
@@ -62,6 +62,9 @@ class Microphone:
         self._wakeup = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="relay-microphone", daemon=True)
+
+    def start(self) -> None:
+        """Start playing queued clips (on a thread of its own)."""
         self._thread.start()
 
     def enqueue(self, pcm: bytes) -> dict[str, Any]:
@@ -101,7 +104,8 @@ class Microphone:
         with self._wakeup:
             self._closed = True
             self._wakeup.notify_all()
-        self._thread.join(LEAVE_TIMEOUT_S)
+        if self._thread.ident is not None:
+            self._thread.join(STOP_TIMEOUT_S)
 
     def _check_room(self, clip_bytes: int) -> None:
         queued = self._queued_bytes()

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from config import ConfigError, Settings
 from relay.logs import say
 from relay.options import Options
 from tavus_client import TavusAPIError, TavusClient, persona_id_of
 
-if TYPE_CHECKING:
-    from relay.run import Run
-
 log = logging.getLogger("echo_relay")
 
 PERSONA_NAME = "Echo Assistant"
-CONVERSATION_NAME = "Echo relay"
 STOCK_FACES = "system"  # GET /v2/faces?face_type=system: Tavus's stock faces, as Tavus's own CLI picks from
 # Tavus documents no persona field that turns the microphone on in the Transport layer (its Echo Mode page only
 # says microphone echo needs it enabled), so the relay says what to do instead of guessing a field.
@@ -33,6 +29,24 @@ MICROPHONE_NOTE = (
     "Tavus documents no API setting for it: enable it for persona {persona_id} in the Tavus platform, "
     "or ask Tavus support, then reuse it with TAVUS_PERSONA_ID={persona_id}."
 )
+
+
+class RoomRunner(Protocol):
+    """What the quickstart needs of the run (relay/run.py's Run): join a room and serve it, and say where."""
+
+    def join_and_serve(
+        self,
+        url: str,
+        meeting_token: str | None,
+        banner: Callable[[], None] | None = None,
+        *,
+        created: bool = False,
+        face_names: tuple[str, ...] = (),
+    ) -> int: ...
+
+    def address(self) -> str: ...
+
+    def first_curl(self) -> str: ...
 
 
 def persona_names(settings: Settings, conversation_id: str) -> tuple[str, ...]:
@@ -63,15 +77,14 @@ def persona_names(settings: Settings, conversation_id: str) -> tuple[str, ...]:
     return (name,) if name else ()
 
 
-def check(options: Options, settings: Settings) -> None:
+def check(settings: Settings) -> None:
     """What the quickstart needs before anything is bound or created."""
     if not settings.tavus_api_key:
         raise ConfigError("--quickstart needs TAVUS_API_KEY (in the environment or .env)")
 
 
-def run(the_run: Run) -> int:
+def run(options: Options, settings: Settings, runner: RoomRunner) -> int:
     """Create, join, serve; never leaves the conversation it created running."""
-    options, settings = the_run.options, the_run.settings
     assert settings.tavus_api_key
     tavus = TavusClient.from_settings(settings)
     conversation: dict[str, Any] | None = None
@@ -93,11 +106,11 @@ def run(the_run: Run) -> int:
         created = conversation
 
         def banner() -> None:
-            print_banner(the_run, created, token, persona_id)
+            print_banner(runner, options, settings, created, token, persona_id)
 
         # A persona it created is named PERSONA_NAME, the face's user name in the room; a reused one's is not known.
         names = () if settings.tavus_persona_id else (PERSONA_NAME,)
-        return the_run.join_and_serve(conversation["conversation_url"], token, banner, created=True, face_names=names)
+        return runner.join_and_serve(conversation["conversation_url"], token, banner, created=True, face_names=names)
     finally:
         if conversation is not None:
             end_created_conversation(tavus, conversation["conversation_id"])
@@ -174,7 +187,14 @@ def end_created_conversation(tavus: TavusClient, conversation_id: str) -> None:
     say(f"ended conversation {conversation_id}{already}: it no longer bills")
 
 
-def print_banner(the_run: Run, conversation: Mapping[str, Any], token: str | None, persona_id: str) -> None:
+def print_banner(
+    runner: RoomRunner,
+    options: Options,
+    settings: Settings,
+    conversation: Mapping[str, Any],
+    token: str | None,
+    persona_id: str,
+) -> None:
     """The one place a meeting token is shown: the user needs the link with it to open a private room."""
     conversation_id = conversation["conversation_id"]
     url = conversation["conversation_url"]
@@ -182,14 +202,14 @@ def print_banner(the_run: Run, conversation: Mapping[str, Any], token: str | Non
         link = f"    {url}?t={token}\n    (this link carries the room's meeting token: it is shown only here, share it with care)\n"
     else:
         link = f"    {url}\n"
-    seconds = max_call_seconds(the_run.options, the_run.settings)
-    microphone = MICROPHONE_NOTE.format(persona_id=persona_id) + "\n" if the_run.options.microphone else ""
+    seconds = max_call_seconds(options, settings)
+    microphone = MICROPHONE_NOTE.format(persona_id=persona_id) + "\n" if options.microphone else ""
     say(
         f"Conversation {conversation_id} is live. Open it in a browser to see and hear the face:\n"
         f"{link}"
         "Make it speak:\n"
-        f"    {the_run.first_curl()}\n"
-        f"The console: {the_run.address()}/\n"
+        f"    {runner.first_curl()}\n"
+        f"The console: {runner.address()}/\n"
         f"{microphone}"
         f"Press Ctrl-C to stop: the relay then ends conversation {conversation_id} so it stops billing. "
         f"If the relay cannot (power loss, kill -9), Tavus ends it by itself after {_duration(seconds)} "

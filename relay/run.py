@@ -22,9 +22,10 @@ from typing import Any
 
 from config import ConfigError, Settings, check_room_url
 from relay import quickstart
+from relay.core import Relay
 from relay.dry_run import DryRunRoom
 from relay.errors import JoinError
-from relay.logs import say
+from relay.logs import exit_with_error, say
 from relay.microphone import CountingMicrophoneDevice
 from relay.options import Mode, Options
 from relay.recorder import check_record_file
@@ -38,13 +39,7 @@ log = logging.getLogger("echo_relay")
 
 JOIN_PROGRESS_S = 5.0  # while Daily is being joined, a line this often says the relay is alive
 
-MakeApp = Callable[..., Any]  # create_app(settings, room, microphone_device=...)
-
-
-def exit_with_error(message: str, code: int) -> int:
-    """The one way a run ends in error: one line on stderr; the exit code for main() to return."""
-    say(f"error: {message}")
-    return code
+MakeApp = Callable[[Relay], Any]  # app.app_for: the WSGI app that serves a relay
 
 
 @dataclass(frozen=True)
@@ -117,7 +112,7 @@ def check_before_start(options: Options, settings: Settings) -> Demo | None:
     if options.mode is Mode.ROOM and options.conversation_url:
         check_room_url(options.conversation_url)
     if options.mode is Mode.QUICKSTART:
-        quickstart.check(options, settings)
+        quickstart.check(settings)
     return load_demo(options)
 
 
@@ -153,17 +148,15 @@ class Run:
     def start(self) -> int:
         try:
             if self.options.mode is Mode.QUICKSTART:
-                return quickstart.run(self)
+                return quickstart.run(self.options, self.settings, self)
             if self.options.mode is Mode.ROOM:
                 url = self.options.conversation_url
                 assert url
                 names = quickstart.persona_names(self.settings, conversation_id_from_url(url))
                 return self.join_and_serve(url, self.options.meeting_token, face_names=names)
             hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
-            app = self.make_app(
-                self.settings, DryRunRoom(verbose=self.options.verbose), microphone_device=CountingMicrophoneDevice(self.settings.sample_rate)
-            )
-            return serve(self, app, self.dry_run_banner)
+            room = DryRunRoom(verbose=self.options.verbose)
+            return self.serve(Relay(self.settings, room, CountingMicrophoneDevice(self.settings.sample_rate)), self.dry_run_banner)
         except ConfigError as error:
             return exit_with_error(str(error), 2)
         except JoinError as error:
@@ -215,15 +208,41 @@ class Run:
 
         try:
             join(room, created=created)
-            app = self.make_app(self.settings, room, microphone_device=device)
             self.stopping.first.append(leave_now)
-            return serve(self, app, banner or self.room_banner)
+            return self.serve(Relay(self.settings, room, device), banner or self.room_banner)
         finally:
             if leave_now in self.stopping.first:
                 self.stopping.first.remove(leave_now)
             if leaving.ident is not None:
                 leaving.join()
             room.leave()
+
+    # --- serving ---
+
+    def serve(self, relay: Relay, banner: Callable[[], None]) -> int:
+        """Serve until Ctrl-C, SIGTERM or the end of --exit-after-script; in-flight requests finish first."""
+        relay.start()
+        connections: dict[int, Any] = {}
+        server = create_server(self.make_app(relay), self.sock, self.settings, connections)
+        self.stopping.first.append(relay.events.close)  # open event streams end first, so stopping does not wait on them
+        try:
+            log.info("echo relay (%s) listening on %s", relay.room.mode, self.address())
+            banner()
+            try:
+                if self.demo is not None:
+                    start_demo(self.demo, relay, server, self.stopping)
+                server.run()  # returns after Ctrl-C/SIGTERM (waitress catches the KeyboardInterrupt), in-flight requests done
+            except KeyboardInterrupt:
+                pass  # it came before run() began
+        finally:
+            self.stopping.first.remove(relay.events.close)
+            server.task_dispatcher.shutdown()
+            for connection in list(connections.values()):
+                connection.close()
+            relay.close()
+            log.info("stopped")
+        script_failed = self.stopping.script_ended and relay.script.failed
+        return 1 if script_failed else 0  # Ctrl-C is the user stopping the relay, wherever it lands: 0
 
     # --- what the user reads once serving ---
 
@@ -280,33 +299,7 @@ def _say_still_joining(url: str, joined: threading.Event) -> None:
         log.info("still joining %s (%g s): waiting for Daily; Ctrl-C stops", url, waited)
 
 
-def serve(run: Run, app: Any, banner: Callable[[], None]) -> int:
-    """Serve until Ctrl-C, SIGTERM or the end of --exit-after-script; in-flight requests finish first."""
-    relay = app.extensions["relay"]
-    connections: dict[int, Any] = {}
-    server = create_server(app, run.sock, run.settings, connections)
-    run.stopping.first.append(relay.events.close)  # open event streams end first, so stopping does not wait on them
-    try:
-        log.info("echo relay (%s) listening on %s", relay.room.mode, run.address())
-        banner()
-        try:
-            if run.demo is not None:
-                start_demo(run.demo, relay, server, run.stopping)
-            server.run()  # returns after Ctrl-C/SIGTERM (waitress catches the KeyboardInterrupt), in-flight requests done
-        except KeyboardInterrupt:
-            pass  # it came before run() began
-    finally:
-        run.stopping.first.remove(relay.events.close)
-        server.task_dispatcher.shutdown()
-        for connection in list(connections.values()):
-            connection.close()
-        relay.close()
-        log.info("stopped")
-    script_failed = run.stopping.script_ended and relay.script.failed
-    return 1 if script_failed else 0  # Ctrl-C is the user stopping the relay, wherever it lands: 0
-
-
-def start_demo(demo: Demo, relay: Any, server: Any, stopping: Stopping) -> None:
+def start_demo(demo: Demo, relay: Relay, server: Any, stopping: Stopping) -> None:
     """Play the script (it waits for the face first); with --exit-after-script, stop serving when it is over."""
     relay.script.load(demo.steps, demo.name)
     relay.script.play()

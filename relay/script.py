@@ -23,12 +23,17 @@ import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import soundfile
 
 import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
+
+if TYPE_CHECKING:  # types only: the runner reaches them through the relay it is given
+    from relay.events import EventLog
+    from relay.room import RelayRoom
+    from relay.utterances import UtteranceTracker
 
 log = logging.getLogger("echo_relay")
 
@@ -138,15 +143,29 @@ def _audio_in_folder(argument: str, audio_dir: Path, where: str) -> Path:
     return path
 
 
+class ScriptVoice(Protocol):
+    """What the runner needs of the relay (relay/core.py's Relay): speak a step as any request is spoken, the
+    room to wait for the face in, the tracker that says when the face stopped, and the events to tell."""
+
+    @property
+    def room(self) -> RelayRoom: ...
+    @property
+    def tracker(self) -> UtteranceTracker: ...
+    @property
+    def events(self) -> EventLog: ...
+
+    def speak_text(self, echo: echo_messages.TextEcho) -> dict[str, Any]: ...
+    def speak_file(self, path: Path, *, inference_id: str | None = None) -> dict[str, Any]: ...
+
+
 class ScriptRunner:
     """Plays a loaded script through the relay: a step at a time (next) or all that is left (play).
 
-    `relay` is the app's Relay: `speak_text`, `speak_file`, `tracker` and `events`. One
-    step runs at a time, on a thread of its own; `stop` (and any interrupt)
-    ends a run at once, whatever it is waiting for.
+    One step runs at a time, on a thread of its own; `stop` (and any interrupt,
+    through `halt`) ends a run at once, whatever it is waiting for.
     """
 
-    def __init__(self, relay: Any, *, line_timeout_s: float) -> None:
+    def __init__(self, relay: ScriptVoice, *, line_timeout_s: float) -> None:
         self._relay = relay
         self._line_timeout_s = line_timeout_s
         self._steps: list[Step] = []
@@ -264,6 +283,7 @@ class ScriptRunner:
             if step.kind == "say":
                 self._relay.speak_text(echo_messages.TextEcho(step.text, inference_id=inference_id))
             else:
+                assert step.path is not None  # an audio step always has its file
                 self._relay.speak_file(step.path, inference_id=inference_id)
         except RelayError as error:
             if not self._stop.is_set():  # an interrupt that stops the run also cuts the line: not a failure

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager, nullcontext
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -242,3 +243,24 @@ def wait_for_relay(port: int, timeout: float = 15.0) -> bool:
         except requests.ConnectionError:
             time.sleep(0.02)
     return False
+
+
+@pytest.fixture
+def silent_tavus() -> Iterator[SimpleNamespace]:
+    """A server that accepts every connection and never answers (each connection kept in `accepted`)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield SimpleNamespace(base_url=f"http://127.0.0.1:{server.getsockname()[1]}/v2", accepted=accepted)
+    server.shutdown(socket.SHUT_RDWR)
+    server.close()
+    for connection in accepted:
+        connection.close()

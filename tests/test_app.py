@@ -740,17 +740,17 @@ def test_a_base64_audio_file_of_any_container_in_json_is_decoded_not_played_as_n
 
 
 def test_an_interrupt_while_a_request_is_being_built_drops_it(client, fake_call_client, monkeypatch):
-    import app as relay_app
+    import echo_messages
 
     building, release = threading.Event(), threading.Event()
-    real_split = relay_app.echo_messages.text_echo_messages
+    real_split = echo_messages.text_echo_messages
 
     def slow_split(*args, **kwargs):
         building.set()
         release.wait(5)  # a 10 MB text takes a while to split
         return real_split(*args, **kwargs)
 
-    monkeypatch.setattr(relay_app.echo_messages, "text_echo_messages", slow_split)
+    monkeypatch.setattr(echo_messages, "text_echo_messages", slow_split)
     answers: dict[str, Any] = {}
     long_request = threading.Thread(target=lambda: answers.update(text=client.post("/send_text_message", json={"text": "Long."})))
     long_request.start()

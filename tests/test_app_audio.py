@@ -320,7 +320,7 @@ def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(m
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RELAY_PORT", "0")
-    monkeypatch.setattr(run, "serve", lambda *args, **kwargs: 0)
+    monkeypatch.setattr(run.Run, "serve", lambda *args, **kwargs: 0)
 
     code = relay_app.main(
         [CONVERSATION_URL, "--microphone"], client_factory=fake_daily.factory, microphone_factory=fake_daily.microphone_factory

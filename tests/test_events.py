@@ -13,7 +13,9 @@ from relay.recorder import Recorder
 
 
 def queue_for(log: EventLog, on_message: Any = lambda message: None, **kwargs: Any) -> RoomEventQueue:
-    return RoomEventQueue(log, Recorder(None), on_message, **kwargs)
+    queue = RoomEventQueue(log, Recorder(None), on_message, **kwargs)
+    queue.start()
+    return queue
 
 
 def app_message(kind: str, seq: int | None = None, **properties: Any) -> dict[str, Any]:

@@ -96,7 +96,7 @@ def test_a_request_script_names_nothing_outside_the_audio_folder_and_says_only_t
         parse_script(f"@audio {name}", audio_dir, name="console", confined=True)
 
     assert str(raised.value) == (
-        f"console line 1: no audio file {name} in the audio folder: "
+        f"console line 1: no audio file {name[:80]} in the audio folder: "
         "name a file in RELAY_AUDIO_DIR by its name or a path inside it"
     )
 
