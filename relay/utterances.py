@@ -204,17 +204,23 @@ class UtteranceTracker:
             self._move_locked(record, "interrupted" if interrupted else "failed", (*SENT_STATES, "sent"))
 
     def cut_off(self, *, keep: str | None = None) -> None:
-        """An interrupt went out: what the face was sent but had not started will never be spoken.
+        """An interrupt went out: what the face was sent and had not finished will never be spoken (whole).
 
-        Without this such an utterance stayed "sent" for good, and a later
-        request under its id was timed from the old one's arrival. `keep` is
-        the utterance that carried the interrupt itself.
+        Without this an utterance not yet started stayed "sent" for good (a
+        later request under its id was timed from the old one's arrival), and
+        every wait on it waited its whole timeout. `keep` is the utterance that
+        carried the interrupt itself. The face's own report, when it comes,
+        still adds how long it spoke.
         """
         with self._changed:
             for record in self._records.values():
-                if record.state == "sent" and record.inference_id != keep:
-                    record.state, record.interrupted = "interrupted", True
+                if record.inference_id == keep:
+                    continue
+                if record.state == "sent":
                     record.error = "an interrupt cut it off before the face started it"
+                elif record.state != "speaking":
+                    continue
+                record.state, record.interrupted = "interrupted", True
             self._changed.notify_all()
 
     def face_reported(self, report: SpeakingReport) -> None:
@@ -279,6 +285,10 @@ class UtteranceTracker:
 
 
 def _reached(record: _Utterance, until: str) -> bool:
+    """Whether a wait `until` "started" or "spoken" is over: also when the utterance was cut off or failed, which
+    no report from the face will follow (an interrupt ends every wait on what it cut off, at once)."""
+    if record.state in ("interrupted", "failed"):
+        return True
     if until == "started":
         return record.started_speaking_at is not None or record.stopped_speaking_at is not None
     return record.stopped_speaking_at is not None

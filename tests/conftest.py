@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager, nullcontext
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -33,6 +33,8 @@ from relay.room import Room
 from tests.fake_daily import REPLICA, FakeBehaviour, FakeCallClient, FakeMicrophoneDevice
 
 __all__ = ["REPLICA", "FakeBehaviour", "FakeCallClient", "FakeMicrophoneDevice"]
+
+T = TypeVar("T")
 
 CONVERSATION_URL = "https://tavus.daily.co/c123"
 CONVERSATION_ID = "c123"
@@ -231,6 +233,26 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+WAIT_S = 20.0  # how long a test waits for something that takes milliseconds: a hang guard, never a speed
+
+
+def wait_until(condition: Callable[[], T], what: str = "the condition", timeout: float = WAIT_S) -> T:
+    """`condition()`'s first truthy answer, asked every 20 ms; a test failure naming `what` if none came in `timeout`.
+
+    The one wait-until loop of the suite: what a test waits for happens in
+    milliseconds, so the timeout only stops a broken run from hanging, and a
+    busy machine only makes the wait longer, never the test fail.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = condition()
+        if answer:
+            return answer
+        if time.monotonic() >= deadline:
+            pytest.fail(f"waited {timeout:g} s for {what}")
+        time.sleep(0.02)
 
 
 def wait_for_relay(port: int, timeout: float = 15.0) -> bool:

@@ -122,7 +122,7 @@ def test_interrupted_and_failed_sends_say_so(tracker):
     assert tracker.get("refused")["state"] == "failed" and tracker.get("refused")["error"] == "Daily refused"
 
 
-def test_an_interrupt_cuts_off_what_the_face_was_sent_but_had_not_started(tracker, clock):
+def test_an_interrupt_cuts_off_what_the_face_was_sent_and_had_not_finished(tracker, clock):
     """Found by a user: such an utterance stayed "sent" for good, and its id's next request was timed from it."""
     for name in ("story", "speaking", "carrier"):
         tracker.arrived(name)
@@ -133,8 +133,10 @@ def test_an_interrupt_cuts_off_what_the_face_was_sent_but_had_not_started(tracke
     tracker.cut_off(keep="carrier")
 
     assert tracker.get("story")["state"] == "interrupted" and tracker.get("story")["interrupted"] is True
-    assert tracker.get("speaking")["state"] == "speaking"  # the face reports its own stop, interrupted
+    assert tracker.get("speaking")["state"] == "interrupted"  # its waits end now, not at the face's report
     assert tracker.get("carrier")["state"] == "sent"
+    tracker.face_reported(SpeakingReport(False, "speaking", interrupted=True, duration_s=0.7))
+    assert tracker.get("speaking")["duration_s"] == 0.7  # the face's own report still says how long it spoke
     clock.now += 8
     tracker.arrived("story")
     tracker.sent("story")
