@@ -8,6 +8,7 @@ Secrets (`TAVUS_API_KEY`, `TAVUS_MEETING_TOKEN`, `RELAY_AUTH_TOKEN`) never appea
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import TypeVar
 from urllib.parse import urlparse, urlunparse
 
 from dotenv import dotenv_values, find_dotenv
+
+from relay.hosts import HostPort, never_this_relay, parse_host, parse_origin
 
 DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
 DEFAULT_SAMPLE_RATE = 24000
@@ -157,6 +160,11 @@ def check_room_url(url: str, source: str = "the conversation URL") -> str:
     return url
 
 
+def _without_password(url: str) -> str:
+    """`http://user:pw@h` -> `http://user:***@h`: an error line never shows a password."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
 def _dotenv_in_cwd() -> dict[str, str]:
     """The `.env` of the directory the relay is started from, as the README says."""
     path = find_dotenv(usecwd=True)
@@ -223,21 +231,32 @@ class _Reader:
         return tuple(word for word in (self.text(name) or "").replace(",", " ").split() if word)
 
     def host_names(self, name: str) -> tuple[str, ...]:
-        """Names the relay answers to besides its own (a reverse proxy's, a LAN name): no scheme, no path."""
-        names = self.words(name)
-        for host in names:
-            if "/" in host or "@" in host:
-                raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000, got {host!r}")
-        return names
+        """Names the relay answers to besides its own (a reverse proxy's, a LAN name), as a Host header writes
+        them: `relay.lan` for any port, `relay.lan:8000` for that port only."""
+        return tuple(str(self._allowed_host(name, word)) for word in self.words(name))
+
+    def _allowed_host(self, name: str, word: str) -> HostPort:
+        try:
+            host = parse_host(word)
+        except ValueError as why:
+            raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000: {why}, got {word!r}") from None
+        refusal = never_this_relay(host.name)
+        if refusal is not None:
+            raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000: {refusal}, got {word!r}")
+        return host
 
     def origins(self, name: str) -> tuple[str, ...]:
         """Web pages allowed to use the relay: whole origins, as a browser sends them in `Origin`."""
-        origins = self.words(name)
-        for origin in origins:
-            parsed = urlparse(origin)
-            if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
-                raise ConfigError(f"{name} lists origins such as http://localhost:3000 (scheme, host, port), got {origin!r}")
-        return origins
+        origins = []
+        for word in self.words(name):
+            try:
+                origins.append(parse_origin(word))
+            except ValueError as why:
+                raise ConfigError(
+                    f"{name} lists origins such as http://localhost:3000 (scheme, host, port): {why}, "
+                    f"got {_without_password(word)!r}"
+                ) from None
+        return tuple(origins)
 
     def url(self, name: str, default: str) -> str:
         return self.optional_url(name) or default

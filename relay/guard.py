@@ -17,7 +17,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
@@ -25,13 +24,14 @@ from typing import Any
 
 from config import Settings
 from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, error_body, status_of
+from relay.hosts import DEFAULT_PORTS, HostPort, never_this_relay, parse_host, parse_origin
 from relay.server import is_loopback
 
 log = logging.getLogger("echo_relay")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-LOCAL_HOST_NAMES = ("localhost", "127.0.0.1", "::1")
+LOCAL_HOSTS = frozenset(HostPort(name) for name in ("localhost", "127.0.0.1", "::1"))  # on any port
 # Need no token: they carry nothing from the conversation (the console page asks for the token itself);
 # /health without the token says only that the relay is up.
 PUBLIC_PATHS = ("/health", "/openapi.json", "/")
@@ -48,32 +48,25 @@ def bearer_matches(authorization: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\s:\[\]/@%]+))(?::\d{1,5})?$")
-
-
-def host_name(host_header: str) -> str | None:
-    """`127.0.0.1:8000` -> `127.0.0.1`; `[::1]:8000` -> `::1`; lower case, no trailing dot; None if malformed.
-
-    Strict on purpose: `[::1].evil.example` or `localhost:80.evil.example` name no host of this relay.
-    """
-    match = HOST_HEADER.match(host_header.strip().lower())
-    if match is None:
+def request_host(host_header: str) -> HostPort | None:
+    """The Host a request names, by the one parser RELAY_ALLOWED_HOSTS is read with; None if malformed."""
+    try:
+        return parse_host(host_header.strip())
+    except ValueError:
         return None
-    return match.group("v6") or match.group("name").rstrip(".")
 
 
 def is_reachable_address(name: str, *, beyond_loopback: bool) -> bool:
     """An address that a browser reached this relay at: DNS rebinding needs a name, so an address cannot be rebound.
 
-    Never the unspecified address (0.0.0.0, ::) or an IPv4-mapped one: Chromium treats requests to those as
-    no local request and sends no Sec-Fetch-Site, so a page could slip past the origin check. A machine's
-    other addresses only when the relay listens beyond loopback.
+    Never the unspecified or an IPv4-mapped address (relay.hosts.never_this_relay). A machine's other addresses
+    only when the relay listens beyond loopback.
     """
+    if never_this_relay(name) is not None:
+        return False
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
-        return False
-    if address.is_unspecified or getattr(address, "ipv4_mapped", None) is not None:
         return False
     return address.is_loopback or beyond_loopback
 
@@ -84,9 +77,9 @@ class RequestGuard:
     def __init__(self, app: WSGIApp, settings: Settings) -> None:
         self._app = app
         self._settings = settings
-        self._allowed_hosts = {host_name(name) for name in settings.allowed_hosts} | set(LOCAL_HOST_NAMES)
+        self._allowed_hosts = {parse_host(name) for name in settings.allowed_hosts} | LOCAL_HOSTS
         self._beyond_loopback = not is_loopback(settings.host)  # then it is reached by this machine's addresses
-        self._allowed_origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
+        self._allowed_origins = {parse_origin(origin) for origin in settings.allowed_origins}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -117,15 +110,21 @@ class RequestGuard:
         given = environ.get("HTTP_HOST")
         if given is None and environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
             return  # HTTP/1.0 may leave Host out; no browser does
-        name = host_name(given or "")
-        if name is not None and (
-            name in self._allowed_hosts or is_reachable_address(name, beyond_loopback=self._beyond_loopback)
+        host = request_host(given or "")
+        if host is not None and (
+            self._is_allowed_host(host, environ.get("wsgi.url_scheme", "http"))
+            or is_reachable_address(host.name, beyond_loopback=self._beyond_loopback)
         ):
             return
         raise Forbidden(
             "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
             "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
         )
+
+    def _is_allowed_host(self, host: HostPort, scheme: str) -> bool:
+        """A name listed for any port, or for the port the request names (none: the scheme's default, as in a URL)."""
+        port = host.port or DEFAULT_PORTS.get(scheme, DEFAULT_PORTS["http"])
+        return HostPort(host.name) in self._allowed_hosts or HostPort(host.name, port) in self._allowed_hosts
 
     def _check_origin(self, environ: Mapping[str, Any]) -> None:
         """A browser marks what a page sends: a page the relay did not serve gets nothing done."""

@@ -198,6 +198,24 @@ def test_a_name_allowed_on_purpose_is_answered(room, make_app):
     assert client.get("/health", headers={"Host": "evil.example:8000"}).status_code == 403
 
 
+@pytest.mark.parametrize(
+    "host, status",
+    [("relay2.lan:8000", 200), ("RELAY2.LAN.:8000", 200), ("relay2.lan:9999", 403), ("relay2.lan", 403)],
+    ids=["its-port", "its-port-written-otherwise", "another-port", "no-port-is-80"],
+)
+def test_a_port_in_an_allowed_host_means_that_port_only(room, make_app, host, status):
+    client = make_app(Settings.from_env({"RELAY_ALLOWED_HOSTS": "relay2.lan:8000"}), room).test_client()
+
+    assert client.get("/health", headers={"Host": host}).status_code == status
+
+
+def test_a_host_without_a_port_is_the_schemes_default_port(room, make_app):
+    client = make_app(Settings.from_env({"RELAY_ALLOWED_HOSTS": "relay.lan:80"}), room).test_client()
+
+    assert client.get("/health", headers={"Host": "relay.lan"}).status_code == 200
+    assert client.get("/health", headers={"Host": "relay.lan:8000"}).status_code == 403
+
+
 def test_the_log_line_of_a_refused_host_does_not_echo_it(app, caplog):
     caplog.set_level("INFO", logger="echo_relay")
 
@@ -414,3 +432,4 @@ def test_a_rebound_name_in_chromium_reads_nothing_and_sends_nothing(dry_run_rela
     ]
     assert all(json.loads(text) == {"error": HOST_ERROR} for _, _, text in results)
     assert spoken(printed) == []
+
