@@ -7,6 +7,8 @@ applies to every request and can never be skipped on the busy path:
 2. a request a browser sent from a page the relay did not serve changes and
    reads nothing (cross-site requests need no CORS preflight to make the face
    speak); clients that send no `Origin` (curl, scripts) are not browsers' pages;
+   a page in RELAY_ALLOWED_ORIGINS gets its CORS preflight answered here and
+   every answer readable (`Access-Control-Allow-Origin`), any other none of it;
 3. the bearer token, when one is set;
 4. a body over RELAY_MAX_BODY_BYTES is refused by its Content-Length, before a byte is read.
 Then the request is answered, and one line is logged (never a body, audio or token).
@@ -41,6 +43,10 @@ REQUEST_LINE = "%s %s %d %.1fms inference_id=%s messages_sent=%s"  # never a bod
 # What a view or the fast path puts in the environ for the log line, and what the guard tells them.
 LOG_FIELDS_KEY = "relay.log_fields"
 AUTHORIZED_KEY = "relay.authorized"
+# What a page in RELAY_ALLOWED_ORIGINS may send after its preflight: the relay's methods, and the headers it reads.
+CORS_METHODS = "GET, POST"
+CORS_HEADERS = "Content-Type, Authorization, Last-Event-ID"
+CORS_MAX_AGE_S = 600  # how long a browser may keep a preflight's answer before asking again
 
 
 def bearer_matches(authorization: str, token: str) -> bool:
@@ -86,23 +92,33 @@ class RequestGuard:
         fields: dict[str, Any] = {}
         environ[LOG_FIELDS_KEY] = fields
         statuses: list[int] = []
+        page = self._allowed_page(environ)
 
         def note_status(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             statuses.append(int(status[:3]))
-            return start_response(status, headers, exc_info)
+            return start_response(status, headers if page is None else readable_by(page, headers), exc_info)
 
+        preflight = page is not None and is_preflight(environ)
         try:
-            self._check(environ)
+            self._check(environ, page, preflight=preflight)
         except RelayError as refusal:
             result: Iterable[bytes] = refuse(refusal, note_status)
         else:
-            result = self._app(environ, note_status)
+            result = answer_preflight(note_status) if preflight else self._app(environ, note_status)
         log_request(environ, statuses[-1] if statuses else 500, started, fields)
         return result
 
-    def _check(self, environ: dict[str, Any]) -> None:
+    def _allowed_page(self, environ: Mapping[str, Any]) -> str | None:
+        """The request's `Origin` when it is a page in RELAY_ALLOWED_ORIGINS (a browser writes it as the list does)."""
+        origin = environ.get("HTTP_ORIGIN")
+        return origin if origin is not None and origin.rstrip("/").lower() in self._allowed_origins else None
+
+    def _check(self, environ: dict[str, Any], page: str | None, *, preflight: bool) -> None:
         self._check_host(environ)
-        self._check_origin(environ)
+        if page is None:
+            self._check_origin(environ)
+        if preflight:
+            return  # a browser's question before an allowed page's request: it never carries the token, nor a body
         self._check_token(environ)
         self._check_length(environ)
 
@@ -130,8 +146,6 @@ class RequestGuard:
         """A browser marks what a page sends: a page the relay did not serve gets nothing done."""
         origin = environ.get("HTTP_ORIGIN")
         site = environ.get("HTTP_SEC_FETCH_SITE")
-        if origin is not None and origin.rstrip("/").lower() in self._allowed_origins:
-            return
         if origin is None and site in (None, "same-origin", "none"):
             return  # curl and scripts send neither; "none" is the user typing the URL or a bookmark
         if origin is not None and site in (None, "same-origin") and self._is_own_origin(origin, environ):
@@ -170,6 +184,29 @@ class RequestGuard:
 
 def body_too_large(limit: int) -> TooLarge:
     return TooLarge(f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit")
+
+
+def is_preflight(environ: Mapping[str, Any]) -> bool:
+    """A browser asking whether a page may send a request that is not a simple one (JSON, a token)."""
+    return environ.get("REQUEST_METHOD") == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+
+
+def answer_preflight(start_response: Callable[..., Any]) -> list[bytes]:
+    """Yes, for the relay's methods and headers (the page's origin is added with every answer's, by readable_by)."""
+    start_response("204 No Content", [
+        ("Access-Control-Allow-Methods", CORS_METHODS),
+        ("Access-Control-Allow-Headers", CORS_HEADERS),
+        ("Access-Control-Max-Age", str(CORS_MAX_AGE_S)),
+    ])
+    return []
+
+
+def readable_by(page: str, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers` with the allowed page's origin, so its script may read the answer; `Vary: Origin` so no cache
+    hands this answer to another page (an existing Vary is kept, Origin added to it)."""
+    vary = [value for name, value in headers if name.lower() == "vary"]
+    kept = [(name, value) for name, value in headers if name.lower() != "vary"]
+    return [*kept, ("Access-Control-Allow-Origin", page), ("Vary", ", ".join([*vary, "Origin"]))]
 
 
 def refuse(error: RelayError, start_response: Callable[..., Any]) -> list[bytes]:
