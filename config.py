@@ -7,6 +7,7 @@ Secrets (`TAVUS_API_KEY`, `TAVUS_MEETING_TOKEN`, `RELAY_AUTH_TOKEN`) never appea
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -26,6 +27,10 @@ DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold start can take minutes
 DEFAULT_CONNECTION_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
+# A request (headers and body) must arrive whole within this of its connection opening or its last answer:
+# trickling clients would otherwise hold every connection the server takes (relay/server.py).
+DEFAULT_REQUEST_DEADLINE_S = 30.0
+MIN_REQUEST_DEADLINE_S = 1.0  # the server looks for late requests once a second: a shorter deadline cannot be kept
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 # Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
 AUDIO_SAMPLES_PER_SECOND = 48000 * 2
@@ -71,6 +76,7 @@ class Settings:
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S
+    request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
     max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
@@ -122,6 +128,9 @@ class Settings:
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
             connection_timeout_s=read.number(
                 "RELAY_CONNECTION_TIMEOUT", DEFAULT_CONNECTION_TIMEOUT_S, float, minimum=0
+            ),
+            request_deadline_s=read.number(
+                "RELAY_REQUEST_DEADLINE", DEFAULT_REQUEST_DEADLINE_S, float, minimum=MIN_REQUEST_DEADLINE_S
             ),
             max_audio_seconds=max_audio_seconds,
             max_audio_samples=read.number(
@@ -198,6 +207,8 @@ class _Reader:
         noun = "a whole number" if kind is int else "a number"
         try:
             value = kind(raw)
+            if isinstance(value, float) and math.isnan(value):  # it compares with nothing: no bound would hold it
+                raise ValueError(raw)
         except ValueError:
             raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
         if minimum is not None and value < minimum:  # type: ignore[operator]

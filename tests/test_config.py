@@ -252,3 +252,23 @@ def test_an_allowed_origin_is_kept_as_a_browser_sends_it(value, kept):
     """A browser's `Origin` is lower case, without the scheme's default port or a slash: so the list is too."""
     assert Settings.from_env({"RELAY_ALLOWED_ORIGINS": value}).allowed_origins == (kept,)
 
+
+# --- RELAY_REQUEST_DEADLINE ---------------------------------------------------------------------------------
+
+
+def test_a_request_has_30_s_to_arrive_by_default_and_the_deadline_can_be_set():
+    assert Settings.from_env({}).request_deadline_s == 30.0
+    assert Settings.from_env({"RELAY_REQUEST_DEADLINE": "2.5"}).request_deadline_s == 2.5
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("soon", "RELAY_REQUEST_DEADLINE must be a number, got 'soon'"),
+        ("0.5", "RELAY_REQUEST_DEADLINE must be at least 1, got 0.5"),
+        ("nan", "RELAY_REQUEST_DEADLINE must be a number, got 'nan'"),
+    ],
+)
+def test_a_bad_request_deadline_stops_the_relay_naming_it(value, words):
+    with pytest.raises(ConfigError, match=f"^{words}$"):
+        Settings.from_env({"RELAY_REQUEST_DEADLINE": value})
