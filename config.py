@@ -7,7 +7,9 @@ Secrets (`TAVUS_API_KEY`, `TAVUS_MEETING_TOKEN`, `RELAY_AUTH_TOKEN`) never appea
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,8 @@ from urllib.parse import urlparse, urlunparse
 
 from dotenv import dotenv_values, find_dotenv
 
+from relay.hosts import HostPort, never_this_relay, parse_host, parse_origin
+
 DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_MAX_MESSAGE_BYTES = 4096
@@ -23,6 +27,10 @@ DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold start can take minutes
 DEFAULT_CONNECTION_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
+# A request (headers and body) must arrive whole within this of its connection opening or its last answer:
+# trickling clients would otherwise hold every connection the server takes (relay/server.py).
+DEFAULT_REQUEST_DEADLINE_S = 30.0
+MIN_REQUEST_DEADLINE_S = 1.0  # the server looks for late requests once a second: a shorter deadline cannot be kept
 DEFAULT_MAX_AUDIO_SECONDS = 600.0
 # Decoding costs a file's frames times channels: by default what RELAY_MAX_AUDIO_SECONDS of 48 kHz stereo holds.
 AUDIO_SAMPLES_PER_SECOND = 48000 * 2
@@ -68,6 +76,7 @@ class Settings:
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S
+    request_deadline_s: float = DEFAULT_REQUEST_DEADLINE_S
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
     max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
     max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
@@ -120,6 +129,9 @@ class Settings:
             connection_timeout_s=read.number(
                 "RELAY_CONNECTION_TIMEOUT", DEFAULT_CONNECTION_TIMEOUT_S, float, minimum=0
             ),
+            request_deadline_s=read.number(
+                "RELAY_REQUEST_DEADLINE", DEFAULT_REQUEST_DEADLINE_S, float, minimum=MIN_REQUEST_DEADLINE_S
+            ),
             max_audio_seconds=max_audio_seconds,
             max_audio_samples=read.number(
                 "RELAY_MAX_AUDIO_SAMPLES", int(max_audio_seconds * AUDIO_SAMPLES_PER_SECOND), int, minimum=1
@@ -157,6 +169,11 @@ def check_room_url(url: str, source: str = "the conversation URL") -> str:
     return url
 
 
+def _without_password(url: str) -> str:
+    """`http://user:pw@h` -> `http://user:***@h`: an error line never shows a password."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
 def _dotenv_in_cwd() -> dict[str, str]:
     """The `.env` of the directory the relay is started from, as the README says."""
     path = find_dotenv(usecwd=True)
@@ -190,6 +207,8 @@ class _Reader:
         noun = "a whole number" if kind is int else "a number"
         try:
             value = kind(raw)
+            if isinstance(value, float) and math.isnan(value):  # it compares with nothing: no bound would hold it
+                raise ValueError(raw)
         except ValueError:
             raise ConfigError(f"{name} must be {noun}, got {raw!r}") from None
         if minimum is not None and value < minimum:  # type: ignore[operator]
@@ -223,21 +242,32 @@ class _Reader:
         return tuple(word for word in (self.text(name) or "").replace(",", " ").split() if word)
 
     def host_names(self, name: str) -> tuple[str, ...]:
-        """Names the relay answers to besides its own (a reverse proxy's, a LAN name): no scheme, no path."""
-        names = self.words(name)
-        for host in names:
-            if "/" in host or "@" in host:
-                raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000, got {host!r}")
-        return names
+        """Names the relay answers to besides its own (a reverse proxy's, a LAN name), as a Host header writes
+        them: `relay.lan` for any port, `relay.lan:8000` for that port only."""
+        return tuple(str(self._allowed_host(name, word)) for word in self.words(name))
+
+    def _allowed_host(self, name: str, word: str) -> HostPort:
+        try:
+            host = parse_host(word)
+        except ValueError as why:
+            raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000: {why}, got {word!r}") from None
+        refusal = never_this_relay(host.name)
+        if refusal is not None:
+            raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000: {refusal}, got {word!r}")
+        return host
 
     def origins(self, name: str) -> tuple[str, ...]:
         """Web pages allowed to use the relay: whole origins, as a browser sends them in `Origin`."""
-        origins = self.words(name)
-        for origin in origins:
-            parsed = urlparse(origin)
-            if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path not in ("", "/"):
-                raise ConfigError(f"{name} lists origins such as http://localhost:3000 (scheme, host, port), got {origin!r}")
-        return origins
+        origins = []
+        for word in self.words(name):
+            try:
+                origins.append(parse_origin(word))
+            except ValueError as why:
+                raise ConfigError(
+                    f"{name} lists origins such as http://localhost:3000 (scheme, host, port): {why}, "
+                    f"got {_without_password(word)!r}"
+                ) from None
+        return tuple(origins)
 
     def url(self, name: str, default: str) -> str:
         return self.optional_url(name) or default

@@ -7,6 +7,8 @@ applies to every request and can never be skipped on the busy path:
 2. a request a browser sent from a page the relay did not serve changes and
    reads nothing (cross-site requests need no CORS preflight to make the face
    speak); clients that send no `Origin` (curl, scripts) are not browsers' pages;
+   a page in RELAY_ALLOWED_ORIGINS gets its CORS preflight answered here and
+   every answer readable (`Access-Control-Allow-Origin`), any other none of it;
 3. the bearer token, when one is set;
 4. a body over RELAY_MAX_BODY_BYTES is refused by its Content-Length, before a byte is read.
 Then the request is answered, and one line is logged (never a body, audio or token).
@@ -17,7 +19,6 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -25,13 +26,14 @@ from typing import Any
 from config import Settings
 from relay.answers import Answer
 from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, status_of
+from relay.hosts import DEFAULT_PORTS, HostPort, never_this_relay, parse_host, parse_origin
 from relay.server import is_loopback
 
 log = logging.getLogger("echo_relay")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-LOCAL_HOST_NAMES = ("localhost", "127.0.0.1", "::1")
+LOCAL_HOSTS = frozenset(HostPort(name) for name in ("localhost", "127.0.0.1", "::1"))  # on any port
 # Need no token: they carry nothing from the conversation (the console page asks for the token itself);
 # /health without the token says only that the relay is up.
 PUBLIC_PATHS = ("/health", "/openapi.json", "/")
@@ -41,6 +43,10 @@ REQUEST_LINE = "%s %s %d %.1fms inference_id=%s messages_sent=%s"  # never a bod
 # What a view or the fast path puts in the environ for the log line, and what the guard tells them.
 LOG_FIELDS_KEY = "relay.log_fields"
 AUTHORIZED_KEY = "relay.authorized"
+# What a page in RELAY_ALLOWED_ORIGINS may send after its preflight: the relay's methods, and the headers it reads.
+CORS_METHODS = "GET, POST"
+CORS_HEADERS = "Content-Type, Authorization, Last-Event-ID"
+CORS_MAX_AGE_S = 600  # how long a browser may keep a preflight's answer before asking again
 
 
 def bearer_matches(authorization: str, token: str) -> bool:
@@ -48,32 +54,25 @@ def bearer_matches(authorization: str, token: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-HOST_HEADER = re.compile(r"^(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[^\s:\[\]/@%]+))(?::\d{1,5})?$")
-
-
-def host_name(host_header: str) -> str | None:
-    """`127.0.0.1:8000` -> `127.0.0.1`; `[::1]:8000` -> `::1`; lower case, no trailing dot; None if malformed.
-
-    Strict on purpose: `[::1].evil.example` or `localhost:80.evil.example` name no host of this relay.
-    """
-    match = HOST_HEADER.match(host_header.strip().lower())
-    if match is None:
+def request_host(host_header: str) -> HostPort | None:
+    """The Host a request names, by the one parser RELAY_ALLOWED_HOSTS is read with; None if malformed."""
+    try:
+        return parse_host(host_header.strip())
+    except ValueError:
         return None
-    return match.group("v6") or match.group("name").rstrip(".")
 
 
 def is_reachable_address(name: str, *, beyond_loopback: bool) -> bool:
     """An address that a browser reached this relay at: DNS rebinding needs a name, so an address cannot be rebound.
 
-    Never the unspecified address (0.0.0.0, ::) or an IPv4-mapped one: Chromium treats requests to those as
-    no local request and sends no Sec-Fetch-Site, so a page could slip past the origin check. A machine's
-    other addresses only when the relay listens beyond loopback.
+    Never the unspecified or an IPv4-mapped address (relay.hosts.never_this_relay). A machine's other addresses
+    only when the relay listens beyond loopback.
     """
+    if never_this_relay(name) is not None:
+        return False
     try:
         address = ipaddress.ip_address(name)
     except ValueError:
-        return False
-    if address.is_unspecified or getattr(address, "ipv4_mapped", None) is not None:
         return False
     return address.is_loopback or beyond_loopback
 
@@ -84,32 +83,42 @@ class RequestGuard:
     def __init__(self, app: WSGIApp, settings: Settings) -> None:
         self._app = app
         self._settings = settings
-        self._allowed_hosts = {host_name(name) for name in settings.allowed_hosts} | set(LOCAL_HOST_NAMES)
+        self._allowed_hosts = {parse_host(name) for name in settings.allowed_hosts} | LOCAL_HOSTS
         self._beyond_loopback = not is_loopback(settings.host)  # then it is reached by this machine's addresses
-        self._allowed_origins = {origin.rstrip("/").lower() for origin in settings.allowed_origins}
+        self._allowed_origins = {parse_origin(origin) for origin in settings.allowed_origins}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
         fields: dict[str, Any] = {}
         environ[LOG_FIELDS_KEY] = fields
         statuses: list[int] = []
+        page = self._allowed_page(environ)
 
         def note_status(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             statuses.append(int(status[:3]))
-            return start_response(status, headers, exc_info)
+            return start_response(status, headers if page is None else readable_by(page, headers), exc_info)
 
+        preflight = page is not None and is_preflight(environ)
         try:
-            self._check(environ)
+            self._check(environ, page, preflight=preflight)
         except RelayError as refusal:
             result: Iterable[bytes] = refuse(refusal, note_status)
         else:
-            result = self._app(environ, note_status)
+            result = answer_preflight(note_status) if preflight else self._app(environ, note_status)
         log_request(environ, statuses[-1] if statuses else 500, started, fields)
         return result
 
-    def _check(self, environ: dict[str, Any]) -> None:
+    def _allowed_page(self, environ: Mapping[str, Any]) -> str | None:
+        """The request's `Origin` when it is a page in RELAY_ALLOWED_ORIGINS (a browser writes it as the list does)."""
+        origin = environ.get("HTTP_ORIGIN")
+        return origin if origin is not None and origin.rstrip("/").lower() in self._allowed_origins else None
+
+    def _check(self, environ: dict[str, Any], page: str | None, *, preflight: bool) -> None:
         self._check_host(environ)
-        self._check_origin(environ)
+        if page is None:
+            self._check_origin(environ)
+        if preflight:
+            return  # a browser's question before an allowed page's request: it never carries the token, nor a body
         self._check_token(environ)
         self._check_length(environ)
 
@@ -117,9 +126,10 @@ class RequestGuard:
         given = environ.get("HTTP_HOST")
         if given is None and environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
             return  # HTTP/1.0 may leave Host out; no browser does
-        name = host_name(given or "")
-        if name is not None and (
-            name in self._allowed_hosts or is_reachable_address(name, beyond_loopback=self._beyond_loopback)
+        host = request_host(given or "")
+        if host is not None and (
+            self._is_allowed_host(host, environ.get("wsgi.url_scheme", "http"))
+            or is_reachable_address(host.name, beyond_loopback=self._beyond_loopback)
         ):
             return
         raise Forbidden(
@@ -127,12 +137,15 @@ class RequestGuard:
             "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
         )
 
+    def _is_allowed_host(self, host: HostPort, scheme: str) -> bool:
+        """A name listed for any port, or for the port the request names (none: the scheme's default, as in a URL)."""
+        port = host.port or DEFAULT_PORTS.get(scheme, DEFAULT_PORTS["http"])
+        return HostPort(host.name) in self._allowed_hosts or HostPort(host.name, port) in self._allowed_hosts
+
     def _check_origin(self, environ: Mapping[str, Any]) -> None:
         """A browser marks what a page sends: a page the relay did not serve gets nothing done."""
         origin = environ.get("HTTP_ORIGIN")
         site = environ.get("HTTP_SEC_FETCH_SITE")
-        if origin is not None and origin.rstrip("/").lower() in self._allowed_origins:
-            return
         if origin is None and site in (None, "same-origin", "none"):
             return  # curl and scripts send neither; "none" is the user typing the URL or a bookmark
         if origin is not None and site in (None, "same-origin") and self._is_own_origin(origin, environ):
@@ -171,6 +184,29 @@ class RequestGuard:
 
 def body_too_large(limit: int) -> TooLarge:
     return TooLarge(f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit")
+
+
+def is_preflight(environ: Mapping[str, Any]) -> bool:
+    """A browser asking whether a page may send a request that is not a simple one (JSON, a token)."""
+    return environ.get("REQUEST_METHOD") == "OPTIONS" and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+
+
+def answer_preflight(start_response: Callable[..., Any]) -> list[bytes]:
+    """Yes, for the relay's methods and headers (the page's origin is added with every answer's, by readable_by)."""
+    start_response("204 No Content", [
+        ("Access-Control-Allow-Methods", CORS_METHODS),
+        ("Access-Control-Allow-Headers", CORS_HEADERS),
+        ("Access-Control-Max-Age", str(CORS_MAX_AGE_S)),
+    ])
+    return []
+
+
+def readable_by(page: str, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """`headers` with the allowed page's origin, so its script may read the answer; `Vary: Origin` so no cache
+    hands this answer to another page (an existing Vary is kept, Origin added to it)."""
+    vary = [value for name, value in headers if name.lower() == "vary"]
+    kept = [(name, value) for name, value in headers if name.lower() != "vary"]
+    return [*kept, ("Access-Control-Allow-Origin", page), ("Vary", ", ".join([*vary, "Origin"]))]
 
 
 def refuse(error: RelayError, start_response: Callable[..., Any]) -> list[bytes]:

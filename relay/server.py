@@ -4,6 +4,8 @@ The socket is bound first, by the relay itself, so a taken port or a bad
 RELAY_HOST fails before a room is joined or a billed conversation is created;
 waitress is handed that socket through its public `sockets=` adjustment once
 the app exists, and until then connections wait in the socket's backlog.
+The server is waitress's own, with one extension: a request must arrive whole
+within RELAY_REQUEST_DEADLINE (RequestDeadlineServer).
 """
 
 from __future__ import annotations
@@ -11,12 +13,17 @@ from __future__ import annotations
 import _thread
 import errno
 import ipaddress
+import logging
 import resource
 import signal
 import socket
+import threading
+import time
 from typing import Any
 
-import waitress
+from waitress.adjustments import Adjustments
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from config import ConfigError, Settings
 from relay.events import MAX_EVENT_LISTENERS
@@ -35,6 +42,12 @@ RESERVED_FILES = 300  # open files kept for everything else: Daily, logs, the re
 CHANNEL_TIMEOUT_S = 30
 BACKLOG = 1024
 LOOPBACK_NAMES = ("localhost",)
+# How often waitress's loop passes over its connections (its default: 30 s), closing idle ones and, here,
+# those past RELAY_REQUEST_DEADLINE: so a deadline is kept to within this.
+MAINTENANCE_INTERVAL_S = 1
+LATE_REQUESTS_LINE = "closed %d connection(s) that sent no whole request within RELAY_REQUEST_DEADLINE (%g s)"
+
+log = logging.getLogger("echo_relay")
 
 
 class ListenError(Exception):
@@ -107,6 +120,7 @@ def server_adjustments(settings: Settings) -> dict[str, Any]:
         "threads": API_THREADS + MAX_EVENT_LISTENERS,
         "connection_limit": connection_limit(),
         "channel_timeout": CHANNEL_TIMEOUT_S,
+        "cleanup_interval": MAINTENANCE_INTERVAL_S,
         "max_request_body_size": settings.max_body_bytes + 1,
         "ident": "echo relay",
     }
@@ -119,9 +133,78 @@ def connection_limit() -> int:
     return max(1, min(CONNECTION_LIMIT, files - RESERVED_FILES))
 
 
-def create_server(app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]) -> Any:
-    """The waitress server on the bound socket; `connections` is its map of open channels (closed by the caller)."""
-    return waitress.create_server(app, map=connections, sockets=[sock], **server_adjustments(settings))
+class RequestDeadlineServer(TcpWSGIServer):
+    """waitress's server, whose maintenance pass also closes a connection that has not sent a whole request
+    (headers and body) within RELAY_REQUEST_DEADLINE of opening or of its last answer.
+
+    waitress closes only a connection idle for `channel_timeout`, and every byte restarts that clock: 720
+    connections each sending a header byte every 10 s held every connection the server takes, and /health
+    went unanswered for as long as they trickled. Its maintenance pass, run by its loop every
+    `cleanup_interval`, is where it closes idle connections already; `add_task`, which a connection calls
+    once a whole request has arrived, restarts that connection's clock. Nothing else is changed.
+    """
+
+    def __init__(self, *args: Any, request_deadline_s: float, **kwargs: Any) -> None:
+        self.request_deadline_s = request_deadline_s
+        self._waiting_since: dict[Any, float] = {}  # connection (waitress's channel) -> since when its request is due
+        self._waiting_lock = threading.Lock()  # add_task runs on request threads too (a pipelined request)
+        super().__init__(*args, **kwargs)
+
+    def add_task(self, task: Any) -> None:
+        """A connection (waitress passes its channel) has a whole request: its next one's clock starts now."""
+        with self._waiting_lock:
+            self._waiting_since[task] = time.time()
+        super().add_task(task)
+
+    def maintenance(self, now: float) -> None:
+        """waitress's pass (idle connections), then the deadline's, on the loop's thread; `now` is time.time()."""
+        super().maintenance(now)
+        late = self._close_late_requests(now)
+        if late:
+            log.warning(LATE_REQUESTS_LINE, late, self.request_deadline_s)
+
+    def _close_late_requests(self, now: float) -> int:
+        """Mark each connection whose request is past the deadline to be closed, as waitress marks idle ones.
+
+        A connection being answered (a request in hand, or an answer still going out) is never late: an
+        event stream or a wait for the face takes as long as it takes, and its next request's clock starts
+        once that is over. Returns how many were marked.
+        """
+        cutoff = now - self.request_deadline_s
+        late = 0
+        with self._waiting_lock:
+            waiting: dict[Any, float] = {}
+            for channel in list(self.active_channels.values()):
+                if channel.requests or channel.total_outbufs_len:
+                    waiting[channel] = now
+                    continue
+                waiting[channel] = since = self._waiting_since.get(channel, channel.creation_time)
+                if since < cutoff and not channel.will_close:
+                    channel.will_close = True
+                    late += 1
+            self._waiting_since = waiting  # closed connections drop out here
+        return late
+
+
+def create_server(app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]) -> RequestDeadlineServer:
+    """The server on the bound socket; `connections` is its map of open channels (closed by the caller).
+
+    Built as `waitress.create_server` builds one for a socket it is given (one server, one task dispatcher
+    with the adjustments' threads), but of the class above.
+    """
+    adjustments = Adjustments(sockets=[sock], **server_adjustments(settings))
+    dispatcher = ThreadedTaskDispatcher()
+    dispatcher.set_thread_count(adjustments.threads)
+    return RequestDeadlineServer(
+        app,
+        map=connections,
+        _sock=sock,
+        dispatcher=dispatcher,
+        adj=adjustments,
+        bind_socket=False,
+        sockinfo=(sock.family, sock.type, sock.proto, sock.getsockname()),
+        request_deadline_s=settings.request_deadline_s,
+    )
 
 
 def stop_serving(server: Any) -> None:

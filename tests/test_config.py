@@ -156,3 +156,119 @@ def test_the_url_check_never_shows_a_meeting_token():
         check_room_url("https://example.com/foo?t=SECRET")
 
     assert "SECRET" not in str(caught.value)
+
+
+# --- RELAY_ALLOWED_HOSTS and RELAY_ALLOWED_ORIGINS: a wrong value stops the relay, naming it -------------------
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("0.0.0.0", "the unspecified address is never a name of this relay"),
+        ("0.0.0.0:8000", "the unspecified address is never a name of this relay"),
+        ("::", "an IPv6 address goes in brackets"),
+        ("[::]", "the unspecified address is never a name of this relay"),
+        ("[0:0:0:0:0:0:0:0]:8000", "the unspecified address is never a name of this relay"),
+        ("[::ffff:127.0.0.1]", "an IPv4-mapped address is never a name of this relay"),
+        ("fe80::1%eth0", "an IPv6 address goes in brackets"),
+        ("[fe80::1%eth0]", "an IPv6 zone (%eth0) is never part of a Host"),
+        ("relay.lan:abc", "the port must be a number from 1 to 65535"),
+        ("relay.lan:0", "the port must be a number from 1 to 65535"),
+        ("relay.lan:70000", "the port must be a number from 1 to 65535"),
+        ("relay.lan:", "the port must be a number from 1 to 65535"),
+        ("[::1", "an IPv6 address goes in brackets"),
+        ("[relay.lan]", "not an IPv6 address"),
+        ("*.lan", "not a host name"),
+        ("127.1", "not an IPv4 address"),
+    ],
+)
+def test_a_malformed_or_unspecified_allowed_host_stops_the_relay_naming_the_setting_and_the_value(value, why):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"RELAY_ALLOWED_HOSTS": f"relay.lan, {value}"})
+
+    message = str(caught.value)
+    assert message.startswith("RELAY_ALLOWED_HOSTS ") and message.endswith(f"got {value!r}")
+    assert why in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("http://*", "not a host name"),
+        ("http://*.example.com", "not a host name"),
+        ("http://h?x=1", "an origin has no query"),
+        ("http://h#top", "an origin has no fragment"),
+        ("http://user:pw@h:1", "an origin has no user name or password"),
+        ("http://h:abc", "the port must be a number from 1 to 65535"),
+        ("http://[::1", "an IPv6 address goes in brackets"),
+        ("http://h/path", "an origin has no path"),
+        ("ws://h", "the scheme must be http or https"),
+        ("null", "the scheme must be http or https"),
+    ],
+)
+def test_a_malformed_allowed_origin_stops_the_relay_naming_the_setting_and_the_value(value, why):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"RELAY_ALLOWED_ORIGINS": f"http://localhost:3000 {value}"})
+
+    message, shown = str(caught.value), value.replace(":pw@", ":***@")  # a password is never shown
+    assert message.startswith("RELAY_ALLOWED_ORIGINS ") and message.endswith(f"got {shown!r}")
+    assert why in message and "\n" not in message
+
+
+def test_a_secret_in_an_allowed_origin_is_not_shown():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"RELAY_ALLOWED_ORIGINS": "http://user:SECRET-TOKEN@h:1"})
+
+    assert "SECRET-TOKEN" not in str(caught.value) and "http://user:***@h:1" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "value, kept",
+    [
+        ("relay2.lan:8000", "relay2.lan:8000"),
+        ("Relay.LAN.", "relay.lan"),
+        ("[::1]:8000", "[::1]:8000"),
+        ("[0:0:0:0:0:0:0:1]", "[::1]"),
+        ("192.168.1.20", "192.168.1.20"),
+        ("my_host-2", "my_host-2"),
+    ],
+)
+def test_an_allowed_host_is_kept_as_a_host_header_writes_it(value, kept):
+    assert Settings.from_env({"RELAY_ALLOWED_HOSTS": value}).allowed_hosts == (kept,)
+
+
+@pytest.mark.parametrize(
+    "value, kept",
+    [
+        ("http://localhost:3000", "http://localhost:3000"),
+        ("http://LOCALHOST:3000/", "http://localhost:3000"),
+        ("http://a.example:80", "http://a.example"),
+        ("https://a.example:443", "https://a.example"),
+        ("https://a.example:8443", "https://a.example:8443"),
+        ("http://[0:0::1]:3000", "http://[::1]:3000"),
+    ],
+)
+def test_an_allowed_origin_is_kept_as_a_browser_sends_it(value, kept):
+    """A browser's `Origin` is lower case, without the scheme's default port or a slash: so the list is too."""
+    assert Settings.from_env({"RELAY_ALLOWED_ORIGINS": value}).allowed_origins == (kept,)
+
+
+# --- RELAY_REQUEST_DEADLINE ---------------------------------------------------------------------------------
+
+
+def test_a_request_has_30_s_to_arrive_by_default_and_the_deadline_can_be_set():
+    assert Settings.from_env({}).request_deadline_s == 30.0
+    assert Settings.from_env({"RELAY_REQUEST_DEADLINE": "2.5"}).request_deadline_s == 2.5
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        ("soon", "RELAY_REQUEST_DEADLINE must be a number, got 'soon'"),
+        ("0.5", "RELAY_REQUEST_DEADLINE must be at least 1, got 0.5"),
+        ("nan", "RELAY_REQUEST_DEADLINE must be a number, got 'nan'"),
+    ],
+)
+def test_a_bad_request_deadline_stops_the_relay_naming_it(value, words):
+    with pytest.raises(ConfigError, match=f"^{words}$"):
+        Settings.from_env({"RELAY_REQUEST_DEADLINE": value})

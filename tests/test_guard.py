@@ -138,6 +138,81 @@ def test_an_origin_allowed_on_purpose_may_use_the_relay(room, make_app, fake_cal
     assert len(sent_messages(fake_call_client)) == 1
 
 
+# --- a page allowed on purpose (CORS) -----------------------------------------------------------
+
+ALLOWED = "http://localhost:3000"
+PREFLIGHT = {"Origin": ALLOWED, "Access-Control-Request-Method": "POST",
+             "Access-Control-Request-Headers": "authorization,content-type", "Sec-Fetch-Site": "same-site"}
+CORS_HEADERS = ("Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers")
+
+
+@pytest.fixture
+def allowing(room, make_app):
+    """A relay with a token that allows the page at ALLOWED on purpose."""
+    return make_app(Settings(allowed_origins=(ALLOWED,), auth_token="s3cret-token"), room).test_client()
+
+
+def test_an_allowed_pages_preflight_is_answered_without_the_token(allowing, fake_call_client):
+    """A browser asks before a page's JSON POST or one with a token; the question itself never carries the token."""
+    response = allowing.options("/send_text_message", headers=PREFLIGHT)
+
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert response.headers["Access-Control-Allow-Methods"] == "GET, POST"
+    assert {"content-type", "authorization"} <= {
+        name.strip().lower() for name in response.headers["Access-Control-Allow-Headers"].split(",")
+    }
+    assert response.headers["Vary"] == "Origin"
+    assert sent_messages(fake_call_client) == []
+
+
+@pytest.mark.parametrize(
+    "kwargs, status",
+    [
+        ({"json": {"text": "hi"}, "headers": {"Authorization": "Bearer s3cret-token"}}, 200),
+        ({"json": {"text": "hi"}}, 401),  # the page can read why
+        ({"json": {"txt": "hi"}, "headers": {"Authorization": "Bearer s3cret-token"}}, 400),
+    ],
+    ids=["sent", "no-token", "bad-body"],
+)
+def test_every_answer_to_an_allowed_page_is_readable_by_it(allowing, kwargs, status):
+    headers = {"Origin": ALLOWED, "Sec-Fetch-Site": "same-site", **kwargs.get("headers", {})}
+
+    response = allowing.post("/send_text_message", headers=headers, json=kwargs["json"])
+
+    assert response.status_code == status
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED and response.headers["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize(
+    "method, headers",
+    [
+        ("OPTIONS", {**PREFLIGHT, "Origin": EVIL, "Sec-Fetch-Site": "cross-site"}),
+        ("OPTIONS", {**PREFLIGHT, "Origin": "http://localhost:3001"}),
+        ("POST", {"Origin": EVIL, "Sec-Fetch-Site": "cross-site", "Authorization": "Bearer s3cret-token"}),
+    ],
+    ids=["preflight-from-another-page", "preflight-from-another-port", "post-from-another-page"],
+)
+def test_any_other_page_gets_no_cors_answer_and_stays_refused(allowing, fake_call_client, method, headers):
+    response = allowing.open("/send_text_message", method=method, headers=headers, json={"text": "pwned"})
+
+    assert response.status_code == 403
+    assert not any(name in response.headers for name in (*CORS_HEADERS, "Vary"))
+    assert sent_messages(fake_call_client) == []
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}],
+    ids=["curl", "the-console"],
+)
+def test_requests_that_are_no_other_pages_get_no_cors_headers(allowing, headers):
+    response = allowing.get("/health", headers={"Authorization": "Bearer s3cret-token", **headers})
+
+    assert response.status_code == 200
+    assert not any(name in response.headers for name in CORS_HEADERS)
+
+
 # --- other names for 127.0.0.1 (DNS rebinding) ---------------------------------------------------
 
 
@@ -196,6 +271,24 @@ def test_a_name_allowed_on_purpose_is_answered(room, make_app):
 
     assert client.get("/health", headers={"Host": "relay.lan:8000"}).status_code == 200
     assert client.get("/health", headers={"Host": "evil.example:8000"}).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "host, status",
+    [("relay2.lan:8000", 200), ("RELAY2.LAN.:8000", 200), ("relay2.lan:9999", 403), ("relay2.lan", 403)],
+    ids=["its-port", "its-port-written-otherwise", "another-port", "no-port-is-80"],
+)
+def test_a_port_in_an_allowed_host_means_that_port_only(room, make_app, host, status):
+    client = make_app(Settings.from_env({"RELAY_ALLOWED_HOSTS": "relay2.lan:8000"}), room).test_client()
+
+    assert client.get("/health", headers={"Host": host}).status_code == status
+
+
+def test_a_host_without_a_port_is_the_schemes_default_port(room, make_app):
+    client = make_app(Settings.from_env({"RELAY_ALLOWED_HOSTS": "relay.lan:80"}), room).test_client()
+
+    assert client.get("/health", headers={"Host": "relay.lan"}).status_code == 200
+    assert client.get("/health", headers={"Host": "relay.lan:8000"}).status_code == 403
 
 
 def test_the_log_line_of_a_refused_host_does_not_echo_it(app, caplog):
@@ -414,3 +507,44 @@ def test_a_rebound_name_in_chromium_reads_nothing_and_sends_nothing(dry_run_rela
     ]
     assert all(json.loads(text) == {"error": HOST_ERROR} for _, _, text in results)
     assert spoken(printed) == []
+
+
+# --- a page allowed on purpose, in a real browser -----------------------------------------------------
+
+BLANK_PAGE = "<!doctype html><title>a page that may use the relay</title>"
+# From the page's own origin: a JSON POST with the token, which a browser sends only after a preflight.
+SEND_FROM_THE_PAGE = """async ([relay, token, text]) => {
+  try {
+    const response = await fetch(relay + "/send_text_message", {method: "POST",
+      headers: {"Content-Type": "application/json", "Authorization": "Bearer " + token},
+      body: JSON.stringify({text})});
+    return {status: response.status, answer: await response.json()};
+  } catch (error) {
+    return {error: String(error)};
+  }
+}"""
+
+
+@pytest.mark.slow
+def test_a_page_on_an_allowed_origin_in_chromium_sends_with_the_token_and_reads_the_answer_and_no_other_page_can():
+    allowed, other = AttackSite(BLANK_PAGE), AttackSite(BLANK_PAGE)
+    printed = io.StringIO()
+    settings = Settings.from_env({"RELAY_ALLOWED_ORIGINS": f"http://127.0.0.1:{allowed.port}", "RELAY_AUTH_TOKEN": "s3cret-token"})
+    app = create_app(settings, DryRunRoom(printed))
+    try:
+        with serve_wsgi(app) as port, chromium() as browser:
+            relay = f"http://127.0.0.1:{port}"
+            results = {}
+            for name, site in (("allowed", allowed), ("other", other)):
+                page = browser.new_page()
+                page.goto(f"http://127.0.0.1:{site.port}/")
+                results[name] = page.evaluate(SEND_FROM_THE_PAGE, [relay, "s3cret-token", f"from the {name} page"])
+    finally:
+        allowed.close()
+        other.close()
+        app.extensions["relay"].close()
+
+    assert results["allowed"].get("status") == 200, results["allowed"]  # not "Failed to fetch"
+    assert results["allowed"]["answer"]["messages_sent"] == 1
+    assert results["other"] == {"error": "TypeError: Failed to fetch"}
+    assert spoken(printed) == ["from the allowed page"]
