@@ -44,6 +44,7 @@ from relay.errors import (
     error_body,
     status_of,
 )
+from relay.events import listing_limit
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, RequestGuard, body_too_large
 from relay.logs import flush_log, start_logging
 from relay.options import Mode, OneLineParser, Options, UsageError
@@ -396,7 +397,7 @@ def events() -> Response:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return answer(relay.events.listing(last_id))
+    return answer(relay.events.listing(last_id, listing_limit(request.args.get("limit"))))
 
 
 @views.get("/openapi.json")
