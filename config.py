@@ -41,7 +41,11 @@ DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 DEFAULT_TAVUS_TIMEOUT_S = 30.0
 DEFAULT_SPOKEN_TIMEOUT_S = 60.0
 DEFAULT_UTTERANCE_IDLE_CLOSE_S = 5.0
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"  # the default RELAY_AUDIO_DIR: the shipped demo works
+CHECKOUT_DIR = Path(__file__).resolve().parent  # the relay's repository folder
+EXAMPLES_DIR = CHECKOUT_DIR / "examples"  # the default RELAY_AUDIO_DIR: the shipped demo works
+DEFAULT_RELAY_URL = "http://127.0.0.1:8000"  # where `python -m relay.mcp` finds the relay
+DEFAULT_MCP_SAY_TIMEOUT_S = 30.0  # the longest an agent's say waits for the face; agent hosts give up on a tool
+# call after about a minute
 DEFAULT_MAX_CALL_SECONDS = 3600  # the quickstart's conversation: Tavus ends it by itself after this
 ROOM_URL_SHAPE = "https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
 
@@ -154,6 +158,35 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class McpSettings:
+    """What `python -m relay.mcp` (the agents' entry) reads: where the relay is, its token, how long a say may
+    hold an agent, and the one folder play_audio may read when RELAY_AUDIO_DIR is set."""
+
+    relay_url: str = DEFAULT_RELAY_URL
+    auth_token: str | None = field(default=None, repr=False)
+    say_timeout_s: float = DEFAULT_MCP_SAY_TIMEOUT_S
+    audio_dir: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> McpSettings:
+        """Read from `env`, or from os.environ plus the `.env` of the relay's repository folder when None.
+
+        Not the working folder's, as the relay reads: an agent host starts the
+        server in a folder of its own choosing, and the `.env` the relay is
+        started with is the one in its repository folder. The environment wins.
+        """
+        if env is None:
+            env = {**_dotenv_values(CHECKOUT_DIR / ".env"), **os.environ}
+        read = _Reader(env)
+        return cls(
+            relay_url=read.url("RELAY_URL", DEFAULT_RELAY_URL, example=DEFAULT_RELAY_URL).rstrip("/"),
+            auth_token=read.text("RELAY_AUTH_TOKEN"),
+            say_timeout_s=read.number("RELAY_MCP_SAY_TIMEOUT", DEFAULT_MCP_SAY_TIMEOUT_S, float, minimum=1),
+            audio_dir=read.directory("RELAY_AUDIO_DIR"),
+        )
+
+
 def check_room_url(url: str, source: str = "the conversation URL") -> str:
     """A Daily room URL, or ConfigError at once: anything else would be tried for ~19 s before Daily gives up.
 
@@ -176,8 +209,11 @@ def _without_password(url: str) -> str:
 
 def _dotenv_in_cwd() -> dict[str, str]:
     """The `.env` of the directory the relay is started from, as the README says."""
-    path = find_dotenv(usecwd=True)
-    if not path:
+    return _dotenv_values(find_dotenv(usecwd=True))
+
+
+def _dotenv_values(path: str | Path) -> dict[str, str]:
+    if not path or not Path(path).is_file():
         return {}
     return {key: value for key, value in dotenv_values(path).items() if value is not None}
 
@@ -269,14 +305,14 @@ class _Reader:
                 ) from None
         return tuple(origins)
 
-    def url(self, name: str, default: str) -> str:
-        return self.optional_url(name) or default
+    def url(self, name: str, default: str, *, example: str = "https://tavus.daily.co/c123") -> str:
+        return self.optional_url(name, example=example) or default
 
-    def optional_url(self, name: str) -> str | None:
+    def optional_url(self, name: str, *, example: str = "https://tavus.daily.co/c123") -> str | None:
         raw = self.text(name)
         if raw is None:
             return None
         parsed = urlparse(raw)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"{name} must be an http(s) URL such as https://tavus.daily.co/c123, got {raw!r}")
+            raise ConfigError(f"{name} must be an http(s) URL such as {example}, got {raw!r}")
         return raw

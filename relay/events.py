@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from relay.errors import TooManyListeners
+from echo_messages import ascii_int
+from relay.errors import MessageError, TooManyListeners
 from relay.recorder import Recorder
 
 log = logging.getLogger("echo_relay")
@@ -26,6 +27,7 @@ EVENT_REORDER_WINDOW_S = 0.005  # room messages with a `seq` arriving this close
 MAX_EVENT_LISTENERS = 64  # each SSE stream holds a server thread; POSTs keep their own
 MAX_ROOM_EVENTS_QUEUED = 10000  # room events not yet handled; past it they are dropped and counted, Daily never waits
 STOP_TIMEOUT_S = 5.0  # how long closing waits for the events thread to hand on what it holds
+MAX_EVENTS_LISTED = 1000  # GET /events?limit= at most this: one answer's size is bounded whatever the buffer holds
 MAX_EVENT_NAME_CHARS = 200  # an SSE `event:` line longer than this is cut (a participant chooses the name)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -62,6 +64,21 @@ def sse_event_name(name: Any) -> str:
     """`name` as one safe SSE line: control and line-separator characters as \\xNN / \\uNNNN, cut to a bound."""
     escaped = _CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], str(name)[:MAX_EVENT_NAME_CHARS])
     return escaped or "message"
+
+
+def listing_limit(raw: str | None) -> int | None:
+    """GET /events?limit=: at most this many events in the list (1 to MAX_EVENTS_LISTED); None when not given.
+
+    An agent polling for what the face said wants a few events, not the whole
+    buffer (RELAY_EVENT_BUFFER, 1000 by default) in every answer.
+    """
+    if raw is None:
+        return None
+    meaning = f"a whole number from 1 to {MAX_EVENTS_LISTED}"
+    limit = ascii_int(raw, "limit", meaning=meaning)
+    if not 1 <= limit <= MAX_EVENTS_LISTED:
+        raise MessageError(f"limit must be {meaning}, got {limit}")
+    return limit
 
 
 def events_dropped(count: int) -> dict[str, Any]:
@@ -105,8 +122,9 @@ class EventLog:
             self._changed.notify_all()
         return event
 
-    def after(self, last_id: int) -> tuple[list[Event], int]:
-        """Events newer than `last_id`, and how many newer ones the buffer no longer holds.
+    def after(self, last_id: int, limit: int | None = None) -> tuple[list[Event], int]:
+        """Events newer than `last_id` (the oldest `limit` of them), and how many newer ones the buffer no
+        longer holds.
 
         An id beyond the last one is from an earlier run of the relay: callers
         start over (`restarted`, `listing` and `stream` do).
@@ -118,17 +136,19 @@ class EventLog:
                 return [], 0
             first = self._events[0].id
             start = max(0, last_id - first + 1)
-            return list(islice(self._events, start, None)), max(0, first - last_id - 1)
+            stop = None if limit is None else start + limit
+            return list(islice(self._events, start, stop)), max(0, first - last_id - 1)
 
     def restarted(self, last_id: int) -> bool:
         """`last_id` is beyond every id this relay gave: it is from before a restart."""
         return last_id > self.last_id
 
-    def listing(self, last_id: int) -> list[dict[str, Any]]:
-        """GET /events as JSON: what is newer than `last_id`, led by a `relay.restarted` or
-        `relay.events_dropped` marker (no id) when the caller must know it missed something."""
+    def listing(self, last_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+        """GET /events as JSON: what is newer than `last_id` (the oldest `limit` of it, so `after=<the last id
+        listed>` goes on from there), led by a `relay.restarted` or `relay.events_dropped` marker (no id) when
+        the caller must know it missed something."""
         restarted = self.restarted(last_id)
-        newer, dropped = self.after(0 if restarted else last_id)
+        newer, dropped = self.after(0 if restarted else last_id, limit)
         markers = [relay_restarted(last_id)] if restarted else []
         markers += [events_dropped(dropped)] if dropped else []
         return markers + [event.as_dict() for event in newer]

@@ -23,6 +23,7 @@ from relay import audio
 from relay.answers import Answer
 from relay.core import Relay
 from relay.errors import INTERNAL_ERROR, MessageError, ModeError, NotFound, RelayError, UnsupportedMediaType, status_of
+from relay.events import listing_limit
 from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, body_too_large
 from relay.utterances import MAX_TRACKED_UTTERANCES
 
@@ -269,7 +270,7 @@ def events() -> Response:
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return answer(relay.events.listing(last_id))
+    return answer(relay.events.listing(last_id, listing_limit(request.args.get("limit"))))
 
 
 @views.get("/health")

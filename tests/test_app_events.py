@@ -83,6 +83,26 @@ def test_a_bad_event_id_is_400(client, after):
     assert response.status_code == 400 and "must be an event id" in response.get_json()["error"]
 
 
+def test_limit_lists_at_most_that_many_events_the_oldest_after_the_cursor(client, fake_call_client):
+    for seq in (1, 2, 3):
+        fake_call_client.room_sends(utterance(seq))
+    wait_for_events(client, 5)
+
+    first = client.get("/events?after=1&limit=2").get_json()
+    rest = client.get(f"/events?after={first[-1]['id']}&limit=2").get_json()
+
+    assert [e["id"] for e in first] == [2, 3] and [e["id"] for e in rest] == [4, 5]
+    assert [e["id"] for e in client.get("/events?limit=1000").get_json()] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("limit", ["0", "-1", "abc", "2.5", "", "1001", "9" * 40])
+def test_a_bad_limit_is_400_naming_it(client, limit):
+    response = client.get(f"/events?limit={limit}")
+
+    assert response.status_code == 400
+    assert response.get_json()["error"].startswith("limit must be a whole number from 1 to 1000, got ")
+
+
 def test_interrupts_and_send_failures_are_events(client, fake_daily, fake_call_client):
     client.post("/interrupt")
     fake_daily.send_error = lambda index, message: "AppMessage(Signalling(ChannelNotOpen))"
