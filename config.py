@@ -14,15 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlparse, urlunparse
+from urllib.parse import ParseResult, urlparse, urlunparse
 
 from dotenv import dotenv_values, find_dotenv
 
+from echo_messages import MAX_MESSAGE_BYTES, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
 from relay.hosts import HostPort, never_this_relay, parse_host, parse_origin
 
 DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
 DEFAULT_SAMPLE_RATE = 24000
-DEFAULT_MAX_MESSAGE_BYTES = 4096
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
 DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold start can take minutes
 DEFAULT_CONNECTION_TIMEOUT_S = 30.0
@@ -47,11 +47,12 @@ DEFAULT_RELAY_URL = "http://127.0.0.1:8000"  # where `python -m relay.mcp` finds
 DEFAULT_MCP_SAY_TIMEOUT_S = 30.0  # the longest an agent's say waits for the face; agent hosts give up on a tool
 # call after about a minute
 DEFAULT_MAX_CALL_SECONDS = 3600  # the quickstart's conversation: Tavus ends it by itself after this
+# A host under daily.co, written as DNS names are (a space or a bracket would pass .endswith and fail in Daily's join).
+DAILY_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+daily\.co")
 ROOM_URL_SHAPE = "https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
 
 # Below this an echo envelope plus a few samples of audio no longer fits.
 MIN_MAX_MESSAGE_BYTES = 512
-SUPPORTED_SAMPLE_RATES = range(8000, 192001)
 
 
 class ConfigError(ValueError):
@@ -75,7 +76,7 @@ class Settings:
     allowed_hosts: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
     sample_rate: int = DEFAULT_SAMPLE_RATE
-    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_message_bytes: int = MAX_MESSAGE_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
@@ -125,7 +126,7 @@ class Settings:
             allowed_origins=read.origins("RELAY_ALLOWED_ORIGINS"),
             sample_rate=read.sample_rate("RELAY_SAMPLE_RATE"),
             max_message_bytes=read.number(
-                "RELAY_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
+                "RELAY_MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
             ),
             max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
@@ -196,10 +197,19 @@ def check_room_url(url: str, source: str = "the conversation URL") -> str:
     parsed = urlparse(url)
     host = (parsed.hostname or "").lower()
     segments = [segment for segment in parsed.path.split("/") if segment]
-    if parsed.scheme != "https" or not host.endswith(".daily.co") or len(segments) != 1:
+    if parsed.scheme != "https" or not DAILY_HOST.fullmatch(host) or len(segments) != 1 or not _has_valid_port(parsed):
         shown = urlunparse(parsed._replace(query="", fragment=""))  # a ?t= meeting token is never shown
         raise ConfigError(f"{source} {shown!r} is not a Daily room URL: expected {ROOM_URL_SHAPE}")
     return url
+
+
+def _has_valid_port(parsed: ParseResult) -> bool:
+    """No port, or one from 0 to 65535 (`:99999` would pass every other check and fail only inside Daily's join)."""
+    try:
+        parsed.port  # noqa: B018 (reading it is the check: urllib raises ValueError for a port out of range)
+    except ValueError:
+        return False
+    return True
 
 
 def _without_password(url: str) -> str:
@@ -256,7 +266,7 @@ class _Reader:
     def sample_rate(self, name: str) -> int:
         """Whole 10 ms frames (a rate divisible by 100): the virtual microphone pads anything else with silence."""
         rate = self.number(
-            name, DEFAULT_SAMPLE_RATE, int, minimum=SUPPORTED_SAMPLE_RATES.start, maximum=SUPPORTED_SAMPLE_RATES.stop - 1
+            name, DEFAULT_SAMPLE_RATE, int, minimum=MIN_SAMPLE_RATE, maximum=MAX_SAMPLE_RATE
         )
         if rate % 100:
             raise ConfigError(

@@ -6,7 +6,6 @@ import heapq
 import json
 import logging
 import queue
-import re
 import threading
 import time
 from collections import deque
@@ -17,6 +16,7 @@ from typing import Any
 
 from echo_messages import ascii_int
 from relay.errors import MessageError, TooManyListeners
+from relay.logs import escape_control
 from relay.recorder import Recorder
 
 log = logging.getLogger("echo_relay")
@@ -29,7 +29,6 @@ MAX_ROOM_EVENTS_QUEUED = 10000  # room events not yet handled; past it they are 
 STOP_TIMEOUT_S = 5.0  # how long closing waits for the events thread to hand on what it holds
 MAX_EVENTS_LISTED = 1000  # GET /events?limit= at most this: one answer's size is bounded whatever the buffer holds
 MAX_EVENT_NAME_CHARS = 200  # an SSE `event:` line longer than this is cut (a participant chooses the name)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,8 @@ class Event:
 
 
 def _sse_frame(event: Mapping[str, Any], *, event_id: int | None = None) -> str:
-    """One SSE frame. Every field is one line whatever a participant put in it: the event name has its control
-    characters escaped (a newline there would start a forged frame), and the data is ASCII-only JSON, whose
+    """One SSE frame. Every field is one line whatever a participant put in it: the event name has what is not
+    printable escaped (a newline there would start a forged frame), and the data is ASCII-only JSON, whose
     escapes leave no raw newline."""
     head = f"id: {int(event_id)}\n" if event_id is not None else ""
     data = json.dumps(event, separators=(",", ":"), ensure_ascii=True)
@@ -61,9 +60,8 @@ def _sse_frame(event: Mapping[str, Any], *, event_id: int | None = None) -> str:
 
 
 def sse_event_name(name: Any) -> str:
-    """`name` as one safe SSE line: control and line-separator characters as \\xNN / \\uNNNN, cut to a bound."""
-    escaped = _CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], str(name)[:MAX_EVENT_NAME_CHARS])
-    return escaped or "message"
+    """`name` as one safe SSE line: what is not printable escaped (relay.logs.escape_control), cut to a bound."""
+    return escape_control(str(name)[:MAX_EVENT_NAME_CHARS]) or "message"
 
 
 def listing_limit(raw: str | None) -> int | None:

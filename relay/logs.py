@@ -33,20 +33,29 @@ from typing import Any, TextIO
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 MAX_WAITING_LINES = 10_000  # lines the writer may be behind by; past it lines are dropped and counted
 BATCH_LINES = 500  # lines waiting are written together, up to this many per write
-FLUSH_TIMEOUT_S = 5.0
-LOG_BATCH_S = 0.05  # how late a log line may appear: the writer looks for lines this often  # how long `say` waits for the log to be written: a terminal that is not read must not hang it
-
-# C0, DEL, C1 and the Unicode line and paragraph separators: each can end a line or drive a terminal.
-_CONTROL = [*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029]
-_ESCAPES = {code: chr(code).encode("unicode_escape").decode("ascii") for code in _CONTROL}
-
+FLUSH_TIMEOUT_S = 5.0  # how long `say` waits for the log to be written: a terminal that is not read must not hang it
+LOG_BATCH_S = 0.05  # how late a log line may appear: the writer looks for lines this often
 
 _PLAIN = (int, float, bool)  # the common arguments that need no look: a type check, not an ABC's
 
 
 def escape_control(text: str) -> str:
-    r"""`text` with every control character written as its Python escape (`\n`, `\x1b`, `\u2028`): one line, inert."""
-    return text if text.isprintable() else text.translate(_ESCAPES)
+    r"""`text` with every character that is not printable written as its Python escape: one line, inert.
+
+    The one rule for whatever reaches a log line, the terminal or an event
+    stream from a request or the room. Not printable, in Python's sense: the
+    control characters (C0, DEL, C1: `\n`, `\x1b`), the line and paragraph
+    separators (`\u2028`), and the format characters, among them the bidi
+    overrides and isolates (U+202E, U+2066-2069) and the invisible ones
+    (U+200B-200F, U+FEFF) that would make a line read as something it is not.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    return char.encode("unicode_escape", errors="backslashreplace").decode("ascii")
 
 
 class _Escaped:

@@ -363,8 +363,8 @@ class Room:
         log.log(
             logging.WARNING if event == "interrupted" else logging.INFO,
             "the connection to the room (%s) is %s%s",
-            name.encode("unicode_escape").decode("ascii"),
-            event.encode("unicode_escape").decode("ascii"),
+            name,
+            event,
             "; requests wait for it" if name == "signalling" and event == "interrupted" else "",
         )
         self._emit("relay.connection", {"connection": name, "event": event})

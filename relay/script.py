@@ -29,6 +29,7 @@ import soundfile
 
 import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
+from relay.logs import escape_control
 
 if TYPE_CHECKING:  # types only: the runner reaches them through the relay it is given
     from relay.events import EventLog
@@ -124,7 +125,7 @@ def _audio_anywhere(argument: str, base_dir: Path, where: str) -> Path:
 def _audio_in_folder(argument: str, audio_dir: Path, where: str) -> Path:
     """A file named by a script from a request: a decodable regular file inside `audio_dir`, or one error
     that names only what was written (never a resolved path, never whether something exists)."""
-    shown = argument[:80] if argument.isprintable() else repr(argument[:80])  # no control character reaches a log
+    shown = escape_control(argument[:80])  # no control character reaches a log
     refused = ScriptError(
         f"{where}: no audio file {shown} in the audio folder: name a file in RELAY_AUDIO_DIR "
         "by its name or a path inside it"

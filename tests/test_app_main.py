@@ -110,9 +110,37 @@ def without_timestamps(stderr: str) -> list[str]:
     return [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ", "", line) for line in stderr.splitlines()]
 
 
+@pytest.mark.parametrize("url", ["https://tavus.daily.co:99999/c123", "https://x y.daily.co/c123?t=SECRET-MEETING-TOKEN"])
+def test_a_url_daily_could_not_parse_exits_2_at_once_like_every_url_refused_before_the_join(tmp_path, url):
+    process = start([url], tmp_path)
+    stdout, stderr = finish(process)
+
+    assert process.returncode == 2 and stdout == ""
+    shown = url.partition("?")[0]
+    assert without_timestamps(stderr) == [
+        (
+            f"error: the conversation URL {shown!r} is not a Daily room URL: "
+            "expected https://<domain>.daily.co/<conversation_id>, such as https://tavus.daily.co/c123"
+        )
+    ]
+
+
+def start_joining_unchecked(args: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """`python app.py ARGS` with the relay's URL check switched off, so that the real Daily gets a URL it fails
+    to parse at once (no network needed): how Daily's own failures and log lines reach the terminal."""
+    unchecked = (
+        "import sys, relay.run; relay.run.check_room_url = lambda url, source='': url; "
+        "import app; sys.exit(app.main(sys.argv[1:]))"
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", unchecked, *args], cwd=cwd, env=relay_env(PYTHONPATH=str(ROOT)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
 def test_real_daily_rejects_an_unparsable_url_in_one_sentence_and_exits_1(tmp_path):
     """The real `daily` module, not a fake: Daily fails to parse this port at once, no network needed."""
-    process = start(["https://tavus.daily.co:99999/c123"], tmp_path)
+    process = start_joining_unchecked(["https://tavus.daily.co:99999/c123"], tmp_path)
     stdout, stderr = finish(process)
 
     assert process.returncode == 1 and stdout == ""
@@ -123,7 +151,7 @@ def test_real_daily_rejects_an_unparsable_url_in_one_sentence_and_exits_1(tmp_pa
 
 
 def test_verbose_lets_dailys_own_log_lines_through(tmp_path):
-    process = start(["https://tavus.daily.co:99999/c123", "--verbose"], tmp_path)
+    process = start_joining_unchecked(["https://tavus.daily.co:99999/c123", "--verbose"], tmp_path)
     _, stderr = finish(process)
 
     assert process.returncode == 1
@@ -131,7 +159,7 @@ def test_verbose_lets_dailys_own_log_lines_through(tmp_path):
 
 
 def test_a_token_on_the_url_is_never_printed(tmp_path):
-    process = start(["https://tavus.daily.co:99999/c123?t=SECRET-MEETING-TOKEN", "--verbose"], tmp_path)
+    process = start_joining_unchecked(["https://tavus.daily.co:99999/c123?t=SECRET-MEETING-TOKEN", "--verbose"], tmp_path)
     stdout, stderr = finish(process)
 
     assert process.returncode == 1

@@ -96,7 +96,7 @@ def test_a_stream_frees_its_slot_when_closed_even_if_never_read():
 
 def test_an_event_name_cannot_break_the_frame():
     assert sse_event_name("x\nid: 999999\r\ndata: {}") == "x\\nid: 999999\\r\\ndata: {}"
-    assert sse_event_name("a\u2028b\x00") == "a\\u2028b\\u0000"
+    assert sse_event_name("a\u2028b\x00\u202e") == "a\\u2028b\\x00\\u202e"
     assert sse_event_name("") == "message"
     assert len(sse_event_name("y" * 5000)) == relay_events.MAX_EVENT_NAME_CHARS
 

@@ -111,7 +111,7 @@ def test_the_shipped_demo_loads_in_the_console_with_the_defaults(client):
 
 
 def test_a_name_with_control_characters_is_shown_escaped():
-    with pytest.raises(ScriptError, match=r"no audio file 'a\\x1b\[2Jb.wav' in the audio folder"):
+    with pytest.raises(ScriptError, match=r"no audio file a\\x1b\[2Jb.wav in the audio folder"):
         parse_script("@audio a\x1b[2Jb.wav", Path.cwd(), confined=True)
 
 
