@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from config import Settings
+from relay.dry_run import DryRunRoom
 from relay.logs import LOG_FORMAT, RelayLogHandler, escape_control, say, start_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,10 +181,30 @@ def test_the_format_has_the_time_and_level_before_the_message():
         ("a\nb", r"a\nb"), ("a\rb", r"a\rb"), ("\x1b[2J", r"\x1b[2J"), ("\x00\t\x7f", r"\x00\t\x7f"),
         ("\x85\x9b", r"\x85\x9b"), ("a\u2028b\u2029c", r"a\u2028b\u2029c"),
         ("plain é 日本 -_/", "plain é 日本 -_/"),
+        ("\u202eevil", r"\u202eevil"), ("\u2066a\u2067b\u2068c\u2069", r"\u2066a\u2067b\u2068c\u2069"),
+        ("\u200b\u200c\u200d\u200e\u200f", r"\u200b\u200c\u200d\u200e\u200f"), ("\ufeffx", r"\ufeffx"),
     ],
 )
-def test_escape_control_writes_control_characters_as_escapes_and_keeps_the_rest(text, escaped):
+def test_escape_control_writes_control_bidi_and_format_characters_as_escapes_and_keeps_the_rest(text, escaped):
     assert escape_control(text) == escaped
+
+
+def test_a_bidi_override_in_an_inference_id_reaches_the_terminal_escaped(terminal, client):
+    client.post("/send_text_message", json={"text": "hi", "inference_id": "gnp.\u202eexe"})
+    terminal.handler.flush()
+
+    assert r"inference_id=gnp.\u202eexe" in terminal.getvalue() and "\u202e" not in terminal.getvalue()
+
+
+def test_format_characters_in_a_script_line_reach_the_terminal_escaped(terminal, make_app):
+    relay = make_app(Settings(), DryRunRoom(io.StringIO())).extensions["relay"]
+    relay.load_script("Hi \u2066there\u2069 \ufeff", "demo")
+    relay.script.next()
+    relay.script.wait_until_over(20)
+    terminal.handler.flush()
+
+    assert r"Hi \u2066there\u2069 \ufeff" in terminal.getvalue()
+    assert not {"\u2066", "\u2069", "\ufeff"} & set(terminal.getvalue())
 
 
 def test_a_forged_inference_id_stays_on_its_own_log_line(terminal, client):
