@@ -9,7 +9,7 @@ line or an error.
 
 from __future__ import annotations
 
-import sys
+import runpy
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -356,7 +356,5 @@ def persona_id_of(created: Mapping[str, Any]) -> str:
     return str(created.get("pal_id") or created.get("persona_id"))
 
 
-if __name__ == "__main__":  # python tavus_client.py: the command line lives in relay/tavus_cli.py
-    from relay.tavus_cli import main
-
-    sys.exit(main())
+if __name__ == "__main__":  # python tavus_client.py is the command line, relay/tavus_cli.py, run as the program
+    runpy.run_module("relay.tavus_cli", run_name="__main__", alter_sys=True)

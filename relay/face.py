@@ -3,7 +3,7 @@
 Tavus has named the face's Daily participant in several ways over time, and a
 relay that joins after the face never sees the one-off `system.replica_joined`
 (app messages are not stored). So the face counts as present on any signal
-Tavus's own clients trust (PROTOCOL.md section 5), and everyone else in the
+Tavus's own clients trust (its CLI and pipecat's Tavus transport), and everyone else in the
 room (the presenter's browser tab, viewers) is never taken for it.
 """
 

@@ -1,6 +1,6 @@
 """The face's speaking vocabulary: the one place that knows how Tavus says the face started or stopped speaking.
 
-Tavus has said it two ways (PROTOCOL.md section 6): the legacy
+Tavus has said it two ways (its Echo Mode and event pages over the years): the legacy
 `conversation.replica.started_speaking` / `stopped_speaking`, and the unified
 `conversation.started_speaking` / `stopped_speaking` with a `role` of
 "replica" or "pal", sometimes both roles for one change. Heartbeats such as

@@ -230,3 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
     print(json.dumps(answer, indent=2))
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

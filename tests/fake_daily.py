@@ -2,7 +2,7 @@
 
 Every method the relay calls has the real signature (tests/test_fake_daily.py
 compares them with `inspect.signature` on the installed `daily`), and behaves
-as PROTOCOL.md section 7 says the real one was observed to: completions and
+as the real daily-python 0.36 was observed to do offline: completions and
 events on another thread, `ChannelNotOpen` before a join, `on_error` after a
 failed send or join, `leaving` before `left`, the leave completion before
 `left`, release twice raises, `write_frames` takes nothing outside a call.

@@ -1,4 +1,4 @@
-"""A fake Tavus API v2 on 127.0.0.1: real HTTP, answering as Tavus documents (PROTOCOL.md section 8).
+"""A fake Tavus API v2 on 127.0.0.1: real HTTP, answering as Tavus documents (its API v2 reference).
 
 It checks `x-api-key` (401 `{"message": "Invalid access token"}`), checks each
 request body against the request schema the docs give (REQUEST_SCHEMAS, JSON

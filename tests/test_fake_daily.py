@@ -183,7 +183,7 @@ def test_write_frames_outside_a_call_takes_nothing(real_daily):
     assert real.write_frames(bytes(480)) == fake.write_frames(bytes(480)) == 0
 
 
-# --- what the stand-in does that cannot be seen offline, as PROTOCOL.md section 7 reports it ---
+# --- what the stand-in does that cannot be seen offline, as daily-python 0.36 was observed to do it ---
 
 
 def test_an_unreachable_room_reports_in_dailys_order():
