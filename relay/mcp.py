@@ -140,9 +140,10 @@ class FaceTools:
         """Send (the relay answers once Daily confirmed), then follow the utterance at GET /utterances/<id>
         until the face reached `wait`, all within RELAY_MCP_SAY_TIMEOUT.
 
-        Not the relay's own `wait`: a request waiting for the face to start an
-        utterance that an interrupt cut off before it started waits out all of
-        RELAY_SPOKEN_TIMEOUT, where the utterance's state says it at once.
+        Not the relay's own `wait`: the agent's bound is its own (shorter than
+        RELAY_SPOKEN_TIMEOUT, and also covering a send held while the face is
+        not in the room), and at the bound the answer still says how far the
+        utterance got, from the utterance's own state.
         """
         bound = self.settings.say_timeout_s
         deadline = time.monotonic() + bound
