@@ -14,7 +14,6 @@ from relay.room import (
     daily_call_client,
     join_client_settings,
 )
-from relay.room_urls import redact_url, split_meeting_token
 from tests.conftest import CONVERSATION_URL
 from tests.fake_daily import FACE, NAMED_FACE, PAL, PERSONA_NAME, REPLICA, VIEWER, participant
 from tests.test_fake_daily import UNPARSABLE_URL
@@ -165,12 +164,6 @@ def test_a_meeting_token_argument_is_passed_to_join(fake_daily):
 
     assert fake_daily.client.joined_with["meeting_token"] == "TOKEN-2" and room.private
     room.leave()
-
-
-def test_urls_are_split_and_redacted():
-    assert split_meeting_token("https://tavus.daily.co/c1?t=abc&x=1") == ("https://tavus.daily.co/c1?x=1", "abc")
-    assert split_meeting_token("https://tavus.daily.co/c1") == ("https://tavus.daily.co/c1", None)
-    assert redact_url("https://tavus.daily.co/c1?t=abc") == "https://tavus.daily.co/c1?t=<token>"
 
 
 def test_dailys_error_text_never_carries_the_token_into_the_log(fake_daily, caplog):
