@@ -44,7 +44,9 @@ FLAT_ONLY_FIELDS = ("emotion",)
 AUDIO_FIELDS = ("modality", "audio", "sample_rate", "inference_id", "done", "interrupt", "wait")
 UPLOAD_FIELDS = ("conversation_id", "inference_id", "done", "interrupt", "wait")  # query or form parameters of a file
 _NEEDS_ESCAPE = re.compile(r'[^\x20-\x7e]|["\\]')  # what makes a character cost more than one byte in JSON
-_SHORT_ESCAPES = np.array([ord(c) for c in '"\\\b\f\n\r\t'], dtype="<u4")
+_ASCII_COSTS = np.ones(128, dtype=np.int64)  # what each ASCII char costs in JSON; see escaped_costs
+_ASCII_COSTS[:0x20] = _ASCII_COSTS[0x7F] = 6
+_ASCII_COSTS[[ord(c) for c in '"\\\b\f\n\r\t']] = 2
 # The end of the last sentence (else word) break: greedy `.*` backtracks from the end, so it stops at the last one.
 _LAST_SENTENCE_BREAK = re.compile(r"(?s:.*)(?:[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*)")
 _LAST_WORD_BREAK = re.compile(r"(?s:.*)\s+")
@@ -478,11 +480,8 @@ def escaped_costs(text: str) -> np.ndarray:
     other control char, DEL and BMP char (\\uXXXX); 12 beyond the BMP (a surrogate pair).
     """
     codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
-    costs = np.ones(codes.size, dtype=np.int64)
-    costs[(codes < 0x20) | (codes >= 0x7F)] = 6
-    costs[codes > 0xFFFF] = 12
-    costs[np.isin(codes, _SHORT_ESCAPES)] = 2
-    return costs
+    beyond_ascii = np.where(codes > 0xFFFF, 12, 6)
+    return np.where(codes < 0x80, _ASCII_COSTS[codes & 0x7F], beyond_ascii)  # a table: faster than np.isin
 
 
 def audio_echo_messages(

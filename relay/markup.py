@@ -20,7 +20,7 @@ import difflib
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from relay.errors import MessageError
 
@@ -78,9 +78,9 @@ def check_emotion(value: str, name: str = "emotion", *, instead: str = "leave em
 # --- where markup is ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Span:
-    """One piece of markup: text[start:end], of a kind (FORWARD, CLOSING or SPELL)."""
+class Span(NamedTuple):
+    """One piece of markup: text[start:end], of a kind (FORWARD, CLOSING or SPELL); a tuple, as a long text
+    has many."""
 
     start: int
     end: int
@@ -128,24 +128,24 @@ class Markup:
 
     def cuts(self, start: int, limit: int, horizon: int) -> Cuts:
         """Where a piece that begins at `start` may end, up to `limit`: from the markup that starts in
-        text[start:limit], and a closing tag just after it (no further than `horizon`)."""
+        text[start:limit], and a closing tag just after it (no further than `horizon`).
+
+        The runs come in order of their first position (each span's starts after the last one's), so they
+        are merged as they come: this runs for every message of a long text."""
         text = self._text
         after = _end_of_spaces(text, limit, horizon)  # a closing tag there belongs before `limit`
-        hard: list[tuple[int, int]] = []
+        found = self.spans(start, min(after + 1, len(text)))
+        spans = [span for span in found if span.start <= limit or span.kind == CLOSING]
         soft: list[tuple[int, int]] = []
-        first: Span | None = None
-        for span in self.spans(start, min(after + 1, len(text))):
-            if span.start > limit and span.kind != CLOSING:
-                continue
-            first = first or span
-            inside = (span.start + 1, span.end - 1)
-            hard.append(inside)
-            if span.kind == FORWARD:  # never between a tag and the first word after it
-                words_at = span.end if span.end > limit else _end_of_spaces(text, span.end, limit + 1)
-                soft.append((span.start + 1, words_at))
-            elif span.kind == CLOSING:  # never between the last word before it and it
-                soft.append((_start_of_spaces(text, span.start, start), span.end - 1))
-        return Cuts(start, hard, [*soft, *hard], first)
+        for span_start, end, kind in spans:
+            if kind == FORWARD:  # never between a tag and the first word after it
+                spaced = end <= limit and text[end : end + 1].isspace()
+                soft.append((span_start + 1, _end_of_spaces(text, end, limit + 1) if spaced else end))
+            elif kind == CLOSING:  # never between the last word before it and it
+                soft.append((_start_of_spaces(text, span_start, start), end - 1))
+            else:
+                soft.append((span_start + 1, end - 1))
+        return Cuts(start, spans, soft)
 
     def _span_at(self, at: int) -> Span | None:
         text = self._text
@@ -193,12 +193,9 @@ class Cuts:
     Each list holds forbidden runs of positions (first, last), merged here.
     """
 
-    def __init__(
-        self, start: int, hard: list[tuple[int, int]], soft: list[tuple[int, int]], first: Span | None
-    ) -> None:
+    def __init__(self, start: int, spans: list[Span], soft: list[tuple[int, int]]) -> None:
         self.start = start
-        self._first = first  # the first markup of the piece: the one too long, when nothing fits
-        self._hard = _merged(hard)
+        self._spans = spans
         self._soft = _merged(soft)
 
     def blocked(self, position: int) -> int | None:
@@ -208,7 +205,7 @@ class Cuts:
     def too_long(self, text: str, max_bytes: int) -> MessageError:
         """The 400 when no place is allowed: the markup the piece starts with may not be split, and it is longer
         than one message holds."""
-        span = self._first or Span(self.start, len(text), FORWARD)  # only markup forbids every place
+        span = self._spans[0] if self._spans else Span(self.start, len(text), FORWARD)  # only markup forbids all
         shown = json.dumps(text[span.start : span.start + MAX_SHOWN_CHARS])[1:-1]
         return MessageError(
             f"the text has a {span.kind} of {span.end - span.start} characters that does not fit one "
@@ -217,16 +214,19 @@ class Cuts:
 
     def last_allowed(self, limit: int, *, soft: bool) -> int | None:
         """The last position up to `limit` where a piece may end (after `start`), or None."""
-        run = _run_start(self._soft if soft else self._hard, limit)
+        runs = self._soft if soft else _merged([(span.start + 1, span.end - 1) for span in self._spans])
+        run = _run_start(runs, limit)
         position = limit if run is None else run - 1
         return position if position > self.start else None
 
 
 def _merged(runs: list[tuple[int, int]]) -> tuple[list[int], list[int]]:
-    """Runs sorted and joined where they overlap or touch: (firsts, lasts)."""
+    """Runs in order of their first position, joined where they overlap or touch: (firsts, lasts)."""
     firsts: list[int] = []
     lasts: list[int] = []
-    for first, last in sorted(run for run in runs if run[0] <= run[1]):
+    for first, last in runs:
+        if first > last:
+            continue
         if lasts and first <= lasts[-1] + 1:
             lasts[-1] = max(lasts[-1], last)
         else:
