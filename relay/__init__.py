@@ -6,6 +6,7 @@ decode and resample audio), daily_logs.py (Daily's and libmpg123's log lines
 kept off stderr), sender.py (ordered, confirmed delivery),
 utterances.py (open utterances' rates), events.py (/events), microphone.py
 (microphone echo), recorder.py (RELAY_RECORD_FILE), script.py (scripted demos),
-dry_face.py (the dry run's stand-in face), errors.py (what a request can end
-in). app.py keeps the Flask app, its routes and the command line.
+dry_face.py (the dry run's stand-in face), markup.py (what Tavus's voice
+reads as markup, and its emotions), errors.py (what a request can end in).
+app.py keeps the Flask app, its routes and the command line.
 """
