@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from relay.errors import MessageError
+from relay.markup import EMOTIONS, Cuts, Markup, check_emotion, emotion_tag, with_emotion
 
 MAX_MESSAGE_BYTES = 4096  # Daily's documented limit for one app message
 TAVUS_DEFAULT_SAMPLE_RATE = 16000  # what Tavus assumes when sample_rate is absent
@@ -36,11 +37,16 @@ MAX_NUMBER_DIGITS = 18  # any number a field takes fits; more digits would only 
 MODALITY_ENDPOINTS = {"text": "/send_text_message", "audio": "/send_audio_message"}
 ENVELOPE_FIELDS = ("message_type", "event_type", "conversation_id", "properties")
 # The docs' own text body carries a placeholder "audio" and a "sample_rate": accepted, and ignored, on text.
-TEXT_FIELDS = ("modality", "text", "inference_id", "done", "interrupt", "wait", "audio", "sample_rate")
+TEXT_FIELDS = ("modality", "text", "emotion", "inference_id", "done", "interrupt", "wait", "audio", "sample_rate")
+FIELD_CHOICES = {"emotion": EMOTIONS}  # a field that takes only these values (the OpenAPI document's enum)
+# The relay's own additions to the flat form: the quickstart form's `properties` are Tavus's, taken as documented.
+FLAT_ONLY_FIELDS = ("emotion",)
 AUDIO_FIELDS = ("modality", "audio", "sample_rate", "inference_id", "done", "interrupt", "wait")
 UPLOAD_FIELDS = ("conversation_id", "inference_id", "done", "interrupt", "wait")  # query or form parameters of a file
 _NEEDS_ESCAPE = re.compile(r'[^\x20-\x7e]|["\\]')  # what makes a character cost more than one byte in JSON
-_SHORT_ESCAPES = np.array([ord(c) for c in '"\\\b\f\n\r\t'], dtype="<u4")
+_ASCII_COSTS = np.ones(128, dtype=np.int64)  # what each ASCII char costs in JSON; see escaped_costs
+_ASCII_COSTS[:0x20] = _ASCII_COSTS[0x7F] = 6
+_ASCII_COSTS[[ord(c) for c in '"\\\b\f\n\r\t']] = 2
 # The end of the last sentence (else word) break: greedy `.*` backtracks from the end, so it stops at the last one.
 _LAST_SENTENCE_BREAK = re.compile(r"(?s:.*)(?:[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*)")
 _LAST_WORD_BREAK = re.compile(r"(?s:.*)\s+")
@@ -87,15 +93,17 @@ def parse_text_request(body: Any) -> TextEcho:
     """Accept the quickstart form (`properties`) and the flat form alike.
 
     Other properties, such as the sample's placeholder `"audio"`, are ignored:
-    the docs' own curl sends them to the text endpoint.
+    the docs' own curl sends them to the text endpoint. The flat form's
+    `emotion` becomes Tavus's tag in front of the text.
     """
     fields = _Fields(body, TEXT_FIELDS, "/send_text_message")
     fields.require_modality("text")
     text = fields.optional_str("text")
     if text is None or not text.strip():
         raise MessageError(f"{fields.name('text')} is required: a non-empty string for the face to say")
+    emotion = fields.optional_str("emotion")
     return TextEcho(
-        text=text,
+        text=with_emotion(text, None if emotion is None else check_emotion(emotion)),
         conversation_id=fields.conversation_id(),
         inference_id=fields.inference_id(),
         done=fields.boolean("done", default=True),
@@ -241,6 +249,8 @@ class _Fields:
             if not isinstance(body["properties"], dict):
                 raise MessageError("properties must be a JSON object")
             self._props = body["properties"]
+            _refuse_flat_only(body, self._props, known)
+            known = tuple(name for name in known if name not in FLAT_ONLY_FIELDS)
             self._prefix = "properties."
             check_known(self._props, (*known, "conversation_id"), endpoint, noun=noun, prefix=self._prefix)
         top_level = known if noun == "parameter" else (*ENVELOPE_FIELDS, *known)
@@ -308,6 +318,17 @@ class _Fields:
         if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
             raise MessageError(f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {str(value)[:20]}")
         return value
+
+
+def _refuse_flat_only(body: Mapping[str, Any], properties: Mapping[str, Any], known: tuple[str, ...]) -> None:
+    """The relay's own fields (`emotion`) beside or inside Tavus's `properties`: say where they go, and how to
+    write the same with Tavus's form."""
+    for name in FLAT_ONLY_FIELDS:
+        if name in known and (name in body or name in properties):
+            raise MessageError(
+                f'{name} is for the flat form, such as {{"text": "We did it!", "{name}": "excited"}}; with Tavus\'s '
+                f"properties form, write the tag into the text instead: {emotion_tag('excited')}We did it!"
+            )
 
 
 def check_known(
@@ -391,7 +412,10 @@ def text_echo_messages(
     """Split text at sentence, else word, boundaries so every message fits max_bytes.
 
     The pieces concatenate back to the exact input; all share one inference_id
-    and only the last carries the caller's `done`.
+    and only the last carries the caller's `done`. Speech markup is never cut
+    (relay/markup.py): a piece never ends inside a tag or a `<spell>` span, and
+    a tag starts the piece with the words it applies to; markup too long for
+    one message is a MessageError, since no cut can make it fit.
     """
 
     def message(piece: str, last: bool) -> dict[str, Any]:
@@ -400,6 +424,7 @@ def text_echo_messages(
         )
 
     budget: int | None = None  # bytes left for the escaped text: measured only when a text needs splitting
+    found = Markup(text)
     start = 0
     while True:
         # Each char costs at least one byte, so only a rest of at most max_bytes chars can fit whole.
@@ -414,9 +439,25 @@ def text_echo_messages(
         fit = _fitting_length(window, budget)
         if fit == 0:
             raise _envelope_too_long(max_bytes)
-        cut = _natural_break(window[:fit]) or fit
-        yield message(window[:cut], last=False)
-        start += cut
+        cut = _piece_end(text, start, start + fit, found.cuts(start, start + fit, start + len(window)), max_bytes)
+        yield message(text[start:cut], last=False)
+        start = cut
+
+
+def _piece_end(text: str, start: int, limit: int, cuts: Cuts, max_bytes: int) -> int:
+    """Where the piece from `start` ends, at most at `limit`: after the last sentence, else the last word, where
+    markup allows; else the last place it allows; else anywhere but inside markup."""
+    for pattern in (_LAST_SENTENCE_BREAK, _LAST_WORD_BREAK):
+        end = limit
+        while end > start and (found := pattern.match(text, start, end)):
+            blocked = cuts.blocked(found.end())
+            if blocked is None:
+                return found.end()
+            end = blocked - 1  # the breaks before the markup that forbids this one
+    cut = cuts.last_allowed(limit, soft=True) or cuts.last_allowed(limit, soft=False)
+    if cut is None:
+        raise cuts.too_long(text, max_bytes)
+    return cut
 
 
 def _fitting_length(window: str, budget: int) -> int:
@@ -439,19 +480,8 @@ def escaped_costs(text: str) -> np.ndarray:
     other control char, DEL and BMP char (\\uXXXX); 12 beyond the BMP (a surrogate pair).
     """
     codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype="<u4")
-    costs = np.ones(codes.size, dtype=np.int64)
-    costs[(codes < 0x20) | (codes >= 0x7F)] = 6
-    costs[codes > 0xFFFF] = 12
-    costs[np.isin(codes, _SHORT_ESCAPES)] = 2
-    return costs
-
-
-def _natural_break(prefix: str) -> int:
-    """Where to end a piece inside `prefix`: after the last sentence, else the last word (0: neither)."""
-    for pattern in (_LAST_SENTENCE_BREAK, _LAST_WORD_BREAK):
-        if match := pattern.match(prefix):
-            return match.end()
-    return 0
+    beyond_ascii = np.where(codes > 0xFFFF, 12, 6)
+    return np.where(codes < 0x80, _ASCII_COSTS[codes & 0x7F], beyond_ascii)  # a table: faster than np.isin
 
 
 def audio_echo_messages(

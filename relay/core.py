@@ -26,7 +26,7 @@ from echo_messages import AudioRequest, TextEcho, new_inference_id
 from relay.audio import AudioEcho, AudioLimits, PcmStream, UtteranceRates, decode, resample_pcm
 from relay.errors import Interrupted, MessageError, RelayError, SendError, SendTimeout
 from relay.events import EventLog, RoomEventQueue
-from relay.face_events import FaceSpeaking, speaking_report
+from relay.face_events import FaceSpeaking, speaking_report, spoken_report
 from relay.microphone import Microphone
 from relay.recorder import Recorder
 from relay.room import RelayRoom
@@ -268,7 +268,11 @@ class Relay:
 
     def _heard(self, message: Any) -> None:
         """Every app message from the room, on the events thread: the face's speaking reports move the
-        tracker, and each change of whether it speaks is one `relay.speaking` event, however many duplicates."""
+        tracker, and each change of whether it speaks is one `relay.speaking` event, however many duplicates;
+        its final word on what it said of an utterance is kept there too, and told once as `relay.said`."""
+        said = spoken_report(message)
+        if said is not None and (text := self.tracker.face_said(said)) is not None:
+            self.events.publish("relay.said", inference_id=said.inference_id, text=text, interrupted=said.interrupted)
         report = speaking_report(message)
         if report is None:
             return

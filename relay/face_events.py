@@ -1,12 +1,16 @@
-"""The face's speaking vocabulary: the one place that knows how Tavus says the face started or stopped speaking.
+"""The face's speaking vocabulary: the one place that knows how Tavus says the face started or stopped speaking,
+and what it said.
 
 Tavus has said it two ways (its Echo Mode and event pages over the years): the legacy
 `conversation.replica.started_speaking` / `stopped_speaking`, and the unified
 `conversation.started_speaking` / `stopped_speaking` with a `role` of
 "replica" or "pal", sometimes both roles for one change. Heartbeats such as
 `system.replica_present` and the user's own speaking events say nothing about
-the face speaking. Everything else in the relay (the utterance tracker, the
-`relay.speaking` event the console shows, /health) reads `SpeakingReport`s and
+the face speaking. What the face actually said comes as
+`conversation.utterance.streaming` (section 10): the words spoken so far,
+then a `final` one, with `is_interrupted` when it was cut off. Everything else
+in the relay (the utterance tracker, the `relay.speaking` and `relay.said`
+events the console shows, /health) reads `SpeakingReport`s, `SpokenReport`s and
 `FaceSpeaking`, never the raw names, so a new name is taught here once.
 """
 
@@ -21,6 +25,7 @@ LEGACY_STARTED = "conversation.replica.started_speaking"
 LEGACY_STOPPED = "conversation.replica.stopped_speaking"
 UNIFIED_STARTED = "conversation.started_speaking"
 UNIFIED_STOPPED = "conversation.stopped_speaking"
+UTTERANCE_STREAMING = "conversation.utterance.streaming"
 FACE_ROLES = ("replica", "pal")  # a unified event with any other role (the user) is not the face
 
 
@@ -47,14 +52,45 @@ def speaking_report(message: Any) -> SpeakingReport | None:
     elif kind not in (LEGACY_STARTED, LEGACY_STOPPED):
         return None
     started = kind in (LEGACY_STARTED, UNIFIED_STARTED)
-    inference_id = message.get("inference_id") or properties.get("inference_id")
     duration = properties.get("duration")
     return SpeakingReport(
         started=started,
-        inference_id=str(inference_id) if isinstance(inference_id, (str, int)) and inference_id != "" else None,
+        inference_id=_inference_id(message, properties),
         interrupted=not started and properties.get("interrupted") is True,
         duration_s=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
     )
+
+
+@dataclass(frozen=True)
+class SpokenReport:
+    """The face's last word on what it said of an utterance: the final `conversation.utterance.streaming`."""
+
+    inference_id: str | None
+    speech: str  # the words actually spoken, up to where it was cut off
+    interrupted: bool = False
+
+
+def spoken_report(message: Any) -> SpokenReport | None:
+    """What the face finally said in `message`; None for anything else, a report of the words so far included
+    (only the final one says what was said: the ones before it are overtaken by it)."""
+    if not isinstance(message, Mapping) or message.get("event_type") != UTTERANCE_STREAMING:
+        return None
+    raw_properties = message.get("properties")
+    properties: Mapping[str, Any] = raw_properties if isinstance(raw_properties, Mapping) else {}
+    speech = properties.get("speech")
+    if properties.get("final") is not True or not isinstance(speech, str):
+        return None
+    role = properties.get("role")  # absent in the docs' example; "pal" and "replica" copies for a PAL's turn
+    if role is not None and role not in FACE_ROLES:
+        return None
+    interrupted = properties.get("is_interrupted") is True
+    return SpokenReport(_inference_id(message, properties), speech, interrupted=interrupted)
+
+
+def _inference_id(message: Mapping[str, Any], properties: Mapping[str, Any]) -> str | None:
+    """The utterance a report is about: at the top (the newest docs) or in its properties."""
+    inference_id = message.get("inference_id") or properties.get("inference_id")
+    return str(inference_id) if isinstance(inference_id, (str, int)) and inference_id != "" else None
 
 
 class FaceSpeaking:

@@ -6,7 +6,12 @@ The format, one step a line:
     Hello there! Every other line is something for the face to say.
     @pause 1.5
     @audio speech.wav        (a file in the script's folder; over HTTP, in RELAY_AUDIO_DIR only)
+    @emotion excited         (Tavus's emotion tag before each line to say after it; @emotion none ends it)
     \\@ or \\# at the start speaks a line that begins with @ or #
+
+Markup inside a line (`<break time="1s"/>`, `[laughter]`) is passed to
+Tavus's voice as written, and never cut (relay/markup.py). An emotion is a
+directive, not a leading `[excited]`, which would read like `[laughter]`.
 
 One runner serves the terminal (`python app.py --script demo.txt`) and the
 console (POST /script, /script/next, /script/play, /script/stop): it sends a
@@ -21,7 +26,7 @@ from __future__ import annotations
 import logging
 import stat
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -30,6 +35,7 @@ import soundfile
 import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
 from relay.logs import escape_control
+from relay.markup import check_emotion, with_emotion
 
 if TYPE_CHECKING:  # types only: the runner reaches them through the relay it is given
     from relay.events import EventLog
@@ -39,7 +45,9 @@ if TYPE_CHECKING:  # types only: the runner reaches them through the relay it is
 log = logging.getLogger("echo_relay")
 
 MAX_PAUSE_S = 600.0
-DIRECTIVES = "@audio FILE or @pause SECONDS"
+DIRECTIVES = "@audio FILE, @pause SECONDS or @emotion NAME"
+NO_EMOTION = "none"  # `@emotion none`: the lines after it have no emotion tag
+EMOTION = "emotion"  # the kind of an @emotion line while parsing: it changes the lines after it, it is no step
 
 
 class ScriptError(MessageError):
@@ -50,14 +58,22 @@ class ScriptError(MessageError):
 class Step:
     line: int
     kind: str  # "say", "audio" or "pause"
-    text: str = ""  # what the face says ("say")
+    text: str = ""  # what the face says ("say"), as written
     file_name: str = ""  # the audio file as the script names it ("audio")
     path: Path | None = None  # where that file is ("audio")
     seconds: float = 0.0  # how long to wait ("pause")
+    emotion: str | None = None  # the emotion of the last @emotion before it ("say")
 
     def as_dict(self) -> dict[str, Any]:
         shown = {"say": self.text, "audio": f"audio {self.file_name}", "pause": f"pause {self.seconds:g} s"}[self.kind]
-        return {"line": self.line, "kind": self.kind, "text": shown}
+        fields: dict[str, Any] = {"line": self.line, "kind": self.kind, "text": shown}
+        if self.emotion is not None:
+            fields["emotion"] = self.emotion
+        return fields
+
+    def spoken_text(self) -> str:
+        """What goes to Tavus's voice for a "say" step: the line, after its emotion's tag."""
+        return with_emotion(self.text, self.emotion)
 
 
 def parse_script(text: str, audio_dir: Path, *, name: str = "the script", confined: bool = False) -> list[Step]:
@@ -70,11 +86,16 @@ def parse_script(text: str, audio_dir: Path, *, name: str = "the script", confin
     `..`, no link that leads out; its errors show the name as written only,
     the same whether or not something is there, so a request cannot probe the disk.
     """
-    steps = [
-        step
-        for number, raw in enumerate(text.splitlines(), start=1)
-        if (step := _step(raw.strip(), f"{name} line {number}", number, audio_dir, confined))
-    ]
+    steps: list[Step] = []
+    emotion: str | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        step = _step(raw.strip(), f"{name} line {number}", number, audio_dir, confined)
+        if step is None:
+            continue
+        if step.kind == EMOTION:
+            emotion = step.emotion
+        else:
+            steps.append(replace(step, emotion=emotion) if step.kind == "say" else step)
     if not steps:
         raise ScriptError(f"{name} has nothing to play: write one line for the face to say per line")
     return steps
@@ -102,7 +123,21 @@ def _step(line: str, where: str, number: int, audio_dir: Path, confined: bool) -
             raise ScriptError(f"{where}: @audio needs a file, such as @audio speech.wav")
         path = _audio_in_folder(argument, audio_dir, where) if confined else _audio_anywhere(argument, audio_dir, where)
         return Step(number, "audio", file_name=argument, path=path)
+    if directive == EMOTION:
+        return Step(number, EMOTION, emotion=_emotion(argument, where))
     raise ScriptError(f"{where}: unknown directive @{directive[:30]}: use {DIRECTIVES} (start the line with \\@ to say it)")
+
+
+def _emotion(argument: str, where: str) -> str | None:
+    """The emotion an @emotion line names (None for `none`); one Tavus does not list stops the script at load."""
+    if not argument:
+        raise ScriptError(f"{where}: @emotion needs an emotion, such as @emotion excited (or @emotion none)")
+    if argument == NO_EMOTION:
+        return None
+    try:
+        return check_emotion(argument, "@emotion", instead=f"@emotion {NO_EMOTION} ends it")
+    except MessageError as error:
+        raise ScriptError(f"{where}: {error}") from None
 
 
 def _audio_anywhere(argument: str, base_dir: Path, where: str) -> Path:
@@ -272,32 +307,36 @@ class ScriptRunner:
             self._publish("finished")
 
     def _play(self, step: Step, index: int) -> bool:
-        """One step, and the wait for the face; False when the run must end (stopped, or the step failed)."""
-        self._publish("playing", step, index)
+        """One step, and the wait for the face; False when the run must end (stopped, or the step failed).
+
+        A spoken step's events carry its `inference_id`, so the console can put
+        what the face reports saying under the line it belongs to."""
         if step.kind == "pause":
+            self._publish("playing", step, index)
             if self._stop.wait(step.seconds):
                 return False
             self._publish("done", step, index)
             return True
         inference_id = echo_messages.new_inference_id()
+        self._publish("playing", step, index, inference_id=inference_id)
         try:
             if step.kind == "say":
-                self._relay.speak_text(echo_messages.TextEcho(step.text, inference_id=inference_id))
+                self._relay.speak_text(echo_messages.TextEcho(step.spoken_text(), inference_id=inference_id))
             else:
                 assert step.path is not None  # an audio step always has its file
                 self._relay.speak_file(step.path, inference_id=inference_id)
         except RelayError as error:
             if not self._stop.is_set():  # an interrupt that stops the run also cuts the line: not a failure
                 self.failed = True
-                self._publish("failed", step, index, error=str(error))
+                self._publish("failed", step, index, error=str(error), inference_id=inference_id)
             return False
         heard = self._wait_for_the_face(inference_id)
         if heard == "spoken":
-            self._publish("spoken", step, index)
+            self._publish("spoken", step, index, inference_id=inference_id)
         elif heard == "gone":  # the next line will say why it cannot be spoken
-            self._publish("face_gone", step, index)
+            self._publish("face_gone", step, index, inference_id=inference_id)
         elif not self._stop.is_set():
-            self._publish("timed_out", step, index, waited_s=self._line_timeout_s)
+            self._publish("timed_out", step, index, waited_s=self._line_timeout_s, inference_id=inference_id)
         return not self._stop.is_set()
 
     def _wait_for_the_face(self, inference_id: str) -> str:

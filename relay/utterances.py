@@ -9,9 +9,10 @@ never be spoken), so one idle for RELAY_UTTERANCE_IDLE_CLOSE seconds is
 closed by the relay; a later chunk for it is refused, naming it.
 
 `UtteranceTracker`: one record per inference_id (queued, sending, sent,
-speaking, spoken, interrupted, failed, with times), for the last
-MAX_TRACKED_UTTERANCES. The script runner, `wait`, /utterances, /health's
-latency and the console all read it: one place knows what the face has said.
+speaking, spoken, interrupted, failed, with times, and the words the face
+said where it reports them), for the last MAX_TRACKED_UTTERANCES. The script
+runner, `wait`, /utterances, /health's latency and the console all read it:
+one place knows what the face has said.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from typing import Any
 
 from relay.audio import UtteranceRates
 from relay.errors import UtteranceClosed
-from relay.face_events import SpeakingReport
+from relay.face_events import SpeakingReport, SpokenReport
 
 MAX_OPEN_UTTERANCES = 1024  # callers that never close their utterances cannot grow this without bound
 MAX_TRACKED_UTTERANCES = 1000  # like the events buffer: the last ones, oldest forgotten first
 LATENCY_WINDOW = 100  # /health's p50 and p95 are over the last this many utterances the face started
 WAIT_POLL_S = 0.05  # how often a wait re-checks whether to give up (a stop, the face gone)
+MAX_SPOKEN_TEXT_CHARS = 500  # of what the face said: its end, where an interrupted line stopped
+ELLIPSIS = "…"
 WAITS = ("spoken", "started")
 SENT_STATES = ("queued", "sending")  # what `sent` moves on from: never back from speaking
 DONE_STATES = ("spoken", "interrupted", "failed")
@@ -131,6 +134,7 @@ class _Utterance:
     started_after_ms: int | None = None
     duration_s: float | None = None
     interrupted: bool | None = None
+    spoken_text: str | None = None  # only once the face reported it: where it does not, the answer is as before
     error: str | None = field(default=None)
 
     def as_dict(self) -> dict[str, Any]:
@@ -145,6 +149,8 @@ class _Utterance:
             "duration_s": self.duration_s,
             "interrupted": self.interrupted,
         }
+        if self.spoken_text is not None:
+            answer["spoken_text"] = self.spoken_text
         if self.error is not None:
             answer["error"] = self.error
         return answer
@@ -244,6 +250,19 @@ class UtteranceTracker:
                 record.state = "interrupted" if report.interrupted else "spoken"
             self._changed.notify_all()
 
+    def face_said(self, report: SpokenReport) -> str | None:
+        """The face's final word on what it said of an utterance this relay sent: kept as a bounded excerpt,
+        and returned; None when it is not tracked or already has one (the pal/replica duplicate, a late copy)."""
+        if report.inference_id is None:
+            return None
+        with self._changed:
+            record = self._records.get(report.inference_id)
+            if record is None or record.spoken_text is not None:
+                return None
+            record.spoken_text = excerpt(report.speech)
+            self._changed.notify_all()
+            return record.spoken_text
+
     def get(self, inference_id: str) -> dict[str, Any] | None:
         with self._changed:
             record = self._records.get(inference_id)
@@ -282,6 +301,13 @@ class UtteranceTracker:
 
     def _now(self) -> float:
         return round(self._wall(), 3)
+
+
+def excerpt(speech: str) -> str:
+    """At most MAX_SPOKEN_TEXT_CHARS of what the face said: its end, where a line cut off stopped, led by "…"."""
+    if len(speech) <= MAX_SPOKEN_TEXT_CHARS:
+        return speech
+    return ELLIPSIS + speech[len(speech) - MAX_SPOKEN_TEXT_CHARS + len(ELLIPSIS) :]
 
 
 def _reached(record: _Utterance, until: str) -> bool:

@@ -3,6 +3,7 @@
 "use strict";
 
 const MAX_EVENTS_SHOWN = 500;
+const SAID_SHOWN_CHARS = 300; // of a line the console sent, in the log (the relay has it whole)
 const EVENT_TYPE = /^[A-Za-z0-9_.:-]{1,100}$/; // what a type the console understands looks like
 
 // --- events: Server-Sent Events read with fetch, so the token travels in a header, never in a URL ------
@@ -89,6 +90,7 @@ function handleFrame(frame) {
     if (event.type === "relay.restarted") startOver(false); // our Last-Event-ID was a relay that is gone
     if (event.type === "relay.script") onScriptEvent(event);
     if (event.type === "relay.speaking") onSpeaking(event);
+    if (event.type === "relay.said") onSaid(event);
     showEvent(event);
   } catch (error) {
     showRaw(frame);
@@ -116,6 +118,7 @@ function onSpeaking(event) {
 function describe(event) {
   if (event.type === "relay.script") return describeScript(event);
   if (event.type === "relay.speaking") return describeSpeaking(event);
+  if (event.type === "relay.said") return describeSaid(event);
   const message = event.message && typeof event.message === "object" ? event.message : {};
   const details = { ...event };
   for (const key of ["id", "type", "time", "message", "sender"]) delete details[key];
@@ -139,6 +142,11 @@ function describeSpeaking(event) {
   return event.inference_id ? `${what}, inference_id ${event.inference_id}` : what;
 }
 
+function describeSaid(event) {
+  const what = event.interrupted ? "the face was cut off after" : "the face said";
+  return `${what} “${event.text}”, inference_id ${event.inference_id}`;
+}
+
 function showEvent(event) {
   const item = document.createElement("li");
   item.value = Number.isInteger(event.id) ? event.id : 0;
@@ -147,6 +155,7 @@ function showEvent(event) {
   type.className = "type";
   type.textContent = event.type;
   item.append(type, ` ${describe(event)}`);
+  if (typeof event.emotion === "string") item.append(emotionTag(event.emotion));
   if (event.message && event.message.simulated) {
     const tag = document.createElement("span");
     tag.className = "simulated";
@@ -154,6 +163,52 @@ function showEvent(event) {
     item.append(tag);
   }
   addToLog(item);
+}
+
+/* A line the console sent: in the log with its emotion, and later what the face said of it under it. */
+function showSaid(text, emotion, inferenceId) {
+  const item = document.createElement("li");
+  item.className = "said";
+  item.dataset.type = "said";
+  const type = document.createElement("span");
+  type.className = "type";
+  type.textContent = "said";
+  const shown = text.length > SAID_SHOWN_CHARS ? `${text.slice(0, SAID_SHOWN_CHARS)}…` : text;
+  item.append(type, ` ${shown}`);
+  if (emotion) item.append(emotionTag(emotion));
+  item.append(`, inference_id ${inferenceId}`);
+  showSpokenUnder(item, inferenceId);
+  addToLog(item);
+}
+
+function emotionTag(emotion) {
+  const tag = document.createElement("span");
+  tag.className = "emotion";
+  tag.textContent = ` (${emotion})`;
+  return tag;
+}
+
+/* relay.said: what the face really said of an utterance; kept a while, for a line shown after it came. */
+function onSaid(event) {
+  if (typeof event.inference_id !== "string" || typeof event.text !== "string") return;
+  state.said.set(event.inference_id, event);
+  while (state.said.size > SAID_KEPT) state.said.delete(state.said.keys().next().value);
+  for (const list of [$("event-log"), $("script-lines")]) {
+    for (const item of list.children) if (item.dataset.inferenceId === event.inference_id) showSpoken(item, event);
+  }
+}
+
+function showSpokenUnder(item, inferenceId) {
+  item.dataset.inferenceId = inferenceId;
+  const said = state.said.get(inferenceId);
+  if (said) showSpoken(item, said);
+}
+
+function showSpoken(item, said) {
+  const line = item.querySelector(".spoken") || document.createElement("div");
+  line.className = "spoken";
+  line.textContent = `${said.interrupted ? "cut off after" : "the face said"}: “${said.text}”`;
+  item.append(line);
 }
 
 function showRaw(frame) {

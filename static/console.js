@@ -4,6 +4,8 @@
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "echo-relay-token";
+const EMOTION_KEY = "echo-relay-emotion"; // the Emotion picker's choice, kept for the browser tab
+const SAID_KEPT = 200; // what the face said of the last utterances, for a line shown after its report came
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
@@ -16,6 +18,8 @@ const state = {
   currentIndex: null,
   tokenPrompted: false,
   editing: false, // the script's text area is open over a loaded script
+  said: new Map(), // inference_id -> the relay.said event: what the face said of it
+  scriptIds: new Map(), // script step index -> the inference_id it was last spoken under
 };
 
 // --- talking to the relay -------------------------------------------------------------
@@ -148,6 +152,8 @@ function relayRestarted(health) {
 function startOver(reconnect) {
   state.lastEventId = 0;
   state.speakingKnown = false;
+  state.said.clear();
+  state.scriptIds.clear();
   $("event-log").replaceChildren();
   loadScriptState();
   if (reconnect) connectEvents();
@@ -158,13 +164,26 @@ function startOver(reconnect) {
 async function sendText() {
   const text = $("say-text").value;
   if (!text.trim()) return;
-  const body = JSON.stringify({ text, interrupt: $("interrupt-first").checked });
+  const emotion = $("say-emotion").value;
+  const fields = { text, interrupt: $("interrupt-first").checked };
+  if (emotion) fields.emotion = emotion; // "none" sends no emotion field
   say($("say-result"), "sending…");
   await run($("say-result"), async () => {
+    const body = JSON.stringify(fields);
     const result = await api("POST", "/send_text_message", { body, contentType: "application/json" });
     outcome($("say-result"), result, (a) => `sent: ${a.messages_sent} message(s), inference_id ${a.inference_id}`);
-    if (result.status === 200) $("say-text").value = "";
+    if (result.status !== 200) return;
+    $("say-text").value = "";
+    showSaid(text, emotion, result.answer.inference_id);
   });
+}
+
+/* The Emotion picker: Tavus's emotions (the relay checks them), "none" by default, remembered for the tab. */
+function rememberEmotion() {
+  const picker = $("say-emotion");
+  const kept = sessionStorage.getItem(EMOTION_KEY);
+  if (kept !== null && [...picker.options].some((option) => option.value === kept)) picker.value = kept;
+  picker.addEventListener("change", () => sessionStorage.setItem(EMOTION_KEY, picker.value));
 }
 
 $("say-text").addEventListener("keydown", (event) => {
@@ -238,8 +257,13 @@ function showScript(script) {
   list.replaceChildren(
     ...script.steps.map((step, index) => {
       const item = document.createElement("li");
-      item.textContent = `line ${step.line}: ${step.text}`;
+      const line = document.createElement("span"); // struck through once played; what the face said is not
+      line.className = "line";
+      line.textContent = `line ${step.line}: ${step.text}`;
+      if (typeof step.emotion === "string") line.append(emotionTag(step.emotion));
+      item.append(line);
       item.dataset.index = index;
+      if (state.scriptIds.has(index)) showSpokenUnder(item, state.scriptIds.get(index));
       return item;
     }),
   );
@@ -310,7 +334,15 @@ $("script-file").addEventListener("change", async () => {
 /* Each step's end moves the position on, so a stop greys exactly the steps that were played. */
 function onScriptEvent(event) {
   const index = Number.isInteger(event.index) ? event.index : null;
-  if (event.state === "loaded") return loadScriptState();
+  if (event.state === "loaded") {
+    state.scriptIds.clear();
+    return loadScriptState();
+  }
+  if (event.state === "playing" && index !== null && typeof event.inference_id === "string") {
+    state.scriptIds.set(index, event.inference_id);
+    const item = $("script-lines").children[index];
+    if (item) showSpokenUnder(item, event.inference_id);
+  }
   if (event.state === "playing" && index !== null) markScript(index, index);
   else if (["spoken", "timed_out", "done", "face_gone"].includes(event.state) && index !== null) markScript(null, index + 1);
   else if (event.state === "finished") {
@@ -371,6 +403,7 @@ $("face-toggle").addEventListener("change", () => {
 // --- start: once every script of the page has run (console-events.js reads the event stream) -----------------
 
 document.addEventListener("DOMContentLoaded", () => {
+  rememberEmotion();
   refreshHealth();
   setInterval(refreshHealth, 1000);
   connectEvents();

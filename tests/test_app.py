@@ -773,7 +773,7 @@ def test_an_interrupt_while_a_request_is_being_built_drops_it(client, fake_call_
     [
         ("/send_text_message", {"text": "Hi", "interupt": True}, "",
          ('unknown field "interupt": did you mean "interrupt"? (known: message_type, event_type, conversation_id, '
-         "properties, modality, text, inference_id, done, interrupt, wait, audio, sample_rate)")),
+         "properties, modality, text, emotion, inference_id, done, interrupt, wait, audio, sample_rate)")),
         ("/send_text_message", {"properties": {"text": "Hi", "Done": True}}, "",
          'unknown field "properties.Done": did you mean "properties.done"?'),
         ("/send_audio_message", {"audio": b64(pcm_of(10)), "sampel_rate": 24000}, "",

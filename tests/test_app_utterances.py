@@ -95,9 +95,9 @@ def test_an_utterance_is_told_with_its_state_and_times(dry_run):
     found = response.get_json()
     assert list(found) == [
         "inference_id", "state", "arrived_at", "sent_at", "started_speaking_at", "stopped_speaking_at",
-        *SPOKEN_KEYS,
+        *SPOKEN_KEYS, "spoken_text",  # the stand-in face says what it said, as Tavus's faces do
     ]
-    assert found["inference_id"] == "u-1" and found["state"] == "spoken"
+    assert found["inference_id"] == "u-1" and found["state"] == "spoken" and found["spoken_text"] == "Hello"
     assert found["arrived_at"] <= found["sent_at"] <= found["started_speaking_at"] <= found["stopped_speaking_at"]
 
 

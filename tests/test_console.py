@@ -23,6 +23,7 @@ import pytest
 import requests
 import soundfile
 
+from relay.markup import EMOTIONS
 from tests.browser import CHROMIUM, chromium
 from tests.conftest import assert_no_secret, free_port
 from tests.test_app_main import start, wait_for_port
@@ -233,6 +234,84 @@ def test_escape_interrupts(page, relay):
     relay.wait_until(lambda: relay.sent(), "the interrupt")
     assert relay.sent() == [{"message_type": "conversation", "event_type": "conversation.interrupt", "conversation_id": "dry-run"}]
     page.wait_for_selector("#interrupt-result.ok")
+
+
+# --- emotions, and what the face said ---------------------------------------------------------------------
+
+
+def test_the_emotion_picker_offers_none_and_tavuss_emotions_beside_say(page):
+    options = page.eval_on_selector_all("#say-emotion option", "options => options.map((o) => [o.value, o.textContent])")
+
+    assert options == [["", "none"], *([emotion, emotion] for emotion in EMOTIONS)]
+    assert page.input_value("#say-emotion") == ""
+    assert page.inner_text("label[for=say-emotion]") == "Emotion"
+    picker, say = page.locator("#say-emotion").bounding_box(), page.locator("#say-title").bounding_box()
+    assert abs((picker["y"] + picker["height"] / 2) - (say["y"] + say["height"] / 2)) < say["height"] / 2  # one line
+
+
+def test_an_emotion_goes_with_each_line_shown_in_the_log_and_is_kept_for_the_session(page, relay):
+    page.select_option("#say-emotion", "excited")
+    page.fill("#say-text", "We did it!")
+    page.press("#say-text", "Enter")
+
+    relay.wait_until(lambda: texts(relay.sent()), "the text to go out")
+    assert texts(relay.sent()) == ['<emotion value="excited"/>We did it!']
+    said = page.locator("#event-log li.said").first
+    said.wait_for()
+    assert said.inner_text().startswith("said We did it! (excited), inference_id ")
+
+    page.reload()
+    page.wait_for_selector("section.script[aria-busy=false]")
+    assert page.input_value("#say-emotion") == "excited"  # the same tab: remembered
+    page.select_option("#say-emotion", "")
+    page.fill("#say-text", "Back to normal.")
+    page.press("#say-text", "Enter")
+    relay.wait_until(lambda: len(texts(relay.sent())) == 2, "the second text to go out")
+    assert texts(relay.sent())[1] == "Back to normal."
+    page.wait_for_selector("#event-log li.said:has-text('Back to normal.')")
+    assert "(" not in page.locator("#event-log li.said").first.inner_text().split(", inference_id")[0]
+
+
+def test_a_new_session_starts_with_no_emotion(browser, relay, tmp_path, request):
+    for page in open_console(browser, relay, tmp_path, request, events_after=relay.events_before):
+        page.select_option("#say-emotion", "sad")
+    for page in open_console(browser, relay, tmp_path, request, events_after=relay.events_before):
+        assert page.input_value("#say-emotion") == ""
+
+
+def test_what_the_face_said_shows_under_the_line_and_where_an_interrupt_cut_it(page, relay):
+    page.fill("#say-text", "Hello there!")
+    page.press("#say-text", "Enter")
+    page.wait_for_selector("#event-log li.said .spoken")
+    assert page.inner_text("#event-log li.said .spoken") == "the face said: “Hello there!”"
+
+    page.fill("#say-text", LONG_FIRST_LINE)
+    page.press("#say-text", "Enter")
+    page.wait_for_selector("#event-log li[data-type='conversation.utterance.streaming']:has-text('\"final\":false')")  # words out
+    page.keyboard.press("Escape")
+
+    cut = page.locator("#event-log li.said").first.locator(".spoken")
+    cut.wait_for()
+    spoken = cut.inner_text().removeprefix("cut off after: “").removesuffix("”")
+    assert spoken and LONG_FIRST_LINE.startswith(spoken) and len(spoken) < len(LONG_FIRST_LINE)
+
+
+def test_a_scripts_emotion_and_what_the_face_said_show_on_its_lines(page, relay):
+    write_script(page, "@emotion content\nFirst line.\n@emotion none\nSecond line.")
+    page.click("#script-load")
+    page.wait_for_selector("#script-lines li >> nth=1")
+    assert page.locator("#script-lines li").all_inner_texts() == ["line 2: First line. (content)", "line 4: Second line."]
+
+    page.click("#script-play")
+    page.wait_for_selector("#script-result:has-text('the script is finished')")
+    assert texts(relay.sent()) == ['<emotion value="content"/>First line.', "Second line."]
+    page.wait_for_selector("#script-lines li >> nth=1 >> .spoken")
+    assert [item.split("\n") for item in page.locator("#script-lines li").all_inner_texts()] == [
+        ["line 2: First line. (content)", "the face said: “First line.”"],
+        ["line 4: Second line.", "the face said: “Second line.”"],
+    ]
+    playing = page.locator("#event-log li[data-type='relay.script']:has-text('playing line 2')").inner_text()
+    assert playing == "relay.script console: playing line 2 (1/2): First line. (content)"
 
 
 # --- events and status -----------------------------------------------------------------------------------
@@ -518,7 +597,10 @@ def test_the_speaking_indicator_reads_relay_speaking_and_nothing_else(page, rela
 # --- the page as a presenter sees it, on a laptop's screen --------------------------------------------------
 
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "console.png"  # the README shows it
-LAID_OUT = "header, #status li, #connection, main section, button, textarea, #drop-zone, #event-filter, #event-log, #script-lines"
+LAID_OUT = (
+    "header, #status li, #connection, main section, button, textarea, select, #drop-zone, #event-filter, #event-log, "
+    "#script-lines"
+)
 SCREENS = [(1366, 768), (1024, 768)]
 
 
@@ -559,11 +641,24 @@ def test_the_layout_holds_still_while_the_face_starts_and_stops_speaking(laptop_
     assert after == before
 
 
+def test_choosing_an_emotion_and_saying_a_line_moves_nothing(laptop_page, relay):
+    page = laptop_page
+    before = boxes(page)
+
+    page.select_option("#say-emotion", "disgusted")  # the longest name
+    page.fill("#say-text", "Welcome, everyone.")
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#event-log li.said .spoken")  # the line, and what the face said under it
+
+    assert boxes(page) == before
+    assert texts(relay.sent()) == ['<emotion value="disgusted"/>Welcome, everyone.']
+
+
 def test_the_event_log_and_the_script_list_are_in_view_without_scrolling(laptop_page):
     page = laptop_page
     viewport = page.viewport_size
     assert page.evaluate("document.documentElement.scrollHeight") <= viewport["height"]
-    for selector in ("#event-log", "#script-lines", "#say-text", "#interrupt-button"):
+    for selector in ("#event-log", "#script-lines", "#say-text", "#say-emotion", "#interrupt-button"):
         box = page.locator(selector).bounding_box()
         assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], selector
         assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], selector
@@ -615,7 +710,7 @@ def test_after_play_all_then_escape_the_lines_played_stay_greyed(page, relay):
     page.wait_for_selector("#script-lines li.current", state="detached")
     played = requests.get(relay.url + "/script", timeout=5).json()["position"]  # the line cut off may count as played
     assert played >= 2  # the first line and the pause were over before Esc
-    done = page.locator("#script-lines li.done").all_inner_texts()
+    done = [text.split("\n")[0] for text in page.locator("#script-lines li.done").all_inner_texts()]  # not what was said
     assert done == ["line 2: First line.", "line 3: pause 0.1 s", "line 4: Second line.", "line 5: Third line."][:played]
 
 

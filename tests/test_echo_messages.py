@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 
 import numpy as np
@@ -267,3 +268,180 @@ def test_new_inference_ids_are_uuid4_hex_and_never_repeat():
     ids = {echo_messages.new_inference_id() for _ in range(1000)}
 
     assert len(ids) == 1000 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
+# --- speech markup is never cut -------------------------------------------------------------------------
+
+EXCITED = '<emotion value="excited"/>'
+
+
+def pieces_of(text: str, max_bytes: int = 4096) -> list[str]:
+    messages = text_echo_messages(text, conversation_id="c123", inference_id="i" * 32, done=True, max_bytes=max_bytes)
+    return [m["properties"]["text"] for m in messages]
+
+
+WORDS_2000 = " ".join(f"word{n % 10}" for n in range(2000))
+
+
+@pytest.mark.parametrize("before_the_cut", range(1, 40))
+def test_an_emotion_tag_near_the_4_kb_boundary_is_never_cut(before_the_cut):
+    """Issue 24: 2,000 words, the tag near the boundary; one message ended with `<emotion`, the next began `value=`."""
+    boundary = len(pieces_of(WORDS_2000)[0])  # where the first message ends without the tag
+    at = WORDS_2000.rindex(" ", 0, boundary - before_the_cut) + 1  # a word that starts shortly before it
+    text = WORDS_2000[:at] + EXCITED + WORDS_2000[at:]
+
+    pieces = pieces_of(text)
+
+    assert "".join(pieces) == text
+    assert [piece.count(EXCITED) for piece in pieces if "<" in piece or "value=" in piece] == [1]
+
+
+def cuts_of(pieces: list[str]) -> list[int]:
+    """The offsets in the text where one piece ends and the next begins."""
+    return list(itertools.accumulate(len(piece) for piece in pieces))[:-1]
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [EXCITED, '<speed ratio="1.2"/>', "<volume ratio='0.8' />", '<break time="500ms"/>', "[laughter]",
+     "[clears his throat]", "<spell>A1B2 C3</spell>", '<prosody rate="slow">', "</prosody>"],
+)
+@pytest.mark.parametrize("before_the_cut", [2, 9, 15])
+def test_no_form_of_markup_is_cut_near_a_boundary(markup, before_the_cut):
+    boundary = len(pieces_of(WORDS_2000, 600)[0])
+    at = WORDS_2000.rindex(" ", 0, boundary - before_the_cut) + 1
+    text = WORDS_2000[:at] + markup + WORDS_2000[at:]
+
+    pieces = pieces_of(text, 600)
+
+    assert "".join(pieces) == text
+    assert sum(piece.count(markup) for piece in pieces) == 1
+
+
+@pytest.mark.parametrize("markup", [EXCITED, "[laughter]", '<break time="1s"/>'])
+def test_a_tag_starts_the_piece_with_the_words_it_applies_to(markup):
+    """Where a piece would end just after a tag and its space, the tag goes to the next piece instead."""
+    room = len(pieces_of("x" * 5000, 600)[0])  # characters one 600-byte message holds
+    filler = WORDS_2000[: WORDS_2000.rindex(" ", 0, room - len(markup) - 3) + 1]
+    text = filler + markup + " " + "y" * 300  # the last word break that fits is just after the tag
+
+    pieces = pieces_of(text, 600)
+
+    assert pieces[0] == filler and pieces[1].startswith(markup)
+
+
+def test_a_closing_tag_stays_with_the_words_before_it():
+    boundary = len(pieces_of(WORDS_2000, 600)[0])
+    text = WORDS_2000[:boundary] + "</prosody> " + WORDS_2000[boundary:]
+
+    pieces = pieces_of(text, 600)
+
+    assert "".join(pieces) == text and not pieces[1].lstrip().startswith("</prosody>")
+
+
+def test_a_sentence_break_still_comes_first_before_markup():
+    sentences = "A sentence ends here. " * 20 + '<emotion value="sad"/>Then this one. ' * 20
+
+    pieces = pieces_of(sentences, 600)
+
+    assert all(piece.endswith(". ") for piece in pieces[:-1])
+    assert "".join(pieces) == sentences
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a < b and b > c, " * 200, "x[" * 2000, "<" + "word " * 1000, "[" + "word " * 1000, "<3 " * 1500,
+     "<spell>unclosed " * 400, "[a] " * 1500, "</b>" * 1500, "<br/>" * 1500],
+    ids=["comparisons", "stray-brackets", "unclosed-tag", "unclosed-bracket", "hearts", "unclosed-spells",
+         "many-brackets", "many-closing-tags", "many-tags"],
+)
+def test_stray_markup_characters_and_runs_of_tags_are_split_like_text(text):
+    messages = list(text_echo_messages(text, conversation_id="c", inference_id="i", done=True, max_bytes=600))
+
+    assert "".join(m["properties"]["text"] for m in messages) == text
+    assert all(serialized_size(m) <= 600 for m in messages)
+
+
+@pytest.mark.parametrize(
+    "markup, error",
+    [
+        ("<spell>" + "A1" * 300 + "</spell>", ("the text has a <spell> span of 615 characters that does not fit one "
+         "600-byte message, and markup is never split: shorten it (it starts <spell>A1A1")),
+        ('<emotion value="' + "x" * 700 + '"/>', ("the text has a tag of 719 characters that does not fit one 600-byte "
+         'message, and markup is never split: shorten it (it starts <emotion value=\\"xxx')),
+    ],
+)
+def test_markup_too_long_for_one_message_is_a_message_error_that_says_so(markup, error):
+    with pytest.raises(MessageError) as raised:
+        pieces_of("Hello there. " + markup + " and the rest.", 600)
+
+    assert str(raised.value).startswith(error)
+
+
+# --- properties of the splitter, with markup ---------------------------------------------------------------
+
+LETTERS = st.characters(categories=["Ll", "Lu"], max_codepoint=0x2FF)
+WORD = st.text(LETTERS, min_size=1, max_size=12)
+BREAKS = st.sampled_from([" ", " ", " ", ". ", "! ", "? ", ", ", "\n", "  ", "; "])
+NAMES = st.sampled_from(["emotion", "speed", "volume", "break", "prosody", "x-tag"])
+VALUES = st.text(st.characters(categories=["Ll", "Nd"], include_characters="é.%"), min_size=1, max_size=10)
+FORWARD_TAGS = st.one_of(
+    st.sampled_from([EXCITED, '<speed ratio="1.2"/>', '<volume ratio="0.8"/>', '<break time="500ms"/>', "[laughter]"]),
+    st.builds(lambda name, value: f'<{name} value="{value}"/>', NAMES, VALUES),
+    st.builds(lambda name, value: f"<{name} ratio='{value}'>", NAMES, VALUES),
+    st.builds(lambda words: f"[{' '.join(words)}]", st.lists(WORD, min_size=1, max_size=3)),
+)
+SPELLED = st.text(st.characters(categories=["Lu", "Nd"]), min_size=1, max_size=20)
+SPELLS = st.builds(lambda letters: f"<spell>{letters}</spell>", SPELLED)
+CLOSING_TAGS = st.builds(lambda name: f"</{name}>", NAMES)
+STRAYS = st.sampled_from(["<", "[", " < ", "a<b", "[ ", "<3", "x]", ">"])
+
+
+def assemble(tokens: list[tuple[str, str]]) -> tuple[str, list[tuple[int, int, str]]]:
+    """The text, and where each piece of markup in it is: (start, end, kind)."""
+    text, where, position = [], [], 0
+    for kind, token in tokens:
+        if kind != "text":
+            where.append((position, position + len(token), kind))
+        text.append(token)
+        position += len(token)
+    return "".join(text), where
+
+
+ANY_TOKEN = st.one_of(
+    st.tuples(st.just("text"), WORD), st.tuples(st.just("text"), BREAKS), st.tuples(st.just("text"), STRAYS),
+    st.tuples(st.just("forward"), FORWARD_TAGS), st.tuples(st.just("spell"), SPELLS),
+    st.tuples(st.just("closing"), CLOSING_TAGS),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(tokens=st.lists(ANY_TOKEN, min_size=1, max_size=600), max_bytes=st.integers(min_value=512, max_value=4096))
+def test_no_piece_cuts_markup_every_piece_fits_and_the_pieces_rebuild_the_text(tokens, max_bytes):
+    text, markup = assemble(tokens)
+
+    messages = list(
+        text_echo_messages(text, conversation_id="c123", inference_id="i" * 32, done=True, max_bytes=max_bytes)
+    )
+
+    pieces = [m["properties"]["text"] for m in messages]
+    assert "".join(pieces) == text and all(pieces)
+    assert all(serialized_size(m) <= max_bytes for m in messages)
+    assert not [(cut, span) for cut in cuts_of(pieces) for span in markup if span[0] < cut < span[1]]
+
+
+MOSTLY_SPACES = st.sampled_from([" "] * 9 + [". "])  # word breaks, where a cut could fall right after a tag
+TAGGED_WORD = st.tuples(st.one_of(st.just(""), FORWARD_TAGS), st.sampled_from(["", " "]), WORD, MOSTLY_SPACES)
+
+
+@settings(max_examples=200, deadline=None)
+@given(words=st.lists(TAGGED_WORD, min_size=1, max_size=800), max_bytes=st.integers(min_value=512, max_value=4096))
+def test_in_tagged_prose_no_piece_ends_with_a_tag(words, max_bytes):
+    """A tag goes with the words after it: it starts a piece or sits inside one, never ends one."""
+    text = "".join(tag + gap + word + space for tag, gap, word, space in words)
+    tags = {tag for tag, _, _, _ in words if tag}
+
+    pieces = pieces_of(text, max_bytes)
+
+    assert "".join(pieces) == text
+    assert not [piece for piece in pieces[:-1] for tag in tags if piece.rstrip().endswith(tag)]

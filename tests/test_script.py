@@ -44,13 +44,19 @@ def test_each_line_is_a_step_comments_and_blanks_are_skipped(tmp_path):
 @pytest.mark.parametrize(
     "script, error",
     [
-        ("Hi.\n@paws 2", "demo.txt line 2: unknown directive @paws: use @audio FILE or @pause SECONDS"),
+        ("Hi.\n@paws 2", "demo.txt line 2: unknown directive @paws: use @audio FILE, @pause SECONDS or @emotion NAME"),
         ("Hi.\n\n@audio nowhere.wav", "demo.txt line 3: no audio file nowhere.wav"),
         ("@audio", "demo.txt line 1: @audio needs a file"),
         ("@audio notes.txt", "demo.txt line 1: notes.txt is not audio the relay can decode"),
         ("@pause soon", "demo.txt line 1: @pause needs seconds, such as @pause 1.5, got 'soon'"),
         ("@pause 9999", "demo.txt line 1: @pause takes 0 to 600 seconds, got 9999"),
         ("# only comments\n\n", "demo.txt has nothing to play"),
+        ("@emotion excited\n", "demo.txt has nothing to play"),
+        ("Hi.\n@emotion", "demo.txt line 2: @emotion needs an emotion, such as @emotion excited (or @emotion none)"),
+        ("Hi.\n\n@emotion exited\nWe did it!",
+         ('demo.txt line 3: @emotion "exited" is not one of Tavus\'s emotions: did you mean "excited"? (Tavus lists '
+         "neutral, angry, excited, elated, content, sad, dejected, scared, contempt, disgusted, surprised; "
+         "@emotion none ends it)")),
     ],
 )
 def test_a_bad_script_names_its_line(tmp_path, script, error):
@@ -60,6 +66,31 @@ def test_a_bad_script_names_its_line(tmp_path, script, error):
         parse_script(script, tmp_path, name="demo.txt")
 
     assert str(raised.value).startswith(error)
+
+
+def test_an_emotion_holds_for_the_lines_after_it_until_the_next_and_none_ends_it(tmp_path):
+    write_wav(tmp_path / "hi.wav")
+
+    steps = parse_script(
+        "Calm first.\n@emotion excited\nWe did it!\n@audio hi.wav\nAnd more.\n@emotion sad\nAlas.\n@emotion none\nDone.",
+        tmp_path,
+    )
+
+    assert [(step.line, step.kind, step.emotion) for step in steps] == [
+        (1, "say", None), (3, "say", "excited"), (4, "audio", None), (5, "say", "excited"), (7, "say", "sad"),
+        (9, "say", None),
+    ]
+    assert [step.spoken_text() for step in steps if step.kind == "say"] == [
+        "Calm first.", '<emotion value="excited"/>We did it!', '<emotion value="excited"/>And more.',
+        '<emotion value="sad"/>Alas.', "Done.",
+    ]
+    assert steps[1].as_dict() == {"line": 3, "kind": "say", "text": "We did it!", "emotion": "excited"}
+
+
+def test_markup_inside_a_line_passes_through_as_written():
+    (step,) = parse_script('[laughter] That was <break time="1s"/> something: <spell>A1B2</spell>.', Path.cwd())
+
+    assert step.spoken_text() == '[laughter] That was <break time="1s"/> something: <spell>A1B2</spell>.'
 
 
 # --- a script from a request names audio only in RELAY_AUDIO_DIR -------------------------------------
@@ -199,6 +230,35 @@ def test_lines_go_out_in_order_each_after_the_face_stopped_the_last(scripted, fa
     ]
 
 
+def test_a_scripts_emotion_reaches_the_face_as_tavuss_tag_before_the_line(scripted, fake_call_client):
+    Face(fake_call_client)
+    scripted.script.load(parse_script("@emotion excited\nWe did it!\n@emotion none\nThanks.", Path.cwd()), "demo")
+
+    scripted.script.play()
+    assert scripted.script.wait_until_over(10)
+
+    assert [m["properties"]["text"] for m in sent_messages(fake_call_client)] == [
+        '<emotion value="excited"/>We did it!', "Thanks."
+    ]
+    playing = [e.fields for e in scripted.events.after(0)[0] if e.type == "relay.script" and e.fields["state"] == "playing"]
+    assert [(e["text"], e.get("emotion")) for e in playing] == [("We did it!", "excited"), ("Thanks.", None)]
+    spoken = [e.fields for e in scripted.events.after(0)[0] if e.type == "relay.script" and e.fields["state"] == "spoken"]
+    assert [e["inference_id"] for e in spoken] == [e["inference_id"] for e in playing]  # the console matches them
+
+
+def test_a_long_line_with_markup_reaches_the_face_with_every_tag_whole(scripted, fake_call_client):
+    Face(fake_call_client)
+    line = " ".join(f'<emotion value="sad"/>word{n} [sighs] word' for n in range(300))
+    scripted.script.load(parse_script(line, Path.cwd()), "demo")
+
+    scripted.script.play()
+    assert scripted.script.wait_until_over(10)
+
+    pieces = [m["properties"]["text"] for m in sent_messages(fake_call_client)]
+    assert len(pieces) > 1 and "".join(pieces) == line
+    assert sum(p.count('<emotion value="sad"/>') for p in pieces) == 300 and sum(p.count("[sighs]") for p in pieces) == 300
+
+
 def test_a_line_is_not_sent_before_the_face_stopped_the_last(scripted, fake_call_client):
     Face(fake_call_client, lose={0})  # the face never says it stopped the first line
     scripted.script.load(parse_script("One.\nTwo.", Path.cwd()), "demo")
@@ -269,6 +329,11 @@ def test_the_console_endpoints_load_step_and_refuse_what_does_not_fit(client, fa
     assert client.post("/script", json={"script": "x", "nmae": "typo"}).status_code == 400
     bad = client.post("/script", json={"script": "Hi.\n@wait 2"})
     assert bad.status_code == 400 and bad.get_json()["error"].startswith("the script line 2: unknown directive @wait")
+    unknown = client.post("/script", json={"script": "@emotion happy\nHi.", "name": "console"})
+    assert unknown.status_code == 400
+    assert unknown.get_json()["error"].startswith('console line 1: @emotion "happy" is not one of Tavus\'s emotions')
+    emotional = client.post("/script", json={"script": "@emotion content\nHi."}).get_json()
+    assert emotional["steps"] == [{"line": 2, "kind": "say", "text": "Hi.", "emotion": "content"}]
 
 
 def test_an_interrupt_stops_a_script_run(client, fake_call_client):

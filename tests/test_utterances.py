@@ -8,8 +8,8 @@ import pytest
 
 from relay.audio import UtteranceRates
 from relay.errors import UtteranceClosed, status_of
-from relay.face_events import FaceSpeaking, SpeakingReport, speaking_report
-from relay.utterances import OpenUtterances, UtteranceTracker
+from relay.face_events import FaceSpeaking, SpeakingReport, SpokenReport, speaking_report, spoken_report
+from relay.utterances import MAX_SPOKEN_TEXT_CHARS, OpenUtterances, UtteranceTracker
 
 
 class Clock:
@@ -53,6 +53,33 @@ def tracker(clock):
 )
 def test_one_place_reads_every_form_of_the_faces_speaking(message, report):
     assert speaking_report(message) == report
+
+
+STREAMING = "conversation.utterance.streaming"
+
+
+@pytest.mark.parametrize(
+    "message, report",
+    [
+        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hello th", "final": True,
+          "is_interrupted": True, "content_index": 3}}, SpokenReport("a", "Hello th", interrupted=True)),
+        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hello there", "final": True}},
+         SpokenReport("a", "Hello there")),
+        ({"event_type": STREAMING, "properties": {"inference_id": "b", "speech": "Hi", "final": True, "role": "pal"}},
+         SpokenReport("b", "Hi")),
+        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hello", "final": False}}, None),
+        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hi", "final": True, "role": "user"}},
+         None),
+        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": ["not", "text"], "final": True}}, None),
+        ({"event_type": STREAMING, "inference_id": "a", "properties": "junk"}, None),
+        ({"event_type": "conversation.utterance", "properties": {"speech": "Hi", "role": "replica"}}, None),
+        ("not a message", None),
+    ],
+    ids=["interrupted", "finished", "pal-role-id-in-properties", "words-so-far", "user", "speech-not-text",
+         "no-properties", "utterance", "not-a-message"],
+)
+def test_one_place_reads_what_the_face_finally_said(message, report):
+    assert spoken_report(message) == report
 
 
 def test_each_change_of_speaking_is_told_once_however_many_duplicates():
@@ -102,6 +129,28 @@ def test_an_utterance_moves_from_queued_to_spoken_with_its_times(tracker, clock)
         "duration_s": 2.0,
         "interrupted": False,
     }
+
+
+def test_what_the_face_said_is_kept_once_where_it_reports_it(tracker):
+    tracker.arrived("u1")
+    tracker.arrived("u2")
+    tracker.face_reported(SpeakingReport(False, "u1", interrupted=True))
+
+    assert tracker.face_said(SpokenReport("u1", "Welcome, every", interrupted=True)) == "Welcome, every"
+    assert tracker.face_said(SpokenReport("u1", "Welcome, every", interrupted=True)) is None  # pal/replica duplicate
+    assert tracker.face_said(SpokenReport("someone-elses", "Hi")) is None
+    assert tracker.get("u1")["spoken_text"] == "Welcome, every"
+    assert list(tracker.get("u1"))[-2:] == ["interrupted", "spoken_text"]
+    assert "spoken_text" not in tracker.get("u2")  # no report: the answer is as it always was
+
+
+def test_a_long_spoken_text_is_kept_as_its_end(tracker):
+    tracker.arrived("u1")
+    speech = " ".join(f"word{n}" for n in range(1000))
+
+    kept = tracker.face_said(SpokenReport("u1", speech))
+
+    assert len(kept) == MAX_SPOKEN_TEXT_CHARS and kept.startswith("…") and speech.endswith(kept[1:])
 
 
 def test_a_face_that_starts_before_the_confirmation_is_not_moved_back(tracker):
