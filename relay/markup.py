@@ -1,4 +1,4 @@
-"""What Tavus's voice reads as markup in a text echo, so a split never cuts it (PROTOCOL.md section 10).
+"""What Tavus's voice reads as markup in a text echo, so a split never cuts it (Tavus's emotional-expression page).
 
 Tavus's voice acts on tags written inside the text: Phoenix-4 faces show
 `<emotion value="excited"/>` in face and voice, and its default engine
