@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import signal
+from pathlib import Path
 
 import pytest
 import requests
 
 from config import Settings
-from echo_messages import audio_echo_messages, interrupt_message
+from echo_messages import MAX_MESSAGE_BYTES, audio_echo_messages, interrupt_message, serialized_size
 from relay.dry_run import DryRunRoom
 
 
@@ -30,12 +32,41 @@ def test_each_audio_message_is_one_short_line_with_its_length_rate_id_and_size()
 
     lines = out.getvalue().splitlines()
     assert len(lines) == len(messages) == 2
-    first, last = (json.dumps(message) for message in messages)
+    first, last = (serialized_size(message) for message in messages)
     first_ms = round(len(base64.b64decode(messages[0]["properties"]["audio"])) / 2 / 24000 * 1000)
     assert lines == [
-        f'audio {first_ms} ms at 24000 Hz, inference_id "u1", {len(first.encode())} bytes',
-        f'audio {100 - first_ms} ms at 24000 Hz, inference_id "u1" done, {len(last.encode())} bytes',
+        f'audio {first_ms} ms at 24000 Hz, inference_id "u1", {first} bytes',
+        f'audio {100 - first_ms} ms at 24000 Hz, inference_id "u1" done, {last} bytes',
     ]
+
+
+@pytest.mark.parametrize("rate", [16000, 24000])
+def test_each_printed_size_is_the_size_the_limit_applies_to_so_none_is_over_4096(rate):
+    """The size shown is the message as sent (compact JSON), not the spaced JSON the terminal shows for text."""
+    out = io.StringIO()
+    room = DryRunRoom(out, face=False)
+    messages = audio_messages(1000, rate)
+
+    for message in messages:
+        room.send(message)
+
+    sizes = [int(re.search(r", (\d+) bytes$", line)[1]) for line in out.getvalue().splitlines()]
+    assert sizes == [serialized_size(message) for message in messages]
+    assert max(sizes) <= MAX_MESSAGE_BYTES == 4096
+
+
+def test_the_readmes_audio_line_is_what_the_dry_run_prints_for_a_60_ms_message():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    out = io.StringIO()
+    inference_id = "3f0c" * 8  # a uuid4 hex, as the relay makes them
+    pcm = bytes(2 * 24000 * 120 // 1000)  # two messages: the first is a full one, not the last
+
+    DryRunRoom(out, face=False).send(next(audio_echo_messages(
+        pcm, sample_rate=24000, conversation_id="dry-run", inference_id=inference_id, done=True
+    )))
+
+    printed = out.getvalue().strip().replace(inference_id, "3f0c…")
+    assert printed.startswith("audio 60 ms at 24000 Hz, ") and f"`{printed}`" in readme
 
 
 def test_text_and_interrupts_are_printed_as_their_json():
