@@ -17,6 +17,7 @@ from typing import IO, Any
 from echo_messages import BYTES_PER_SAMPLE, TAVUS_DEFAULT_SAMPLE_RATE, serialized_size
 from relay.dry_face import SIMULATED_FACE_ID, SimulatedFace
 from relay.errors import RelayError
+from relay.logs import flush_log
 from relay.room import JOIN_TIMEOUT_S, LEAVE_TIMEOUT_S, Listener, Listeners
 
 DRY_RUN_CONVERSATION_ID = "dry-run"
@@ -99,6 +100,7 @@ class DryRunRoom:
         if self._face is not None:
             self._face.hear(message)  # first: a message the face refuses (QueueFull) was not sent
         with self._lock:
+            flush_log()  # what was logged before it was sent (a script's "playing line N") is shown before it
             print(shown, file=self._out, flush=True)
         sent: Future[None] = Future()
         sent.set_result(None)

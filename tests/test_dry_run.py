@@ -6,7 +6,10 @@ import base64
 import io
 import json
 import re
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,38 @@ def test_python_app_py_prints_audio_short_and_in_full_with_verbose(tmp_path, ver
         assert json.loads(line)["properties"]["audio"] == audio
     else:
         assert line.startswith('audio 50 ms at 24000 Hz, inference_id "u1" done, ')
+
+
+@pytest.mark.slow
+def test_a_script_in_the_dry_run_prints_each_message_between_its_playing_and_spoken_lines(tmp_path):
+    """The terminal (stdout and stderr, as one) shows things in the order they happened."""
+    from tests.test_app_main import APP, relay_env
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "hello.wav", tmp_path)
+    (tmp_path / "demo.txt").write_text("First line.\n@pause 0.1\n@audio hello.wav\nLast line.\n")
+
+    result = subprocess.run(
+        [sys.executable, APP, "--script", "demo.txt", "--exit-after-script"], cwd=tmp_path, env=relay_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False,
+    )
+
+    assert result.returncode == 0, result.stdout
+    shown = [_event(line) for line in result.stdout.splitlines()]
+    assert [event for event in shown if event] == [
+        "playing 1", "sent First line.", "spoken 1",
+        "playing 2", "done 2",
+        "playing 3", *["sent audio"] * shown.count("sent audio"), "spoken 3",
+        "playing 4", "sent Last line.", "spoken 4",
+    ]
+    assert shown.count("sent audio") >= 20  # hello.wav: 1.2 s in 60 ms messages
+
+
+def _event(line: str) -> str | None:
+    """What one terminal line says happened: a script step's state and number, or a message sent; None for others."""
+    if step := re.search(r"script demo\.txt: (playing|spoken|done) line \d+ \((\d)/4\)", line):
+        return f"{step[1]} {step[2]}"
+    if line.startswith("audio "):
+        return "sent audio"
+    if line.startswith("{"):
+        return f"sent {json.loads(line)['properties']['text']}"
+    return None
