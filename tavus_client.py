@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import runpy
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
@@ -27,7 +28,11 @@ __version__ = "0.1.0"
 DEFAULT_TIMEOUT_S = DEFAULT_TAVUS_TIMEOUT_S
 RETRIES = 3
 READ_RETRIES = 1  # a Tavus that took the request and never answered is asked once more, not three times
-SLOW_NOTICE_S = 5.0  # `on_slow` hears of a call still unanswered after this long (or after the timeout, if shorter)
+# `on_slow` hears of a call still unanswered after SLOW_NOTICE_S (or after the timeout, if shorter), then again
+# every SLOW_REPEAT_S while the wait goes on: a terminal is never silent for long. Not settings: what the user
+# may change is how long to wait (TAVUS_TIMEOUT), not how often to hear about it.
+SLOW_NOTICE_S = 5.0
+SLOW_REPEAT_S = 15.0
 MISSING_KEY = "set TAVUS_API_KEY (in the environment or .env) to your Tavus API key"
 RETRY_BACKOFF_S = 0.5  # urllib3 doubles it per retry after the first, which is immediate
 RETRY_STATUSES = (429, 502, 503, 504)
@@ -60,21 +65,31 @@ class TavusClient:
         timeout: float = DEFAULT_TIMEOUT_S,
         session: requests.Session | None = None,
         retry_backoff_s: float = RETRY_BACKOFF_S,
+        read_retries: int = READ_RETRIES,
         on_slow: Callable[[str], None] | None = None,
+        slow_notice_s: float | None = None,
+        slow_repeat_s: float | None = None,
     ) -> None:
-        """`on_slow(message)` is called (on a timer thread) when a call is still unanswered after SLOW_NOTICE_S."""
+        """`on_slow(message)` is called (on a thread of its own) while a call waits for its answer.
+
+        First after `slow_notice_s` (SLOW_NOTICE_S), then every `slow_repeat_s`
+        (SLOW_REPEAT_S). `read_retries`: how often a call that may be repeated is
+        asked again when Tavus took it and did not answer (0: asked once).
+        """
         if not api_key:
             raise ConfigError(MISSING_KEY)
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
+        self.read_retries = read_retries
         self._on_slow = on_slow
+        self._slow_notice_s = SLOW_NOTICE_S if slow_notice_s is None else slow_notice_s
+        self._slow_repeat_s = SLOW_REPEAT_S if slow_repeat_s is None else slow_repeat_s
         self._api_key = api_key
         self._session = session or requests.Session()
         self._session.headers.update({"x-api-key": api_key, "User-Agent": f"tavus-echo-relay/{__version__}"})
-        self._session.mount(self.base_url + "/", HTTPAdapter(max_retries=_retry(SAFE_METHODS, retry_backoff_s)))
-        self._session.mount(
-            self.base_url + ENDABLE_PREFIX, HTTPAdapter(max_retries=_retry(SAFE_METHODS | {"POST"}, retry_backoff_s))
-        )
+        for prefix in ("/", ENDABLE_PREFIX):
+            retry = _retry(repeatable_methods(prefix), retry_backoff_s, read_retries)
+            self._session.mount(self.base_url + prefix, HTTPAdapter(max_retries=retry))
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> TavusClient:
@@ -261,7 +276,8 @@ class TavusClient:
 
     def _request(self, method: str, path: str, *, json: Any = None, params: Mapping[str, Any] | None = None) -> Any:
         """Every call: a timeout, no redirects (they could carry the key elsewhere), one error type."""
-        notice = self._slow_notice(method, path)
+        answered = threading.Event()
+        self._tell_while_waiting(method, path, answered)
         try:
             response = self._session.request(
                 method, self.base_url + path, json=json, params=params, timeout=self.timeout, allow_redirects=False
@@ -270,8 +286,7 @@ class TavusClient:
             reason = self._no_answer(error)
             raise self._error(f"Tavus API {method} {path} failed: {reason}", None, None, method, path) from None
         finally:
-            if notice is not None:
-                notice.cancel()
+            answered.set()  # Ctrl-C included: no notice comes after the call ended
         body = _body_of(response)
         if response.status_code >= 300:
             reason = _reason(body) or response.reason or "no reason given"
@@ -284,15 +299,27 @@ class TavusClient:
             )
         return body
 
-    def _slow_notice(self, method: str, path: str) -> threading.Timer | None:
-        """A timer telling `on_slow` that this call is taking long, so a terminal is not silent for a minute."""
+    def _tell_while_waiting(self, method: str, path: str, answered: threading.Event) -> None:
+        """Tell `on_slow` that this call is taking long, and again while it does, so a terminal is never silent."""
         if self._on_slow is None:
-            return None
-        message = f"waiting for Tavus to answer {method} {path} (up to {self.timeout:g} s, TAVUS_TIMEOUT) ..."
-        timer = threading.Timer(min(SLOW_NOTICE_S, self.timeout), self._on_slow, args=(message,))
-        timer.daemon = True
-        timer.start()
-        return timer
+            return
+        threading.Thread(
+            target=self._notices, args=(self._on_slow, method, path, answered), name="tavus-slow-notice", daemon=True
+        ).start()
+
+    def _notices(self, on_slow: Callable[[str], None], method: str, path: str, answered: threading.Event) -> None:
+        started = time.monotonic()
+        if answered.wait(min(self._slow_notice_s, self.timeout)):
+            return
+        on_slow(f"waiting for Tavus to answer {method} {path} ({self._longest_wait(method, path)}) ...")
+        while not answered.wait(self._slow_repeat_s):
+            on_slow(f"still waiting for Tavus to answer {method} {path} ({time.monotonic() - started:.0f} s so far) ...")
+
+    def _longest_wait(self, method: str, path: str) -> str:
+        """`up to 30 s, TAVUS_TIMEOUT`, and whether the call is asked again once that passed without an answer."""
+        again = self.read_retries if method in repeatable_methods(path) else 0
+        then = "" if not again else ", then asked once more" if again == 1 else f", then asked {again} more times"
+        return f"up to {self.timeout:g} s, TAVUS_TIMEOUT{then}"
 
     def _no_answer(self, error: requests.RequestException) -> str:
         """Why no answer came: Tavus took the request and did not answer in time, or it could not be reached."""
@@ -300,7 +327,8 @@ class TavusClient:
         if isinstance(error, requests.ReadTimeout):
             return f"Tavus did not answer within {self.timeout:g} s (TAVUS_TIMEOUT)"
         if isinstance(cause, MaxRetryError) and isinstance(cause.reason, ReadTimeoutError):
-            return f"Tavus did not answer within {self.timeout:g} s (TAVUS_TIMEOUT), asked twice"
+            asked = "twice" if self.read_retries == 1 else f"{self.read_retries + 1} times"
+            return f"Tavus did not answer within {self.timeout:g} s (TAVUS_TIMEOUT), asked {asked}"
         host = urlparse(self.base_url).netloc
         if isinstance(error, requests.ConnectTimeout):
             return f"could not connect to {host} within {self.timeout:g} s (TAVUS_TIMEOUT)"
@@ -313,11 +341,16 @@ class TavusClient:
         )
 
 
-def _retry(methods: frozenset[str], backoff_s: float) -> Retry:
+def repeatable_methods(path: str) -> frozenset[str]:
+    """The methods safe to send again on `path` (a path under the base URL): what the client retries."""
+    return SAFE_METHODS | {"POST"} if path.startswith(ENDABLE_PREFIX) else SAFE_METHODS
+
+
+def _retry(methods: frozenset[str], backoff_s: float, read_retries: int) -> Retry:
     return Retry(
         total=RETRIES,
         connect=RETRIES,
-        read=READ_RETRIES,
+        read=read_retries or False,  # False: a read error is raised as it is, not as "retries exhausted"
         status=RETRIES,
         redirect=0,
         allowed_methods=methods,

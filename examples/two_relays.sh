@@ -3,18 +3,57 @@
 #
 #   sh examples/two_relays.sh                      # two dry runs (no Tavus account needed)
 #   sh examples/two_relays.sh URL_A URL_B          # two real conversations (their conversation_url)
+#   sh examples/two_relays.sh --port-a 9001 --port-b 9002   # other ports (--help lists the options)
 #
 # Each relay says one line to its own face, the script shows that a relay refuses the other's token,
-# then stops both. Set PORT_A / PORT_B (default 8001 / 8002) and PYTHON (default python) if needed.
-# Record files: conversation-a.jsonl and conversation-b.jsonl, relay logs: relay-a.log, relay-b.log,
-# in the current directory. Any process manager (systemd, supervisord, docker compose) does the same:
-# one relay process per conversation, with these three settings different.
+# then stops both. Record files: conversation-a.jsonl and conversation-b.jsonl, relay logs: relay-a.log,
+# relay-b.log, in the current directory. Any process manager (systemd, supervisord, docker compose) does
+# the same: one relay process per conversation, with these three settings different.
 set -eu
 
 APP="$(dirname "$0")/../app.py"
 PYTHON=${PYTHON:-python}
 PORT_A=${PORT_A:-8001}
 PORT_B=${PORT_B:-8002}
+
+usage() {
+    cat <<EOF
+usage: sh examples/two_relays.sh [--port-a N] [--port-b N] [URL_A URL_B]
+
+Two relays, one per conversation: dry runs, or the two conversations URL_A and URL_B.
+
+options:
+  --port-a N  conversation A's relay listens on port N (default: \$PORT_A, or 8001)
+  --port-b N  conversation B's relay listens on port N (default: \$PORT_B, or 8002)
+  -h, --help  show this help and start nothing
+
+PYTHON names the Python that runs the relays (default: python).
+EOF
+}
+
+fail() {  # message: one line on stderr, exit 2, nothing started
+    echo "error: $1 (see: sh examples/two_relays.sh --help)" >&2
+    exit 2
+}
+
+check_port() {  # option value example: stops unless the value is a port number
+    case "$2" in
+        "") fail "$1 needs a port number, such as $1 $3" ;;
+        *[!0-9]*) fail "$1 needs a port number, such as $1 $3, got '$2'" ;;
+    esac
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h | --help) usage; exit 0 ;;
+        --port-a) check_port "$1" "${2:-}" 8001; PORT_A=$2; shift 2 ;;
+        --port-b) check_port "$1" "${2:-}" 8002; PORT_B=$2; shift 2 ;;
+        --) shift; break ;;
+        -*) fail "unknown option $1" ;;
+        *) break ;;
+    esac
+done
+
 TOKEN_A=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))')
 TOKEN_B=$("$PYTHON" -c 'import secrets; print(secrets.token_urlsafe(24))')
 

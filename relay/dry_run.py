@@ -14,16 +14,21 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import IO, Any
 
-from echo_messages import BYTES_PER_SAMPLE, TAVUS_DEFAULT_SAMPLE_RATE
+from echo_messages import BYTES_PER_SAMPLE, TAVUS_DEFAULT_SAMPLE_RATE, serialized_size
 from relay.dry_face import SIMULATED_FACE_ID, SimulatedFace
 from relay.errors import RelayError
+from relay.logs import flush_log
 from relay.room import JOIN_TIMEOUT_S, LEAVE_TIMEOUT_S, Listener, Listeners
 
 DRY_RUN_CONVERSATION_ID = "dry-run"
 
 
-def audio_summary(message: Mapping[str, Any], line: str) -> str | None:
-    """One short line for an audio echo (its ~4 KB of base64 is no use on a terminal); None for anything else."""
+def audio_summary(message: Mapping[str, Any]) -> str | None:
+    """One short line for an audio echo (its ~4 KB of base64 is no use on a terminal); None for anything else.
+
+    Its size is the message's as sent (compact JSON, `serialized_size`): the
+    number RELAY_MAX_MESSAGE_BYTES limits, not the spaced JSON printed for text.
+    """
     properties = message.get("properties")
     if message.get("event_type") != "conversation.echo" or not isinstance(properties, Mapping):
         return None
@@ -35,7 +40,7 @@ def audio_summary(message: Mapping[str, Any], line: str) -> str | None:
     milliseconds = round(pcm_bytes / BYTES_PER_SAMPLE / rate * 1000)
     done = " done" if properties.get("done") else ""
     inference_id = json.dumps(properties.get("inference_id"))  # quoted and escaped: it came from a request
-    return f"audio {milliseconds} ms at {rate} Hz, inference_id {inference_id}{done}, {len(line.encode())} bytes"
+    return f"audio {milliseconds} ms at {rate} Hz, inference_id {inference_id}{done}, {serialized_size(message)} bytes"
 
 
 class DryRunRoom:
@@ -91,10 +96,11 @@ class DryRunRoom:
 
     def send(self, message: Mapping[str, Any]) -> Future[None]:
         line = json.dumps(message)
-        shown = line if self._verbose else (audio_summary(message, line) or line)
+        shown = line if self._verbose else (audio_summary(message) or line)
         if self._face is not None:
             self._face.hear(message)  # first: a message the face refuses (QueueFull) was not sent
         with self._lock:
+            flush_log()  # what was logged before it was sent (a script's "playing line N") is shown before it
             print(shown, file=self._out, flush=True)
         sent: Future[None] = Future()
         sent.set_result(None)

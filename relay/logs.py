@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from logging.handlers import QueueHandler, QueueListener
 from typing import Any, TextIO
 
+from relay import daily_logs
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 MAX_WAITING_LINES = 10_000  # lines the writer may be behind by; past it lines are dropped and counted
 BATCH_LINES = 500  # lines waiting are written together, up to this many per write
@@ -277,8 +279,10 @@ def quiet_other_loggers(verbose: bool) -> None:
 
 
 def flush_log() -> None:
+    """Return once every line logged so far is on stderr, past the filter of native lines (relay/daily_logs.py)."""
     for handler in logging.getLogger().handlers:
         handler.flush()
+    daily_logs.drain()
 
 
 def say(message: str, *, file: TextIO | None = None, flush: bool = False) -> None:

@@ -40,11 +40,36 @@ class _Clip:
         return len(self.pcm) - self.offset
 
 
+@dataclass
+class MicrophoneUtterance:
+    """Clips played back to back, with no gap between them: what the face hears as one stretch of speech.
+
+    Hold to talk sends a 100 ms clip at a time, so a line per clip would be ten
+    lines a second; the terminal gets one line when the utterance ends (each
+    clip's own line only with --verbose).
+    """
+
+    played_ms: int = 0
+    clips: int = 0
+    cut_short: bool = False
+
+    def add(self, played_ms: int, clip_ms: int) -> None:
+        self.played_ms += played_ms
+        self.clips += 1
+        self.cut_short = self.cut_short or played_ms < clip_ms
+
+    def line(self) -> str:
+        clips = "1 clip" if self.clips == 1 else f"{self.clips} clips back to back"
+        cut = ", cut short by an interrupt" if self.cut_short else ""
+        return f"microphone: played an utterance of {self.played_ms} ms ({clips}){cut}"
+
+
 class Microphone:
     """Plays queued clips through the relay's microphone in real time, one background thread.
 
     Clips are padded to whole 10 ms frames and played back to back, so the
-    track stays continuous between clips. The thread also paces itself by the
+    track stays continuous between clips; clips with no gap between them are
+    one utterance, one line on the terminal when it ends. The thread also paces itself by the
     clock, so a device that does not block (or the dry run's) keeps real time.
     """
 
@@ -124,6 +149,7 @@ class Microphone:
         return echo_messages.pcm_duration_ms(pcm_bytes, self.sample_rate)
 
     def _run(self) -> None:
+        utterance = MicrophoneUtterance()
         while True:
             with self._wakeup:
                 while not self._clips and not self._closed:
@@ -131,10 +157,15 @@ class Microphone:
                 if self._closed:
                     return
                 clip = self._playing = self._clips.popleft()
-            played = self._play(clip)
-            log.info("microphone: clip %s played %d of %d ms", clip.clip_id, self._ms(played), self._ms(len(clip.pcm)))
+            played_ms, clip_ms = self._ms(self._play(clip)), self._ms(len(clip.pcm))
+            log.debug("microphone: clip %s played %d of %d ms", clip.clip_id, played_ms, clip_ms)
+            utterance.add(played_ms, clip_ms)
             with self._wakeup:
                 self._playing = None
+                gap = not self._clips  # nothing queued to follow at once: the utterance ends here
+            if gap:
+                log.info("%s", utterance.line())
+                utterance = MicrophoneUtterance()
 
     def _count(self, offered: int, taken: int) -> None:
         """Count what daily took; say once when it stops taking audio (it takes nothing outside a call)."""

@@ -224,6 +224,7 @@ def fake_tavus() -> Iterator[Any]:
 
     fake = start_fake_tavus()
     yield fake
+    fake.released.set()
     fake.server.shutdown()
     fake.server.server_close()
 

@@ -8,7 +8,8 @@ kept in `contract_violations`), applies JSON Patch lists to personas and PALs,
 answers `GET /faces?face_type=system` with Tavus's stock faces (STOCK_FACES), keeps the conversations it created (unknown ids are
 400 `{"error": "Invalid conversation_id"}`), gives a `meeting_token` only to
 a conversation created with `require_auth`, and creates `test_mode` ones
-already `ended`. Tests script other failures with `fail_next`.
+already `ended`. Tests script other failures with `fail_next`, and hold a
+call unanswered with `hold_next` (a user pressing Ctrl-C while Tavus thinks).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class Scripted:
     body: Any
     times: int
     delay_s: float = 0.0
+    held: bool = False
 
 
 @dataclass
@@ -114,6 +116,7 @@ class FakeTavus:
         default_factory=lambda: {"c1": {"conversation_id": "c1", "status": "active"}}
     )
     created: int = 0
+    released: threading.Event = field(default_factory=threading.Event)  # set when the test ends: held calls end
 
     @property
     def base_url(self) -> str:
@@ -127,6 +130,10 @@ class FakeTavus:
         """The next `times` requests to method+path answer `status` with `body` (after `delay_s`)."""
         self.scripted.append(Scripted(method, path, status, body, times, delay_s))
 
+    def hold_next(self, method: str, path: str) -> None:
+        """The next request to method+path gets no answer until the test ends (then a 504 nobody reads)."""
+        self.scripted.append(Scripted(method, path, 504, None, 1, held=True))
+
     def calls(self, method: str | None = None, path: str | None = None) -> list[Recorded]:
         return [r for r in self.requests if (method is None or r.method == method) and (path is None or r.path == path)]
 
@@ -134,6 +141,8 @@ class FakeTavus:
         for script in self.scripted:
             if script.method == method and script.path == path and script.times > 0:
                 script.times -= 1
+                if script.held:
+                    self.released.wait()
                 return script.status, script.body, script.delay_s
         return (*self.route(method, path, body, query), 0.0)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relay.daily_logs import is_native_log_line
+from relay.daily_logs import DRAIN_MARK, _kept_lines, is_native_log_line
 
 DAILY_LINES = [
     b'{"timestamp":"2026-11-30T22:00:00.000Z","level":"ERROR","fields":{"message":"x"},"target":"daily_core::call"}',
@@ -28,3 +28,11 @@ def test_a_native_librarys_own_line_is_dropped(line):
 @pytest.mark.parametrize("line", RELAY_LINES)
 def test_the_relays_own_lines_pass(line):
     assert not is_native_log_line(line)
+
+
+def test_a_drain_mark_is_dropped_and_said_to_have_passed():
+    assert _kept_lines([b"before", DRAIN_MARK + b"7", b"after"]) == (b"before\nafter\n", [b"7"])
+
+
+def test_a_drain_mark_that_cut_another_threads_line_leaves_that_part_a_line_of_its_own():
+    assert _kept_lines([b"partial" + DRAIN_MARK + b"8"]) == (b"partial\n", [b"8"])

@@ -5,13 +5,18 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+import shutil
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
 
 from config import Settings
-from echo_messages import audio_echo_messages, interrupt_message
+from echo_messages import MAX_MESSAGE_BYTES, audio_echo_messages, interrupt_message, serialized_size
 from relay.dry_run import DryRunRoom
 
 
@@ -30,12 +35,41 @@ def test_each_audio_message_is_one_short_line_with_its_length_rate_id_and_size()
 
     lines = out.getvalue().splitlines()
     assert len(lines) == len(messages) == 2
-    first, last = (json.dumps(message) for message in messages)
+    first, last = (serialized_size(message) for message in messages)
     first_ms = round(len(base64.b64decode(messages[0]["properties"]["audio"])) / 2 / 24000 * 1000)
     assert lines == [
-        f'audio {first_ms} ms at 24000 Hz, inference_id "u1", {len(first.encode())} bytes',
-        f'audio {100 - first_ms} ms at 24000 Hz, inference_id "u1" done, {len(last.encode())} bytes',
+        f'audio {first_ms} ms at 24000 Hz, inference_id "u1", {first} bytes',
+        f'audio {100 - first_ms} ms at 24000 Hz, inference_id "u1" done, {last} bytes',
     ]
+
+
+@pytest.mark.parametrize("rate", [16000, 24000])
+def test_each_printed_size_is_the_size_the_limit_applies_to_so_none_is_over_4096(rate):
+    """The size shown is the message as sent (compact JSON), not the spaced JSON the terminal shows for text."""
+    out = io.StringIO()
+    room = DryRunRoom(out, face=False)
+    messages = audio_messages(1000, rate)
+
+    for message in messages:
+        room.send(message)
+
+    sizes = [int(re.search(r", (\d+) bytes$", line)[1]) for line in out.getvalue().splitlines()]
+    assert sizes == [serialized_size(message) for message in messages]
+    assert max(sizes) <= MAX_MESSAGE_BYTES == 4096
+
+
+def test_the_readmes_audio_line_is_what_the_dry_run_prints_for_a_60_ms_message():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    out = io.StringIO()
+    inference_id = "3f0c" * 8  # a uuid4 hex, as the relay makes them
+    pcm = bytes(2 * 24000 * 120 // 1000)  # two messages: the first is a full one, not the last
+
+    DryRunRoom(out, face=False).send(next(audio_echo_messages(
+        pcm, sample_rate=24000, conversation_id="dry-run", inference_id=inference_id, done=True
+    )))
+
+    printed = out.getvalue().strip().replace(inference_id, "3f0c…")
+    assert printed.startswith("audio 60 ms at 24000 Hz, ") and f"`{printed}`" in readme
 
 
 def test_text_and_interrupts_are_printed_as_their_json():
@@ -115,3 +149,38 @@ def test_python_app_py_prints_audio_short_and_in_full_with_verbose(tmp_path, ver
         assert json.loads(line)["properties"]["audio"] == audio
     else:
         assert line.startswith('audio 50 ms at 24000 Hz, inference_id "u1" done, ')
+
+
+@pytest.mark.slow
+def test_a_script_in_the_dry_run_prints_each_message_between_its_playing_and_spoken_lines(tmp_path):
+    """The terminal (stdout and stderr, as one) shows things in the order they happened."""
+    from tests.test_app_main import APP, relay_env
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "examples" / "hello.wav", tmp_path)
+    (tmp_path / "demo.txt").write_text("First line.\n@pause 0.1\n@audio hello.wav\nLast line.\n")
+
+    result = subprocess.run(
+        [sys.executable, APP, "--script", "demo.txt", "--exit-after-script"], cwd=tmp_path, env=relay_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60, check=False,
+    )
+
+    assert result.returncode == 0, result.stdout
+    shown = [_event(line) for line in result.stdout.splitlines()]
+    assert [event for event in shown if event] == [
+        "playing 1", "sent First line.", "spoken 1",
+        "playing 2", "done 2",
+        "playing 3", *["sent audio"] * shown.count("sent audio"), "spoken 3",
+        "playing 4", "sent Last line.", "spoken 4",
+    ]
+    assert shown.count("sent audio") >= 20  # hello.wav: 1.2 s in 60 ms messages
+
+
+def _event(line: str) -> str | None:
+    """What one terminal line says happened: a script step's state and number, or a message sent; None for others."""
+    if step := re.search(r"script demo\.txt: (playing|spoken|done) line \d+ \((\d)/4\)", line):
+        return f"{step[1]} {step[2]}"
+    if line.startswith("audio "):
+        return "sent audio"
+    if line.startswith("{"):
+        return f"sent {json.loads(line)['properties']['text']}"
+    return None

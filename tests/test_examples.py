@@ -39,15 +39,29 @@ def said(record_file: Path) -> list[str]:
     return [line["message"]["properties"]["text"] for line in lines if line["direction"] == "out"]
 
 
+TWO_RELAYS = ["sh", str(ROOT / "examples" / "two_relays.sh")]
+
+
+def example_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("RELAY_", "TAVUS_", "PORT_"))}
+    return env | {"PYTHON": sys.executable} | extra
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the example talks to the relays with curl: apt-get install curl")
-def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_record_file(tmp_path):
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("RELAY_", "TAVUS_"))}
-    env.update(PORT_A=str(free_port()), PORT_B=str(free_port()), PYTHON=sys.executable)
+@pytest.mark.parametrize("ports_from", ["options", "variables"])
+def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_record_file(tmp_path, ports_from):
+    port_a, port_b = free_port(), free_port()
+    if ports_from == "options":
+        command, env = [*TWO_RELAYS, "--port-a", str(port_a), "--port-b", str(port_b)], example_env()
+    else:
+        command, env = TWO_RELAYS, example_env(PORT_A=str(port_a), PORT_B=str(port_b))
 
-    result = run_example(["sh", str(ROOT / "examples" / "two_relays.sh")], tmp_path, env)
+    result = run_example(command, tmp_path, env)
 
     assert result.returncode == 0, result.stderr
+    assert f"listening on http://127.0.0.1:{port_a}" in (tmp_path / "relay-a.log").read_text()
+    assert f"listening on http://127.0.0.1:{port_b}" in (tmp_path / "relay-b.log").read_text()
     answers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [answer.get("status") for answer in answers[:2]] == ["Message sent successfully"] * 2
     assert answers[2] == {"error": "missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'"}
@@ -55,6 +69,28 @@ def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_rec
     assert said(tmp_path / "conversation-b.jsonl") == ["Hello from the relay of conversation B."]
     for log in ("relay-a.log", "relay-b.log"):
         assert "stopped" in (tmp_path / log).read_text()  # each relay was stopped by the script, not left running
+
+
+def test_two_relays_help_shows_the_port_options_and_starts_nothing(tmp_path):
+    result = run_example([*TWO_RELAYS, "--help"], tmp_path, example_env())
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "usage: sh examples/two_relays.sh [--port-a N] [--port-b N] [URL_A URL_B]" in result.stdout
+    assert "--port-a N  conversation A's relay listens on port N (default: $PORT_A, or 8001)" in result.stdout
+    assert "--port-b N  conversation B's relay listens on port N (default: $PORT_B, or 8002)" in result.stdout
+    assert list(tmp_path.iterdir()) == []  # no relay was started: no log, no record file
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port-a"], "--port-a needs a port number, such as --port-a 8001"),
+    (["--port-b", "http"], "--port-b needs a port number, such as --port-b 8002, got 'http'"),
+    (["--port", "9000"], "unknown option --port"),
+])
+def test_two_relays_with_a_wrong_option_says_so_in_one_line_and_exits_2(tmp_path, args, message):
+    result = run_example([*TWO_RELAYS, *args], tmp_path, example_env())
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"error: {message} (see: sh examples/two_relays.sh --help)\n"
 
 
 def test_stream_chunks_sends_a_wav_as_one_utterance_in_order_with_done_only_last_and_stops_at_a_refusal(tmp_path):

@@ -7,10 +7,12 @@ acts as the user: waits for the relay, makes the face speak, then sends SIGTERM.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,8 @@ from tavus_client import TavusClient, persona_id_of
 from tests.conftest import FakeBehaviour, free_port, wait_for_relay
 from tests.fake_daily import participant
 from tests.fake_tavus import API_KEY, STOCK_FACES
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
 
 @pytest.fixture
@@ -360,3 +364,169 @@ def test_a_microphone_quickstart_says_where_to_enable_the_microphone(quickstart_
         "Tavus documents no API setting for it: enable it for persona p123 in the Tavus platform, "
         "or ask Tavus support, then reuse it with TAVUS_PERSONA_ID=p123."
     ) in capsys.readouterr().out
+
+
+# --- no silent minute against Tavus: each call said before it is asked, a wait said while it lasts ----------
+
+
+@pytest.fixture
+def quick_notices(monkeypatch):
+    """The slow-call notices at once and every 10 ms: what a minute of waiting for Tavus shows, in milliseconds."""
+    import tavus_client
+
+    monkeypatch.setattr(tavus_client, "SLOW_NOTICE_S", 0.01)
+    monkeypatch.setattr(tavus_client, "SLOW_REPEAT_S", 0.01)
+
+
+@pytest.fixture
+def silent_env(quickstart_env, silent_tavus, monkeypatch):
+    """The quickstart's settings with a Tavus that takes every request and never answers."""
+    monkeypatch.setenv("TAVUS_API_BASE_URL", silent_tavus.base_url)
+    return quickstart_env
+
+
+def asked(caplog) -> list[str]:
+    """What the relay said it was about to do (each such line ends with ' ...')."""
+    return [message for message in caplog.messages if message.endswith(" ...") and "waiting" not in message]
+
+
+@pytest.mark.parametrize(
+    "argv, creating", [(["--quickstart"], []), (["--quickstart", "--pal"], ["looking up Tavus's stock faces"])],
+    ids=["persona", "pal"],
+)
+def test_the_quickstart_says_each_tavus_call_before_it_asks(quickstart_env, fake_tavus, fake_daily, caplog, argv, creating):
+    code, _ = run_quickstart(argv, quickstart_env, fake_daily)
+
+    assert code == 0
+    kind = "PAL" if "--pal" in argv else "persona"
+    assert asked(caplog) == [
+        *(f"{step} ..." for step in creating),
+        f"creating an echo {kind} ...",
+        "creating a conversation ...",
+        "joining https://tavus.daily.co/c123 ...",
+        "ending conversation c123 ...",
+    ]
+
+
+def test_a_quickstart_waiting_for_tavus_says_so_and_again_while_it_waits(silent_env, fake_daily, quick_notices, caplog):
+    interrupt_when(lambda: sum(message.startswith("still waiting") for message in caplog.messages) >= 2)
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 0
+    creating, first, *again = caplog.messages
+    assert creating == "creating an echo persona ..."
+    assert first == "waiting for Tavus to answer POST /personas (up to 30 s, TAVUS_TIMEOUT) ..."
+    assert again and all(message.startswith("still waiting for Tavus to answer POST /personas (") for message in again)
+
+
+def test_joining_a_url_with_a_key_asks_tavus_for_the_faces_name_once(silent_env, silent_tavus, fake_daily, monkeypatch, capsys):
+    monkeypatch.setenv("TAVUS_TIMEOUT", "0.2")
+
+    code, user = run_quickstart(["https://tavus.daily.co/c555"], silent_env, fake_daily)
+
+    assert code == 0 and user.response.status_code == 200
+    assert len(silent_tavus.accepted) == 1
+    assert (
+        "note: could not look up the face's name for conversation c555 (Tavus API GET /conversations/c555 failed: "
+        "Tavus did not answer within 0.2 s (TAVUS_TIMEOUT)); the face counts by its user id and Tavus's own messages"
+    ) in capsys.readouterr().err
+
+
+def test_joining_a_url_says_it_looks_up_the_faces_name_and_that_it_waits(
+    silent_env, fake_daily, quick_notices, caplog, capsys
+):
+    interrupt_when(lambda: any(message.startswith("still waiting") for message in caplog.messages))
+
+    code = app.main(["https://tavus.daily.co/c555"], client_factory=fake_daily.factory)
+
+    assert code == 0
+    assert caplog.messages[:2] == [
+        "looking up the conversation's face name ...",
+        "waiting for Tavus to answer GET /conversations/c555 (up to 30 s, TAVUS_TIMEOUT) ...",
+    ]
+    assert capsys.readouterr().err.strip() == (
+        "stopped while looking up the conversation's face name; nothing was left running"
+    )
+    assert fake_daily.clients == []
+
+
+# --- Ctrl-C while Tavus holds a call: what was stopped, and what may be left ---------------------------------
+
+
+LIST_PERSONAS = "list them with: python tavus_client.py list-personas, delete one with: python tavus_client.py delete-persona ID"
+LIST_PALS = "list them with: python tavus_client.py list-pals, delete one with: python tavus_client.py delete-pal ID"
+
+
+@pytest.mark.parametrize("argv, held, stopped", [
+    (["--quickstart", "--pal"], ("GET", "/v2/faces"),
+     "stopped while looking up Tavus's stock faces; nothing was created"),
+    (["--quickstart"], ("POST", "/v2/personas"),
+     f"stopped while creating an echo persona; Tavus may have created it already: {LIST_PERSONAS}"),
+    (["--quickstart", "--pal", "--face-id", "r79"], ("POST", "/v2/pals"),
+     f"stopped while creating an echo PAL; Tavus may have created it already: {LIST_PALS}"),
+], ids=["faces", "persona", "pal"])
+def test_ctrl_c_while_tavus_holds_a_call_before_the_conversation_says_what_may_be_left(
+    quickstart_env, fake_tavus, fake_daily, capsys, argv, held, stopped
+):
+    fake_tavus.hold_next(*held)
+    interrupt_when(lambda: fake_tavus.calls(*held))
+
+    code = app.main(argv, client_factory=fake_daily.factory)
+
+    assert code == 0
+    assert capsys.readouterr().err.strip() == stopped
+    assert fake_tavus.calls("POST", "/v2/conversations") == [] and fake_daily.clients == []
+
+
+@pytest.mark.parametrize("reused", [False, True], ids=["new persona", "TAVUS_PERSONA_ID"])
+def test_ctrl_c_while_tavus_creates_the_conversation_says_how_to_find_and_end_it(
+    quickstart_env, fake_tavus, fake_daily, monkeypatch, capsys, reused
+):
+    if reused:
+        monkeypatch.setenv("TAVUS_PERSONA_ID", "p1")
+    fake_tavus.hold_next("POST", "/v2/conversations")
+    interrupt_when(lambda: fake_tavus.calls("POST", "/v2/conversations"))
+
+    code = app.main(["--quickstart"], client_factory=fake_daily.factory)
+
+    assert code == 0
+    kept = "" if reused else "; the echo persona p123 made for it is kept: reuse it with TAVUS_PERSONA_ID=p123"
+    stopped = (
+        "stopped while creating a conversation; Tavus may have started it already, and it is billed until it ends "
+        "(Tavus ends it by itself after 1 h): list the active ones with: python tavus_client.py list-conversations "
+        f"--status active, end it with: python tavus_client.py end-conversation ID{kept}"
+    )
+    assert capsys.readouterr().err.strip() == stopped
+    assert fake_daily.clients == []
+    assert reused or f"`{stopped}`" in " ".join(README.split())  # the README shows the line as it is
+
+
+def test_the_commands_a_stopped_quickstart_names_are_commands_of_the_tavus_command_line():
+    from relay import quickstart
+    from relay.tavus_cli import build_parser
+
+    said = f"{quickstart.MAY_BE_CREATED} {quickstart.MAY_BE_STARTED} {quickstart.MAY_STILL_BE_BILLED}"
+    named = set(re.findall(r"python tavus_client\.py ([a-z{}-]+)", said))
+    commands = {name.format(kind=kind, kinds=f"{kind}s") for name in named for kind in ("persona", "pal")}
+
+    assert len(commands) == 6
+    for command in commands:  # an unknown one raises the command line's usage error
+        assert build_parser().parse_known_args([command, "ID"])[0].command == command
+
+
+def test_ctrl_c_while_the_conversation_is_ended_says_it_may_still_be_billed_and_how_to_end_it(
+    quickstart_env, fake_tavus, fake_daily, capsys
+):
+    fake_tavus.hold_next("POST", "/v2/conversations/c123/end")
+    interrupt_when(lambda: fake_tavus.calls("POST", "/v2/conversations/c123/end"))
+
+    code, user = run_quickstart(["--quickstart"], quickstart_env, fake_daily)  # the user stops the relay: it ends c123
+
+    assert code == 0 and user.response.status_code == 200
+    err = capsys.readouterr().err
+    assert err.strip().endswith(
+        "stopped while ending conversation c123; it may still be running, and billed, until Tavus ends it by itself "
+        "after 1 h: end it with: python tavus_client.py end-conversation c123"
+    )
+    assert "ended conversation c123" not in err

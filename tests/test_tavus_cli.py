@@ -207,7 +207,7 @@ def test_cli_says_it_waits_then_that_tavus_did_not_answer_within_tavus_timeout(s
 
     assert result.returncode == 1
     assert result.stderr == (
-        "waiting for Tavus to answer GET /faces (up to 1 s, TAVUS_TIMEOUT) ...\n"
+        "waiting for Tavus to answer GET /faces (up to 1 s, TAVUS_TIMEOUT, then asked once more) ...\n"
         "error: Tavus API GET /faces failed: Tavus did not answer within 1 s (TAVUS_TIMEOUT), asked twice\n"
     )
 

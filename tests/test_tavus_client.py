@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from pathlib import Path
 
 import pytest
 
 from config import ConfigError
 from tavus_client import TavusAPIError, TavusClient, __version__
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 from tests.fake_tavus import API_KEY, STOCK_FACES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -290,6 +292,102 @@ def test_a_tavus_that_never_answers_is_asked_once_more_then_named_as_not_answeri
 
     assert str(caught.value) == "Tavus API GET /faces failed: Tavus did not answer within 0.2 s (TAVUS_TIMEOUT), asked twice"
     assert len(silent_tavus.accepted) == 2
+
+
+def test_a_client_told_to_ask_once_asks_once_and_says_only_that_tavus_did_not_answer(silent_tavus):
+    client = TavusClient(API_KEY, base_url=silent_tavus.base_url, timeout=0.2, read_retries=0)
+
+    with pytest.raises(TavusAPIError) as caught:
+        client.get_conversation("c555")
+
+    assert str(caught.value) == "Tavus API GET /conversations/c555 failed: Tavus did not answer within 0.2 s (TAVUS_TIMEOUT)"
+    assert len(silent_tavus.accepted) == 1
+
+
+# --- a wait is never silent: a notice after SLOW_NOTICE_S, and again every SLOW_REPEAT_S ----------
+
+
+def call_in_background(call) -> tuple[threading.Thread, list[TavusAPIError]]:
+    """Run `call` on a thread, expecting it to fail (a Tavus that never answers); the thread and its error, once it came."""
+    failed: list[TavusAPIError] = []
+
+    def run() -> None:
+        with pytest.raises(TavusAPIError) as caught:
+            call()
+        failed.append(caught.value)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, failed
+
+
+def hang_up(silent_tavus, thread) -> None:
+    """Close every connection the silent Tavus holds (a retry opens another) until the call gave up."""
+
+    def closed_all() -> bool:
+        for connection in list(silent_tavus.accepted):
+            connection.close()
+        return not thread.is_alive()
+
+    wait_until(closed_all, "the call to give up once Tavus hung up")
+
+
+@pytest.mark.parametrize("call, method_path, asked_again", [
+    (lambda t: t.create_persona("Echo Assistant"), "POST /personas", ""),
+    (lambda t: t.create_conversation(persona_id="p1"), "POST /conversations", ""),
+    (lambda t: t.list_faces(), "GET /faces", ", then asked once more"),
+    (lambda t: t.end_conversation("c1"), "POST /conversations/c1/end", ", then asked once more"),
+])
+def test_a_call_waiting_for_tavus_says_so_and_again_while_the_wait_goes_on(silent_tavus, call, method_path, asked_again):
+    notices: list[str] = []
+    client = TavusClient(
+        API_KEY, base_url=silent_tavus.base_url, on_slow=notices.append, slow_notice_s=0.01, slow_repeat_s=0.01
+    )
+    thread, _ = call_in_background(lambda: call(client))
+
+    wait_until(lambda: len(notices) >= 3, "three notices")
+    hang_up(silent_tavus, thread)
+
+    first, *again = notices
+    assert first == f"waiting for Tavus to answer {method_path} (up to 30 s, TAVUS_TIMEOUT{asked_again}) ..."
+    assert again and all(
+        re.fullmatch(rf"still waiting for Tavus to answer {re.escape(method_path)} \(\d+ s so far\) \.\.\.", notice)
+        for notice in again
+    ), again
+
+
+def test_a_call_that_is_told_to_ask_once_does_not_say_it_asks_again(silent_tavus):
+    notices: list[str] = []
+    client = TavusClient(API_KEY, base_url=silent_tavus.base_url, on_slow=notices.append, slow_notice_s=0.01,
+                         read_retries=0)
+    thread, _ = call_in_background(lambda: client.get_conversation("c555"))
+
+    wait_until(lambda: notices, "the notice")
+    hang_up(silent_tavus, thread)
+
+    assert notices == ["waiting for Tavus to answer GET /conversations/c555 (up to 30 s, TAVUS_TIMEOUT) ..."]
+
+
+def test_the_notices_stop_once_the_call_ends(silent_tavus):
+    notices: list[str] = []
+    client = TavusClient(API_KEY, base_url=silent_tavus.base_url, on_slow=notices.append, slow_notice_s=0.01,
+                         slow_repeat_s=0.01)
+    thread, failed = call_in_background(lambda: client.create_persona("Echo Assistant"))
+    wait_until(lambda: notices, "the notice")
+
+    hang_up(silent_tavus, thread)
+
+    assert failed
+    wait_until(lambda: not [t for t in threading.enumerate() if t.name == "tavus-slow-notice"], "the notices to stop")
+
+
+def test_an_answer_before_slow_notice_s_says_nothing(tavus):
+    notices: list[str] = []
+    client = TavusClient(API_KEY, base_url=tavus.base_url, on_slow=notices.append)
+
+    client.list_faces()
+
+    assert notices == []
 
 
 # --- the fake answers as Tavus documents -----------------------------------------------------------
