@@ -26,7 +26,7 @@ from echo_messages import AudioRequest, TextEcho, new_inference_id
 from relay.audio import AudioEcho, AudioLimits, PcmStream, UtteranceRates, decode, resample_pcm
 from relay.errors import Interrupted, MessageError, RelayError, SendError, SendTimeout
 from relay.events import EventLog, RoomEventQueue
-from relay.face_events import FaceSpeaking, speaking_report, spoken_report
+from relay.face_events import FaceSpeaking, ReportOrder, speaking_report, spoken_report
 from relay.microphone import Microphone
 from relay.recorder import Recorder
 from relay.room import RelayRoom
@@ -54,6 +54,7 @@ class Relay:
         self.recorder = Recorder(settings.record_file)
         self.events = EventLog(settings.event_buffer)
         self.face_speaking = FaceSpeaking()
+        self.report_order = ReportOrder()
         self.tracker = UtteranceTracker()
         self.room_events = RoomEventQueue(self.events, self.recorder, self._heard)
         self.utterances = OpenUtterances()
@@ -266,15 +267,21 @@ class Relay:
                 first = False
             yield message
 
-    def _heard(self, message: Any) -> None:
+    def _heard(self, message: Any, sender: str) -> None:
         """Every app message from the room, on the events thread: the face's speaking reports move the
         tracker, and each change of whether it speaks is one `relay.speaking` event, however many duplicates;
-        its final word on what it said of an utterance is kept there too, and told once as `relay.said`."""
+        its final word on what it said of an utterance is kept there too, and told once as `relay.said`.
+
+        Only the face's own: every participant sees every `inference_id` the relay sends, and one that
+        reported the face stopped would end a wait, mark it spoken and start a script's next line. A report
+        older (by `seq`) than one applied already is not applied either (see ReportOrder)."""
+        if not self.room.is_face(sender):
+            return
         said = spoken_report(message)
         if said is not None and (text := self.tracker.face_said(said)) is not None:
             self.events.publish("relay.said", inference_id=said.inference_id, text=text, interrupted=said.interrupted)
         report = speaking_report(message)
-        if report is None:
+        if report is None or not self.report_order.fresh(sender, report):
             return
         self.tracker.face_reported(report)
         change = self.face_speaking.update(report)

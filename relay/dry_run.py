@@ -87,6 +87,10 @@ class DryRunRoom:
     def wait_for_replica(self, timeout: float) -> bool:
         return True
 
+    def is_face(self, participant_id: str) -> bool:
+        """Only the stand-in face speaks for the face, as in a room."""
+        return participant_id == SIMULATED_FACE_ID
+
     def wait_for_connection(self, timeout: float) -> bool:
         return True
 

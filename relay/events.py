@@ -16,6 +16,7 @@ from typing import Any
 
 from echo_messages import ascii_int
 from relay.errors import MessageError, TooManyListeners
+from relay.face_events import message_seq
 from relay.logs import escape_control
 from relay.recorder import Recorder
 
@@ -29,6 +30,8 @@ MAX_ROOM_EVENTS_QUEUED = 10000  # room events not yet handled; past it they are 
 STOP_TIMEOUT_S = 5.0  # how long closing waits for the events thread to hand on what it holds
 MAX_EVENTS_LISTED = 1000  # GET /events?limit= at most this: one answer's size is bounded whatever the buffer holds
 MAX_EVENT_NAME_CHARS = 200  # an SSE `event:` line longer than this is cut (a participant chooses the name)
+RELAY_EVENT_PREFIX = "relay."  # the relay's own events' names: never a room message's
+ROOM_EVENT_PREFIX = "room."  # a room message named like one of the relay's own is published under this prefix
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,19 @@ def listing_limit(raw: str | None) -> int | None:
     if not 1 <= limit <= MAX_EVENTS_LISTED:
         raise MessageError(f"limit must be {meaning}, got {limit}")
     return limit
+
+
+def room_event_type(kind: Any) -> str:
+    """The type a room message is published under: its `event_type`, but never one of the relay's own names.
+
+    A participant can send any `event_type`; one that took the relay's name
+    (`relay.restarted`, `relay.speaking`, in any case) would be taken by
+    everything that reads /events for the relay's word. It is published as
+    `room.<its event_type>` instead, the message itself as it was sent.
+    """
+    if not isinstance(kind, str) or not kind:
+        return "app_message"
+    return ROOM_EVENT_PREFIX + kind if kind.lower().startswith(RELAY_EVENT_PREFIX) else kind
 
 
 def events_dropped(count: int) -> dict[str, Any]:
@@ -241,15 +257,15 @@ class RoomEventQueue:
     holds app messages that carry a `seq` for EVENT_REORDER_WINDOW_S and
     releases them in seq order (Tavus's events can arrive out of order, and
     some twice, with unified and legacy role names: both are passed on), then
-    publishes and records each, and hands each app message to `on_message`
-    (the face's speaking, relay/face_events.py).
+    publishes and records each (under `room_event_type`), and hands each app
+    message with its sender to `on_message` (the face's speaking, relay/face_events.py).
     """
 
     def __init__(
         self,
         log: EventLog,
         recorder: Recorder,
-        on_message: Callable[[Any], None] = lambda message: None,
+        on_message: Callable[[Any, str], None] = lambda message, sender: None,
         *,
         capacity: int = MAX_ROOM_EVENTS_QUEUED,
     ) -> None:
@@ -323,12 +339,10 @@ class RoomEventQueue:
             return
         message = data["message"]
         kind = message.get("event_type") if isinstance(message, Mapping) else None
-        self._log.publish(kind if isinstance(kind, str) and kind else "app_message", **data)
+        self._log.publish(room_event_type(kind), **data)
         self._recorder.record("in", message, sender=data["sender"])
-        self._on_message(message)
+        self._on_message(message, data["sender"])
 
 
 def _seq_of(data: Mapping[str, Any]) -> Any:
-    message = data.get("message")
-    seq = message.get("seq") if isinstance(message, Mapping) else None
-    return seq if isinstance(seq, (int, float)) and not isinstance(seq, bool) else None
+    return message_seq(data.get("message"))

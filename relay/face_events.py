@@ -12,6 +12,10 @@ then a `final` one, with `is_interrupted` when it was cut off. Everything else
 in the relay (the utterance tracker, the `relay.speaking` and `relay.said`
 events the console shows, /health) reads `SpeakingReport`s, `SpokenReport`s and
 `FaceSpeaking`, never the raw names, so a new name is taught here once.
+
+Tavus numbers every event it sends (`seq`, one order for the conversation,
+because data-channel messages can arrive out of order). `ReportOrder` keeps
+a speaking report that arrives after a newer one from undoing it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ class SpeakingReport:
     inference_id: str | None
     interrupted: bool = False  # only a stop says it
     duration_s: float | None = None  # only a stop says it
+    seq: float | None = None  # Tavus's number for it, when it has one
+
+
+def message_seq(message: Any) -> float | None:
+    """Tavus's `seq` of a room message: a number (not a boolean), or None where there is none."""
+    seq = message.get("seq") if isinstance(message, Mapping) else None
+    return seq if isinstance(seq, (int, float)) and not isinstance(seq, bool) else None
 
 
 def speaking_report(message: Any) -> SpeakingReport | None:
@@ -58,6 +69,7 @@ def speaking_report(message: Any) -> SpeakingReport | None:
         inference_id=_inference_id(message, properties),
         interrupted=not started and properties.get("interrupted") is True,
         duration_s=float(duration) if isinstance(duration, (int, float)) and not isinstance(duration, bool) else None,
+        seq=message_seq(message),
     )
 
 
@@ -122,3 +134,28 @@ class FaceSpeaking:
             stopped = self.inference_id if report.inference_id is None else report.inference_id
             self.speaking, self.inference_id = False, None
             return {"speaking": False, "inference_id": stopped, "interrupted": report.interrupted}
+
+
+class ReportOrder:
+    """The `seq` of the last speaking report applied from the face: one older than it arrived late, and is not applied.
+
+    The room's event queue puts messages that arrive within a few milliseconds
+    of each other in `seq` order (relay/events.py), but one that arrives later
+    still is handed on late: a `started_speaking` after its own
+    `stopped_speaking` would leave the face "speaking" for good. A report
+    without a `seq` is applied as it arrives, and applying it forgets nothing.
+    A new face (another participant) starts afresh. Used on the events thread only.
+    """
+
+    def __init__(self) -> None:
+        self._face: str | None = None
+        self._seq: float | None = None
+
+    def fresh(self, face: str, report: SpeakingReport) -> bool:
+        """Whether to apply `report` from `face`: False when it is older than the last one applied from it."""
+        if report.seq is None:
+            return True
+        if face == self._face and self._seq is not None and report.seq < self._seq:
+            return False
+        self._face, self._seq = face, report.seq
+        return True

@@ -87,10 +87,10 @@ function handleFrame(frame) {
     state.lastEventId = id;
   }
   try {
-    if (event.type === "relay.restarted") startOver(false); // our Last-Event-ID was a relay that is gone
-    if (event.type === "relay.script") onScriptEvent(event);
-    if (event.type === "relay.speaking") onSpeaking(event);
-    if (event.type === "relay.said") onSaid(event);
+    if (relaysOwn(event, "relay.restarted")) startOver(false); // our Last-Event-ID was a relay that is gone
+    if (relaysOwn(event, "relay.script")) onScriptEvent(event);
+    if (relaysOwn(event, "relay.speaking")) onSpeaking(event);
+    if (relaysOwn(event, "relay.said")) onSaid(event);
     showEvent(event);
   } catch (error) {
     showRaw(frame);
@@ -108,6 +108,12 @@ function understood(data) {
   return isObject && typeof event.type === "string" && EVENT_TYPE.test(event.type) ? event : null;
 }
 
+/* The relay's own event of this type: the only kind the console acts on. A participant in the room can send any
+   type, but what it sends always comes with its `sender` (and the relay publishes it as room.relay.* anyway). */
+function relaysOwn(event, type) {
+  return event.type === type && !Object.prototype.hasOwnProperty.call(event, "sender");
+}
+
 /* The face's speaking state, as the relay reports it: one relay.speaking event per change. */
 function onSpeaking(event) {
   if (typeof event.speaking !== "boolean") return;
@@ -116,9 +122,9 @@ function onSpeaking(event) {
 }
 
 function describe(event) {
-  if (event.type === "relay.script") return describeScript(event);
-  if (event.type === "relay.speaking") return describeSpeaking(event);
-  if (event.type === "relay.said") return describeSaid(event);
+  if (relaysOwn(event, "relay.script")) return describeScript(event);
+  if (relaysOwn(event, "relay.speaking")) return describeSpeaking(event);
+  if (relaysOwn(event, "relay.said")) return describeSaid(event);
   const message = event.message && typeof event.message === "object" ? event.message : {};
   const details = { ...event };
   for (const key of ["id", "type", "time", "message", "sender"]) delete details[key];

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,14 @@ import pytest
 import requests
 import soundfile
 
+from config import Settings
 from relay.markup import EMOTIONS
+from relay.room import Room
 from tests.browser import CHROMIUM, chromium
-from tests.conftest import assert_no_secret, free_port
+from tests.conftest import CONVERSATION_URL, assert_no_secret, free_port
+from tests.fake_daily import VIEWER
 from tests.test_app_main import start, wait_for_port
+from tests.wsgi_server import serve_wsgi
 
 TOKEN = "s3cret-token"
 STATIC = Path(__file__).resolve().parents[1] / "static"
@@ -569,6 +574,51 @@ def test_a_relay_restarted_event_clears_the_old_relays_events(page, relay):
     page.wait_for_selector("#event-log li[data-type='relay.restarted']")
     page.wait_for_selector("#event-log li[value='1']")
     assert [item.get_attribute("data-type") for item in page.locator("#event-log li").all()] == ["relay.joined", "relay.restarted"]
+
+
+def log_types(page: Any) -> list[str | None]:
+    return [item.get_attribute("data-type") for item in page.locator("#event-log li").all()]
+
+
+def test_a_participants_relay_messages_neither_empty_the_log_nor_move_the_indicator(
+    browser, fake_daily, make_app, tmp_path, request
+):
+    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory)  # a room, played with the Daily stand-in
+    room.join(timeout=2)
+    app = make_app(Settings(), room)
+    fake = fake_daily.client
+    fake.participant_joins(VIEWER)
+    with serve_wsgi(app) as port:
+        console = open_console(browser, SimpleNamespace(url=f"http://127.0.0.1:{port}"), tmp_path, request)
+        page = next(console)
+        try:
+            page.wait_for_selector("#event-log li[data-type='relay.replica_joined']")
+            fake.room_sends({"event_type": "relay.speaking", "speaking": True, "inference_id": "x"}, VIEWER["id"])
+            fake.room_sends({"event_type": "relay.restarted", "time": 2.0, "last_event_id": 0}, VIEWER["id"])
+            page.wait_for_selector("#event-log li[data-type$='relay.restarted']")
+
+            assert log_types(page) == [
+                "room.relay.restarted", "room.relay.speaking", "relay.replica_joined", "relay.joined"
+            ]
+            assert page.inner_text("#status-speaking") == "silent"
+        finally:
+            next(console, None)
+    room.leave()
+
+
+def test_the_console_acts_only_on_the_relays_own_events_not_on_a_senders(page, relay):
+    # No ids: the page compares them with the shared relay's, which /health gives it (see relayRestarted).
+    joined = 'data: {"type":"relay.joined","time":1.0}'
+    forged = [  # as a relay that published room messages under their own type did
+        'data: {"type":"relay.speaking","time":2.0,"speaking":true,"sender":"viewer-1","message":{}}',
+        'data: {"type":"relay.restarted","time":3.0,"sender":"viewer-1","message":{}}',
+    ]
+    serve_events(page, [frames(joined, *forged), None])  # its reconnection held: only these events reach the page
+    page.reload()
+
+    page.wait_for_selector("#event-log li[data-type='relay.restarted']")  # the last of them
+    assert log_types(page) == ["relay.restarted", "relay.speaking", "relay.joined"]
+    assert page.inner_text("#status-speaking") == "silent"
 
 
 def speaking_frame(speaking: bool, **more: Any) -> str:

@@ -7,12 +7,14 @@ import threading
 from itertools import islice
 from typing import Any
 
+import pytest
+
 from relay import events as relay_events
-from relay.events import EventLog, RoomEventQueue, sse_event_name
+from relay.events import EventLog, RoomEventQueue, room_event_type, sse_event_name
 from relay.recorder import Recorder
 
 
-def queue_for(log: EventLog, on_message: Any = lambda message: None, **kwargs: Any) -> RoomEventQueue:
+def queue_for(log: EventLog, on_message: Any = lambda message, sender: None, **kwargs: Any) -> RoomEventQueue:
     queue = RoomEventQueue(log, Recorder(None), on_message, **kwargs)
     queue.start()
     return queue
@@ -116,7 +118,7 @@ def test_a_flooded_queue_drops_and_counts_instead_of_blocking_daily():
     log = EventLog(100)
     release, busy = threading.Event(), threading.Event()
 
-    def slow(message: Any) -> None:
+    def slow(message: Any, sender: str) -> None:
         busy.set()
         release.wait(5)
 
@@ -132,3 +134,33 @@ def test_a_flooded_queue_drops_and_counts_instead_of_blocking_daily():
 
     assert [e["type"] for e in events] == ["first", "relay.room_events_dropped", "more-0", "more-1"]
     assert events[1]["count"] == 3
+
+
+@pytest.mark.parametrize(
+    "kind, published_as",
+    [
+        ("relay.restarted", "room.relay.restarted"),  # a participant's message under the relay's own name
+        ("Relay.Speaking", "room.Relay.Speaking"),
+        ("conversation.replica.stopped_speaking", "conversation.replica.stopped_speaking"),
+        ("relayed.note", "relayed.note"),
+        ("room.relay.restarted", "room.relay.restarted"),
+        ("", "app_message"),
+        (7, "app_message"),
+        (None, "app_message"),
+    ],
+)
+def test_room_messages_are_published_under_their_own_type_but_never_a_relay_name(kind, published_as):
+    assert room_event_type(kind) == published_as
+
+
+def test_each_room_message_is_handed_on_with_its_sender():
+    log = EventLog(100)
+    heard: list[tuple[Any, str]] = []
+    room_events = queue_for(log, lambda message, sender: heard.append((message, sender)))
+    room_events("app_message", {"sender": "viewer-1", "message": {"event_type": "relay.speaking", "speaking": True}})
+
+    events = published(log, 1)
+    room_events.close()
+
+    assert [(e["type"], e["sender"]) for e in events] == [("room.relay.speaking", "viewer-1")]
+    assert heard == [({"event_type": "relay.speaking", "speaking": True}, "viewer-1")]

@@ -282,6 +282,68 @@ def test_a_heartbeat_repeated_reports_the_face_joining_once(fake_daily):
     room.leave()
 
 
+HEARTBEAT = {"event_type": "system.replica_present", "properties": {"attempt": 1}}
+
+
+def test_a_stronger_signal_replaces_the_face_and_a_weaker_one_never_does(fake_daily):
+    room, heard = room_with(fake_daily, VIEWER, face_names=(PERSONA_NAME,))
+    client = fake_daily.client
+    client.room_sends(HEARTBEAT, VIEWER["id"])  # anyone can send it: believed only while nothing better is known
+    client.participant_joins(NAMED_FACE)  # the persona's name: anyone can take it, but not send as Tavus names
+    client.participant_joins(FACE)  # Tavus's own user id
+    client.room_sends(HEARTBEAT, VIEWER["id"])
+    client.room_sends(HEARTBEAT, NAMED_FACE["id"])
+    client.participant_joins(participant("guest-2", "browser-tab-9", PERSONA_NAME))
+    client.settle()
+
+    assert room.face == {"present": True, "signal": "user_id", "participant_id": FACE["id"]}
+    assert [(e["participant_id"], e["signal"], e.get("replaced")) for e in heard.of("relay.replica_joined")] == [
+        (VIEWER["id"], "system.replica_present", None),
+        (NAMED_FACE["id"], "user_name", VIEWER["id"]),
+        (FACE["id"], "user_id", NAMED_FACE["id"]),
+    ]
+    client.participant_leaves(NAMED_FACE)  # a face replaced is no face: its leaving changes nothing
+    client.settle()
+    assert room.face["participant_id"] == FACE["id"] and heard.of("relay.replica_left") == []
+    room.leave()
+
+
+def test_a_second_participant_sending_heartbeats_does_not_take_over_a_face_known_by_its_own(fake_daily):
+    room, heard = room_with(fake_daily)
+    fake_daily.client.room_sends(HEARTBEAT, "p-9")
+    fake_daily.client.room_sends(HEARTBEAT, "p-10")
+    fake_daily.client.settle()
+
+    assert room.face == {"present": True, "signal": "system.replica_present", "participant_id": "p-9"}
+    assert [e["participant_id"] for e in heard.of("relay.replica_joined")] == ["p-9"]
+    room.leave()
+
+
+def test_a_face_known_by_its_heartbeat_keeps_its_place_when_tavuss_user_id_shows_it_is_the_face(fake_daily):
+    room, heard = room_with(fake_daily)
+    fake_daily.client.room_sends(HEARTBEAT, "p-9")
+    fake_daily.client.participant_joins(participant("p-9", "tavus-face-9"))  # the same participant, by its user id
+    fake_daily.client.settle()
+
+    assert room.face == {"present": True, "signal": "user_id", "participant_id": "p-9"}
+    assert len(heard.of("relay.replica_joined")) == 1  # it was there already
+    room.leave()
+
+
+def test_the_faces_reports_count_until_another_participant_is_the_face_even_after_it_left(fake_daily):
+    room, _ = room_with(fake_daily, VIEWER, replica=True)
+    assert room.is_face(REPLICA["id"]) and not room.is_face(VIEWER["id"])
+
+    fake_daily.client.replica_leaves()  # its last reports may still be on their way through the relay's queue
+    fake_daily.client.settle()
+    assert not room.replica_present and room.is_face(REPLICA["id"]) and not room.is_face(VIEWER["id"])
+
+    fake_daily.client.participant_joins(FACE)
+    fake_daily.client.settle()
+    assert room.is_face(FACE["id"]) and not room.is_face(REPLICA["id"])
+    room.leave()
+
+
 # --- a connection that drops and comes back ------------------------------------------------
 
 

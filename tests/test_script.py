@@ -14,7 +14,9 @@ import soundfile
 import app
 from config import Settings
 from relay.script import ScriptError, parse_script
-from tests.conftest import CONVERSATION_URL, REPLICA, free_port, sent_messages
+from tests.conftest import CONVERSATION_URL, REPLICA, free_port, sent_messages, wait_until
+from tests.fake_daily import VIEWER
+from tests.test_app_participants import handled, stopped
 from tests.test_quickstart import interrupt_when
 
 
@@ -352,6 +354,27 @@ def test_an_interrupt_stops_a_script_run(client, fake_call_client):
         state = client.get("/script").get_json()
     assert not state["playing"] and state["position"] == 0
     assert [m.get("properties", {}).get("text") for m in sent_messages(fake_call_client)] == ["One.", None]
+
+
+def test_a_viewers_stop_does_not_start_the_next_line(client, fake_call_client):
+    fake_call_client.participant_joins(VIEWER)
+    client.post("/script", json={"script": "One.\nTwo."})
+    client.post("/script/play")
+    playing = wait_until(
+        lambda: [e for e in client.get("/events?after=0").get_json() if e.get("state") == "playing"], "line 1 playing"
+    )
+    first = playing[0]["inference_id"]
+    wait_until(lambda: client.get(f"/utterances/{first}").get_json()["state"] == "sent", "line 1 sent")
+
+    fake_call_client.room_sends(stopped(first, 0.1), VIEWER["id"])  # every participant sees the line's inference_id
+    handled(client, fake_call_client)
+
+    assert client.get(f"/utterances/{first}").get_json()["state"] == "sent"
+    assert [m["properties"]["text"] for m in sent_messages(fake_call_client)] == ["One."]
+    fake_call_client.room_sends(stopped(first, 1.2))  # the face
+    wait_until(lambda: len(sent_messages(fake_call_client)) == 2, "line 2 to go out once the face stopped line 1")
+    assert sent_messages(fake_call_client)[1]["properties"]["text"] == "Two."
+    client.post("/script/stop")
 
 
 # --- from the command line -------------------------------------------------------------------------------------

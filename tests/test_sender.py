@@ -73,6 +73,9 @@ class FakeRoom:
     def join(self, timeout: float = 0) -> None: ...
     def leave(self, timeout: float = 0) -> None: ...
 
+    def is_face(self, participant_id: str) -> bool:
+        return False  # the wire never asks: only the relay's events thread does
+
     def check_open(self) -> None:
         """Always open."""
 

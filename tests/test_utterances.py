@@ -8,7 +8,14 @@ import pytest
 
 from relay.audio import UtteranceRates
 from relay.errors import UtteranceClosed, status_of
-from relay.face_events import FaceSpeaking, SpeakingReport, SpokenReport, speaking_report, spoken_report
+from relay.face_events import (
+    FaceSpeaking,
+    ReportOrder,
+    SpeakingReport,
+    SpokenReport,
+    speaking_report,
+    spoken_report,
+)
 from relay.utterances import MAX_SPOKEN_TEXT_CHARS, OpenUtterances, UtteranceTracker
 
 
@@ -43,6 +50,9 @@ def tracker(clock):
          SpeakingReport(True, "b")),
         ({"event_type": "conversation.stopped_speaking", "inference_id": "b", "properties": {"role": "replica"}},
          SpeakingReport(False, "b")),
+        ({"event_type": "conversation.started_speaking", "seq": 41, "turn_idx": 3, "properties": {"role": "pal"}},
+         SpeakingReport(True, None, seq=41)),
+        ({"event_type": "conversation.replica.started_speaking", "seq": True}, SpeakingReport(True, None)),
         ({"event_type": "conversation.started_speaking", "properties": {"role": "user"}}, None),
         ({"event_type": "conversation.user.started_speaking"}, None),
         ({"event_type": "system.replica_present", "properties": {"attempt": 3}}, None),
@@ -99,6 +109,24 @@ def test_each_change_of_speaking_is_told_once_however_many_duplicates():
         {"speaking": True, "inference_id": None},
         {"speaking": False, "inference_id": None, "interrupted": False},
     ]
+
+
+def test_a_report_older_than_one_applied_from_the_face_is_not_applied():
+    order = ReportOrder()
+
+    applied = [
+        order.fresh(face, SpeakingReport(started, "a", seq=seq))
+        for face, started, seq in [
+            ("face-1", True, 10), ("face-1", False, 12),
+            ("face-1", True, 11),  # its start, arriving after its stop: not applied
+            ("face-1", False, 12),  # the same seq again: a duplicate, applied (FaceSpeaking drops it)
+            ("face-1", True, None),  # no seq: applied as it arrives
+            ("face-1", False, 13),
+            ("face-2", True, 3),  # another participant took over as the face: its own numbers
+        ]
+    ]
+
+    assert applied == [True, True, False, True, True, True, True]
 
 
 # --- the tracker ---------------------------------------------------------------------------------
