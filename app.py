@@ -21,11 +21,12 @@ from flask import Flask
 from config import ConfigError, Settings
 from relay import run as relay_run
 from relay.core import Relay
-from relay.guard import LOG_FIELDS_KEY, RequestGuard
+from relay.guard import LOG_FIELDS_KEY, RequestGuard, body_limit
 from relay.logs import exit_with_error, flush_log, start_logging
 from relay.options import UsageError, parse_args
 from relay.room import RelayRoom, daily_call_client, daily_microphone_device, show_daily_logs
-from relay.views import TEXT_ENDPOINT, answer_text, error_answer, handle_error, views
+from relay.server import share_freed_memory
+from relay.views import TEXT_ENDPOINT, answer_text, error_answer, handle_error, read_body, views
 
 
 def create_app(
@@ -73,16 +74,17 @@ class PlainTextFastPath:
     def __init__(self, flask_wsgi_app: Callable[..., Iterable[bytes]], relay: Relay) -> None:
         self._flask = flask_wsgi_app
         self._relay = relay
+        self._limit = body_limit(relay.settings, TEXT_ENDPOINT)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if not self._is_plain(environ):
             return self._flask(environ, start_response)
         ticket = self._relay.ticket  # taken first, as the view does
-        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        body = read_body(environ["wsgi.input"], int(environ["CONTENT_LENGTH"]))  # json_body empties it once read
         try:
             result = answer_text(self._relay, body, ticket)
         except Exception as error:  # noqa: BLE001 (the WSGI boundary: error_answer maps it, as Flask's handler does)
-            result = error_answer(error, "POST", TEXT_ENDPOINT, self._relay.settings.max_body_bytes)
+            result = error_answer(error, "POST", TEXT_ENDPOINT, self._limit)
         environ[LOG_FIELDS_KEY].update(result.log_fields)
         return result.start(start_response)
 
@@ -111,6 +113,7 @@ def main(
     microphone_factory: Callable[[int], Any] = daily_microphone_device,
 ) -> int:
     """The command line; the factories let tests stand in for daily's CallClient and microphone."""
+    share_freed_memory()  # before any thread of the relay's starts
     try:
         settings = Settings.from_env()
         options = parse_args(argv, settings)

@@ -24,6 +24,10 @@ from relay.hosts import HostPort, never_this_relay, parse_host, parse_origin
 DEFAULT_TAVUS_API_BASE_URL = "https://tavusapi.com/v2"
 DEFAULT_SAMPLE_RATE = 24000
 DEFAULT_MAX_BODY_BYTES = 50 * 1024 * 1024
+# The text route's own limit: a 10 MB text, with room to spare for JSON's escapes (a body costs a few times its size).
+DEFAULT_MAX_TEXT_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_SCRIPT_BODY_BYTES = 1024 * 1024  # a script: thousands of lines to say
+MIN_BODY_BYTES = 1024
 DEFAULT_REPLICA_TIMEOUT_S = 300.0  # Tavus's own CLI waits this long: a cold start can take minutes
 DEFAULT_CONNECTION_TIMEOUT_S = 30.0
 DEFAULT_SEND_TIMEOUT_S = 10.0
@@ -37,6 +41,12 @@ AUDIO_SAMPLES_PER_SECOND = 48000 * 2
 DEFAULT_MAX_AUDIO_SAMPLES = int(DEFAULT_MAX_AUDIO_SECONDS * AUDIO_SAMPLES_PER_SECOND)
 DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS = 600.0
 DEFAULT_EVENT_BUFFER = 1000
+DEFAULT_EVENT_BUFFER_BYTES = 2 * 1024 * 1024  # the events' frames as sent: 1000 events of 2 KB
+MIN_EVENT_BUFFER_BYTES = 64 * 1024  # the largest event the relay publishes fits many times over
+# Requests answered only once the face spoke ("wait"): each holds a server thread meanwhile (relay/server.py gives
+# them threads of their own, beyond those /health, /interrupt and plain sends use).
+DEFAULT_MAX_WAITING_FOR_FACE = 8
+MAX_MAX_WAITING_FOR_FACE = 256  # a thread each
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 DEFAULT_TAVUS_TIMEOUT_S = 30.0
 DEFAULT_SPOKEN_TIMEOUT_S = 60.0
@@ -78,6 +88,8 @@ class Settings:
     sample_rate: int = DEFAULT_SAMPLE_RATE
     max_message_bytes: int = MAX_MESSAGE_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_text_body_bytes: int = DEFAULT_MAX_TEXT_BODY_BYTES
+    max_script_body_bytes: int = DEFAULT_MAX_SCRIPT_BODY_BYTES
     replica_timeout_s: float = DEFAULT_REPLICA_TIMEOUT_S
     send_timeout_s: float = DEFAULT_SEND_TIMEOUT_S
     connection_timeout_s: float = DEFAULT_CONNECTION_TIMEOUT_S
@@ -86,6 +98,8 @@ class Settings:
     max_audio_samples: int = DEFAULT_MAX_AUDIO_SAMPLES
     max_microphone_queue_seconds: float = DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS
     event_buffer: int = DEFAULT_EVENT_BUFFER
+    event_buffer_bytes: int = DEFAULT_EVENT_BUFFER_BYTES
+    max_waiting_for_face: int = DEFAULT_MAX_WAITING_FOR_FACE
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
     tavus_timeout_s: float = DEFAULT_TAVUS_TIMEOUT_S
@@ -128,7 +142,13 @@ class Settings:
             max_message_bytes=read.number(
                 "RELAY_MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES, int, minimum=MIN_MAX_MESSAGE_BYTES
             ),
-            max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=1024),
+            max_body_bytes=read.number("RELAY_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, int, minimum=MIN_BODY_BYTES),
+            max_text_body_bytes=read.number(
+                "RELAY_MAX_TEXT_BODY_BYTES", DEFAULT_MAX_TEXT_BODY_BYTES, int, minimum=MIN_BODY_BYTES
+            ),
+            max_script_body_bytes=read.number(
+                "RELAY_MAX_SCRIPT_BODY_BYTES", DEFAULT_MAX_SCRIPT_BODY_BYTES, int, minimum=MIN_BODY_BYTES
+            ),
             replica_timeout_s=read.number("RELAY_REPLICA_TIMEOUT", DEFAULT_REPLICA_TIMEOUT_S, float, minimum=0),
             send_timeout_s=read.number("RELAY_SEND_TIMEOUT", DEFAULT_SEND_TIMEOUT_S, float, minimum=0.001),
             connection_timeout_s=read.number(
@@ -145,6 +165,13 @@ class Settings:
                 "RELAY_MAX_MICROPHONE_QUEUE_SECONDS", DEFAULT_MAX_MICROPHONE_QUEUE_SECONDS, float, minimum=0.001
             ),
             event_buffer=read.number("RELAY_EVENT_BUFFER", DEFAULT_EVENT_BUFFER, int, minimum=1),
+            event_buffer_bytes=read.number(
+                "RELAY_EVENT_BUFFER_BYTES", DEFAULT_EVENT_BUFFER_BYTES, int, minimum=MIN_EVENT_BUFFER_BYTES
+            ),
+            max_waiting_for_face=read.number(
+                "RELAY_MAX_WAITING_FOR_FACE", DEFAULT_MAX_WAITING_FOR_FACE, int, minimum=1,
+                maximum=MAX_MAX_WAITING_FOR_FACE,
+            ),
             record_file=read.text("RELAY_RECORD_FILE"),
             script_line_timeout_s=read.number(
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1

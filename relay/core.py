@@ -32,7 +32,7 @@ from relay.recorder import Recorder
 from relay.room import RelayRoom
 from relay.script import ScriptRunner, Step, parse_script
 from relay.sender import Sender
-from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, spoken_fields
+from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, WaitingRequests, spoken_fields
 
 log = logging.getLogger("echo_relay")
 
@@ -52,10 +52,11 @@ class Relay:
             else None
         )
         self.recorder = Recorder(settings.record_file)
-        self.events = EventLog(settings.event_buffer)
+        self.events = EventLog(settings.event_buffer, settings.event_buffer_bytes)
         self.face_speaking = FaceSpeaking()
         self.report_order = ReportOrder()
         self.tracker = UtteranceTracker()
+        self.waiting = WaitingRequests(settings.max_waiting_for_face)
         self.room_events = RoomEventQueue(self.events, self.recorder, self._heard)
         self.utterances = OpenUtterances()
         self.sender = Sender(
@@ -93,6 +94,10 @@ class Relay:
         With `wait` ("spoken" or "started") the answer comes once the face
         reported it, with `spoken` (see `_waited`)."""
         _check_wait(wait)
+        with self.waiting.place(wait):
+            return self._speak_text(echo, ticket=ticket, wait=wait)
+
+    def _speak_text(self, echo: TextEcho, *, ticket: int | None, wait: str | None) -> dict[str, Any]:
         conversation_id = self.conversation_id_for(echo.conversation_id)
         inference_id = echo.inference_id or new_inference_id()
         self.tracker.arrived(inference_id)
@@ -114,6 +119,10 @@ class Relay:
     def speak_audio(self, echo: AudioEcho, *, ticket: int | None = None, wait: str | None = None) -> dict[str, Any]:
         """One audio utterance (or part of one), decoded as it is sent; the answer's fields (`wait` as for text)."""
         _check_wait(wait)
+        with self.waiting.place(wait):
+            return self._speak_audio(echo, ticket=ticket, wait=wait)
+
+    def _speak_audio(self, echo: AudioEcho, *, ticket: int | None, wait: str | None) -> dict[str, Any]:
         request = echo.request
         conversation_id = self.conversation_id_for(request.conversation_id)
         inference_id = request.inference_id or new_inference_id()

@@ -32,6 +32,12 @@ MAX_EVENTS_LISTED = 1000  # GET /events?limit= at most this: one answer's size i
 MAX_EVENT_NAME_CHARS = 200  # an SSE `event:` line longer than this is cut (a participant chooses the name)
 RELAY_EVENT_PREFIX = "relay."  # the relay's own events' names: never a room message's
 ROOM_EVENT_PREFIX = "room."  # a room message named like one of the relay's own is published under this prefix
+# Any text an event carries (a script line, what a participant sent, what the face said): at most this much of it,
+# its start and "…". Ten loads of a script with a 10 MB line kept 300 MB of events, and 64 streams replaying them
+# took 2.5 GB. relay.said carries the end of what the face said instead, as long (relay/utterances.py).
+MAX_EVENT_TEXT_CHARS = 500
+MAX_EVENT_DEPTH = 32  # of lists and objects inside an event (what a participant sent); deeper is shown as "…"
+ELLIPSIS = "…"
 
 
 @dataclass(frozen=True)
@@ -105,15 +111,42 @@ def relay_restarted(last_id: int) -> dict[str, Any]:
     return {"type": "relay.restarted", "time": time.time(), "last_event_id": last_id}
 
 
+def excerpt(text: str, limit: int = MAX_EVENT_TEXT_CHARS) -> str:
+    """At most `limit` characters of `text`: its start, and "…" where it was cut."""
+    return text if len(text) <= limit else text[: limit - len(ELLIPSIS)] + ELLIPSIS
+
+
+def bounded(value: Any, depth: int = 0) -> Any:
+    """`value` (an event's field) with every text in it, keys too, cut to an excerpt, and nothing nested deeper than
+    MAX_EVENT_DEPTH: its lists and objects copied (a tuple becomes a list, as JSON writes it), the rest as it is."""
+    if isinstance(value, str):
+        return excerpt(value)
+    if depth >= MAX_EVENT_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        return ELLIPSIS
+    if isinstance(value, Mapping):
+        return {excerpt(key) if isinstance(key, str) else key: bounded(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [bounded(item, depth + 1) for item in value]
+    return value
+
+
 class EventLog:
-    """Every event the relay reports, numbered from 1, in a bounded buffer that listeners read by id.
+    """Every event the relay reports, numbered from 1, in a buffer bounded in events and in bytes, read by id.
 
     Publishing only appends and wakes readers; a slow listener falls behind in
     the buffer (and is told how many it missed) instead of slowing anyone.
+    Each event's texts are excerpts (`bounded`), and the buffer holds at most
+    `capacity` events (RELAY_EVENT_BUFFER) whose frames, as streams send them,
+    take at most `max_bytes` (RELAY_EVENT_BUFFER_BYTES): past either, the oldest
+    go, and a listener that had not read them is told (`relay.events_dropped`).
+    The newest event is always kept.
     """
 
-    def __init__(self, capacity: int) -> None:
-        self._events: deque[Event] = deque(maxlen=capacity)
+    def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
+        self._events: deque[Event] = deque()
+        self._capacity = capacity
+        self._max_bytes = max_bytes
+        self._bytes = 0  # of the frames of the events held
         self._next_id = 1
         self._changed = threading.Condition()
         self._closed = False
@@ -128,13 +161,29 @@ class EventLog:
         """Event streams open now (each holds a slot of MAX_EVENT_LISTENERS)."""
         return self._listeners
 
+    @property
+    def held_bytes(self) -> int:
+        """What the events held take as frames (bounded by RELAY_EVENT_BUFFER_BYTES)."""
+        return self._bytes
+
     def publish(self, event_type: str, **fields: Any) -> Event:
+        bounded_fields = bounded(fields)
         with self._changed:
-            event = Event(self._next_id, event_type, time.time(), fields)
+            event = Event(self._next_id, excerpt(event_type), time.time(), bounded_fields)
+            size = len(event.sse())  # made here once, as every stream would: the bytes it costs to hold and send
             self._next_id += 1
             self._events.append(event)
+            self._bytes += size
+            self._drop_oldest()
             self._changed.notify_all()
         return event
+
+    def _drop_oldest(self) -> None:
+        """Past RELAY_EVENT_BUFFER events or RELAY_EVENT_BUFFER_BYTES, the oldest go (never the newest)."""
+        while len(self._events) > 1 and (
+            len(self._events) > self._capacity or (self._max_bytes is not None and self._bytes > self._max_bytes)
+        ):
+            self._bytes -= len(self._events.popleft().sse())
 
     def after(self, last_id: int, limit: int | None = None) -> tuple[list[Event], int]:
         """Events newer than `last_id` (the oldest `limit` of them), and how many newer ones the buffer no

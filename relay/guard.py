@@ -10,7 +10,8 @@ applies to every request and can never be skipped on the busy path:
    a page in RELAY_ALLOWED_ORIGINS gets its CORS preflight answered here and
    every answer readable (`Access-Control-Allow-Origin`), any other none of it;
 3. the bearer token, when one is set;
-4. a body over RELAY_MAX_BODY_BYTES is refused by its Content-Length, before a byte is read.
+4. a body over its route's limit (`body_limit`) is refused by its Content-Length, before the relay reads a byte
+   (waitress has the whole body by then, a chunked one too, and sets its length).
 Then the request is answered, and one line is logged (never a body, audio or token).
 """
 
@@ -21,6 +22,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
@@ -47,6 +49,31 @@ AUTHORIZED_KEY = "relay.authorized"
 CORS_METHODS = "GET, POST"
 CORS_HEADERS = "Content-Type, Authorization, Last-Event-ID"
 CORS_MAX_AGE_S = 600  # how long a browser may keep a preflight's answer before asking again
+# Routes with a body limit of their own, below RELAY_MAX_BODY_BYTES: (the setting's field, its name).
+ROUTE_BODY_LIMITS = {
+    "/send_text_message": ("max_text_body_bytes", "RELAY_MAX_TEXT_BODY_BYTES"),
+    "/script": ("max_script_body_bytes", "RELAY_MAX_SCRIPT_BODY_BYTES"),
+}
+
+
+@dataclass(frozen=True)
+class BodyLimit:
+    """The most bytes a route's body may have, and the setting that says so (named in its 413)."""
+
+    bytes: int
+    setting: str
+
+
+def body_limit(settings: Settings, path: str) -> BodyLimit:
+    """The body limit of `path`: its route's own where it has one (text, scripts: a body costs a few times its size
+    to read, and these need far less than audio does), never above RELAY_MAX_BODY_BYTES, the largest, which waitress
+    enforces as it reads; the setting that gives the smaller one is named."""
+    largest = BodyLimit(settings.max_body_bytes, "RELAY_MAX_BODY_BYTES")
+    if path not in ROUTE_BODY_LIMITS:
+        return largest
+    field, setting = ROUTE_BODY_LIMITS[path]
+    own: int = getattr(settings, field)
+    return BodyLimit(own, setting) if own <= largest.bytes else largest
 
 
 def bearer_matches(authorization: str, token: str) -> bool:
@@ -178,12 +205,15 @@ class RequestGuard:
 
     def _check_length(self, environ: Mapping[str, Any]) -> None:
         length = environ.get("CONTENT_LENGTH") or "0"  # a malformed length is the server's to refuse
-        if length.isascii() and length.isdigit() and int(length) > self._settings.max_body_bytes:
-            raise body_too_large(self._settings.max_body_bytes)
+        if not (length.isascii() and length.isdigit()):
+            return
+        limit = body_limit(self._settings, environ.get("PATH_INFO", ""))
+        if int(length) > limit.bytes:
+            raise body_too_large(limit)
 
 
-def body_too_large(limit: int) -> TooLarge:
-    return TooLarge(f"the body is over RELAY_MAX_BODY_BYTES ({limit} bytes): send less or raise the limit")
+def body_too_large(limit: BodyLimit) -> TooLarge:
+    return TooLarge(f"the body is over {limit.setting} ({limit.bytes} bytes): send less or raise the limit")
 
 
 def is_preflight(environ: Mapping[str, Any]) -> bool:

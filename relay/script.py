@@ -34,6 +34,7 @@ import soundfile
 
 import echo_messages
 from relay.errors import MessageError, RelayError, ScriptNotReady
+from relay.events import excerpt
 from relay.logs import escape_control
 from relay.markup import check_emotion, with_emotion
 
@@ -45,6 +46,12 @@ if TYPE_CHECKING:  # types only: the runner reaches them through the relay it is
 log = logging.getLogger("echo_relay")
 
 MAX_PAUSE_S = 600.0
+# A script is read whole and shown whole (GET /script, the console): 2.5 million one-character lines took 11 s and
+# 1.5 GB to load, and GET /script answered 116 MB. A demo has hundreds of lines, each a few sentences.
+MAX_SCRIPT_LINES = 10_000
+MAX_SCRIPT_LINE_CHARS = 20_000  # about 3,000 words, twenty minutes of speech: send a longer text as a request
+# What str.splitlines() ends a line at; "\r\n" ends one line, though it is two of them.
+LINE_BREAKS = ("\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 DIRECTIVES = "@audio FILE, @pause SECONDS or @emotion NAME"
 NO_EMOTION = "none"  # `@emotion none`: the lines after it have no emotion tag
 EMOTION = "emotion"  # the kind of an @emotion line while parsing: it changes the lines after it, it is no step
@@ -65,7 +72,11 @@ class Step:
     emotion: str | None = None  # the emotion of the last @emotion before it ("say")
 
     def as_dict(self) -> dict[str, Any]:
-        shown = {"say": self.text, "audio": f"audio {self.file_name}", "pause": f"pause {self.seconds:g} s"}[self.kind]
+        """How GET /script and the `relay.script` events show it: a line's text as an excerpt, as every event's
+        text is (2.5 million lines shown whole made GET /script answer 116 MB)."""
+        shown = {
+            "say": excerpt(self.text), "audio": f"audio {excerpt(self.file_name)}", "pause": f"pause {self.seconds:g} s"
+        }[self.kind]
         fields: dict[str, Any] = {"line": self.line, "kind": self.kind, "text": shown}
         if self.emotion is not None:
             fields["emotion"] = self.emotion
@@ -86,9 +97,15 @@ def parse_script(text: str, audio_dir: Path, *, name: str = "the script", confin
     `..`, no link that leads out; its errors show the name as written only,
     the same whether or not something is there, so a request cannot probe the disk.
     """
+    _check_line_count(text, name)
     steps: list[Step] = []
     emotion: str | None = None
     for number, raw in enumerate(text.splitlines(), start=1):
+        if len(raw) > MAX_SCRIPT_LINE_CHARS:
+            raise ScriptError(
+                f"{name} line {number} has {len(raw)} characters, more than a script line may have "
+                f"({MAX_SCRIPT_LINE_CHARS}): split it over several lines, or send it as one request"
+            )
         step = _step(raw.strip(), f"{name} line {number}", number, audio_dir, confined)
         if step is None:
             continue
@@ -99,6 +116,16 @@ def parse_script(text: str, audio_dir: Path, *, name: str = "the script", confin
     if not steps:
         raise ScriptError(f"{name} has nothing to play: write one line for the face to say per line")
     return steps
+
+
+def _check_line_count(text: str, name: str) -> None:
+    """More than MAX_SCRIPT_LINES lines is a ScriptError, found by counting line breaks: before a line is split out."""
+    breaks = sum(text.count(mark) for mark in LINE_BREAKS) - text.count("\r\n")
+    lines = breaks + (not text.endswith(LINE_BREAKS))
+    if lines > MAX_SCRIPT_LINES:
+        raise ScriptError(
+            f"{name} has {lines} lines, more than a script may have ({MAX_SCRIPT_LINES}): split it into several scripts"
+        )
 
 
 def _step(line: str, where: str, number: int, audio_dir: Path, confined: bool) -> Step | None:

@@ -11,6 +11,7 @@ within RELAY_REQUEST_DEADLINE (RequestDeadlineServer).
 from __future__ import annotations
 
 import _thread
+import ctypes
 import errno
 import ipaddress
 import logging
@@ -29,7 +30,9 @@ from config import ConfigError, Settings
 from relay.events import MAX_EVENT_LISTENERS
 
 # Threads run requests; waitress reads headers and bodies on its own loop, so a slow client holds no thread.
-API_THREADS = 16  # for requests; event streams get MAX_EVENT_LISTENERS more, so they never take these
+# For requests; event streams get MAX_EVENT_LISTENERS more, and requests that wait for the face
+# RELAY_MAX_WAITING_FOR_FACE more (both bounded: past them, 503 and 429), so neither ever takes these.
+API_THREADS = 16
 # Open connections (each a socket): 200 slow clients and every event stream leave room for the API.
 # Past it waitress stops accepting until one closes. waitress's loop uses select(), which watches
 # descriptors below 1024 only (FD_SETSIZE), so the limit keeps every socket under it. (Its poll() loop
@@ -46,6 +49,10 @@ LOOPBACK_NAMES = ("localhost",)
 # those past RELAY_REQUEST_DEADLINE: so a deadline is kept to within this.
 MAINTENANCE_INTERVAL_S = 1
 LATE_REQUESTS_LINE = "closed %d connection(s) that sent no whole request within RELAY_REQUEST_DEADLINE (%g s)"
+# glibc's malloc, for a server whose threads take turns with large bodies (see share_freed_memory).
+M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8  # mallopt's parameters, from glibc's malloc.h
+MALLOC_ARENAS = 2  # Python's lock lets one thread allocate at a time; Daily's own threads get the second
+MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's default, fixed: a block this large is mapped, and unmapped once freed
 
 log = logging.getLogger("echo_relay")
 
@@ -115,9 +122,10 @@ def server_adjustments(settings: Settings) -> dict[str, Any]:
 
     waitress refuses a body at >= max_request_body_size (by Content-Length, before
     reading it; a chunked one as soon as it passes), so the limit is one above ours.
+    It is the largest: a route's own, smaller limit is the guard's (relay/guard.py).
     """
     return {
-        "threads": API_THREADS + MAX_EVENT_LISTENERS,
+        "threads": API_THREADS + MAX_EVENT_LISTENERS + settings.max_waiting_for_face,
         "connection_limit": connection_limit(),
         "channel_timeout": CHANNEL_TIMEOUT_S,
         "cleanup_interval": MAINTENANCE_INTERVAL_S,
@@ -131,6 +139,23 @@ def connection_limit() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     files = SELECT_MAX_FILES if soft == resource.RLIM_INFINITY else min(soft, SELECT_MAX_FILES)
     return max(1, min(CONNECTION_LIMIT, files - RESERVED_FILES))
+
+
+def share_freed_memory() -> bool:
+    """Let what one request freed serve the next, whichever server thread runs it; False where this is not glibc.
+
+    glibc gives threads malloc arenas of their own (up to 8 per core) and keeps what each frees for that thread;
+    once a large block is freed it also stops mapping blocks that size, keeping them in the arena too. So ten
+    10 MB texts, one after another, each on another of the server's threads, left 297 MB held (each request alone
+    peaks at 2.5x its body), and the more threads a run met, the more. With two arenas and large blocks always
+    mapped (and unmapped when freed), the ten peak at 5x one body, the last five adding next to nothing
+    (tests/bench/bench_memory.py). Process-wide, and only for threads started after it: `python app.py` calls it first.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError, TypeError):  # no C library to load, or one without mallopt (musl has a stub)
+        return False
+    return bool(mallopt(M_ARENA_MAX, MALLOC_ARENAS)) and bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 class RequestDeadlineServer(TcpWSGIServer):

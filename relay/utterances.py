@@ -8,6 +8,9 @@ utterance nobody closes leaves the face waiting (without `done` its tail may
 never be spoken), so one idle for RELAY_UTTERANCE_IDLE_CLOSE seconds is
 closed by the relay; a later chunk for it is refused, naming it.
 
+`WaitingRequests`: how many requests wait for the face at once (`wait`),
+each holding a server thread meanwhile; past RELAY_MAX_WAITING_FOR_FACE, 429.
+
 `UtteranceTracker`: one record per inference_id (queued, sending, sent,
 speaking, spoken, interrupted, failed, with times, and the words the face
 said where it reports them), for the last MAX_TRACKED_UTTERANCES. The script
@@ -27,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relay.audio import UtteranceRates
-from relay.errors import UtteranceClosed
+from relay.errors import QueueFull, UtteranceClosed
 from relay.face_events import SpeakingReport, SpokenReport
 
 MAX_OPEN_UTTERANCES = 1024  # callers that never close their utterances cannot grow this without bound
@@ -117,6 +120,48 @@ class OpenUtterances:
             while len(self._closed) > self._capacity:
                 self._closed.popitem(last=False)
         return taken
+
+
+# --- requests that wait for the face --------------------------------------------------------
+
+
+class WaitingRequests:
+    """Requests answered only once the face spoke (`wait`), at most `limit` at once (RELAY_MAX_WAITING_FOR_FACE).
+
+    Each holds a server thread for as long as the face takes, up to RELAY_SPOKEN_TIMEOUT: 80 of them behind one
+    long text took every thread, so /health timed out and POST /interrupt was answered 50 s late. A request takes
+    its place as it arrives, before anything is sent, so the one refused (429) sent nothing; the server gives
+    these places threads of their own (relay/server.py).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._waiting = 0
+        self._lock = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @contextmanager
+    def place(self, wait: str | None) -> Iterator[None]:
+        """Around a request that may wait (`wait` given; None takes no place): QueueFull when all are taken."""
+        if wait is None:
+            yield
+            return
+        with self._lock:
+            if self._waiting >= self._limit:
+                raise QueueFull(
+                    f"{self._waiting} requests are waiting for the face already, as many as RELAY_MAX_WAITING_FOR_FACE "
+                    'allows: send this one without "wait" and follow GET /utterances/<inference_id>, '
+                    "or try again once one is answered"
+                )
+            self._waiting += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting -= 1
 
 
 # --- what became of each utterance -----------------------------------------------------------

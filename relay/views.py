@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Mapping
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 from urllib.parse import urlparse
 
 from flask import Blueprint, Response, current_app, request
@@ -24,7 +24,7 @@ from relay.answers import Answer
 from relay.core import Relay
 from relay.errors import INTERNAL_ERROR, MessageError, ModeError, NotFound, RelayError, UnsupportedMediaType, status_of
 from relay.events import listing_limit
-from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, body_too_large
+from relay.guard import AUTHORIZED_KEY, LOG_FIELDS_KEY, BodyLimit, body_limit, body_too_large
 from relay.utterances import MAX_TRACKED_UTTERANCES
 
 log = logging.getLogger("echo_relay")
@@ -38,6 +38,7 @@ AUDIO_FILE_MIMETYPES = (
 )
 AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff"}
 SCRIPT_FIELDS = ("script", "name")
+AUDIO_SNIFF_BYTES = 16384  # of a body that is not JSON: enough to tell an audio file
 
 views = Blueprint("relay", __name__)
 
@@ -61,12 +62,14 @@ def answer(value: Any, status: int = 200) -> Response:
     return respond(Answer.of(value, status))
 
 
-def error_answer(error: BaseException, method: str, path: str, max_body_bytes: int) -> Answer:
-    """Every error a request can end in, as its status and `{"error": ...}`; a bug's details go only to the log."""
+def error_answer(error: BaseException, method: str, path: str, limit: BodyLimit) -> Answer:
+    """Every error a request can end in, as its status and `{"error": ...}`; a bug's details go only to the log.
+
+    `limit` is the route's body limit, for a body found too large only as it was read."""
     if isinstance(error, RelayError):
         return Answer.error(str(error), status_of(error))
     if isinstance(error, RequestEntityTooLarge):
-        return Answer.error(str(body_too_large(max_body_bytes)), 413)
+        return Answer.error(str(body_too_large(limit)), 413)
     if isinstance(error, HTTPException):
         return _http_error_answer(error, method, path)
     log.error("unexpected error on %s %s", method, path, exc_info=error)
@@ -75,7 +78,8 @@ def error_answer(error: BaseException, method: str, path: str, max_body_bytes: i
 
 def handle_error(error: Exception) -> Response:
     """The app's one error handler."""
-    return respond(error_answer(error, request.method, request.path, current_relay().settings.max_body_bytes))
+    limit = body_limit(current_relay().settings, request.path)
+    return respond(error_answer(error, request.method, request.path, limit))
 
 
 def _http_error_answer(error: HTTPException, method: str, path: str) -> Answer:
@@ -89,7 +93,7 @@ def _http_error_answer(error: HTTPException, method: str, path: str) -> Answer:
     return Answer.error(str(error.description), error.code or 500)
 
 
-def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
+def answer_text(relay: Relay, body: bytearray, ticket: int) -> Answer:
     """POST /send_text_message, whichever path read it: the body in, the face speaks, the answer out.
 
     `ticket` was taken when the request arrived: an interrupt since then
@@ -107,11 +111,13 @@ def sent_answer(relay: Relay, fields: Mapping[str, Any]) -> Answer:
 # --- request bodies ---------------------------------------------------------------------
 
 
-def json_request_body() -> bytes:
+def json_request_body() -> bytearray:
     """The raw body of a JSON request, whatever the Content-Type a curl -d sends, but not another media type.
 
     Options of a JSON request are fields of its body: a query parameter would
-    be ignored, so it is refused, naming the field it should be.
+    be ignored, so it is refused, naming the field it should be. It is held to
+    its route's limit as it is read, and is a bytearray, which json_body empties
+    once the body is text.
     """
     mimetype = request.mimetype  # parsed from the header on every access: once is enough
     if mimetype not in JSON_MIMETYPES and not mimetype.endswith("+json"):
@@ -124,15 +130,35 @@ def json_request_body() -> bytes:
             f"query parameter {name!r} is not read here: put it in the JSON body "
             "(query parameters are for audio file uploads)"
         )
-    return request.get_data(cache=False)
+    request.max_content_length = body_limit(current_relay().settings, request.path).bytes
+    length = request.content_length
+    if length is None:  # no length (a server that does not set it for a chunked body): read as werkzeug reads it
+        return bytearray(request.get_data(cache=False))
+    return read_body(request.stream, length)
 
 
-def decode_json(data: bytes) -> Any:
+def read_body(stream: IO[bytes], length: int) -> bytearray:
+    """`length` bytes of a request's body, read straight into a bytearray: a body of megabytes is not also held as
+    the chunks it was read in, nor as the bytes they were joined into (werkzeug's get_data holds both at once)."""
+    if not hasattr(stream, "readinto"):  # WSGI promises read() only
+        return bytearray(stream.read(length))
+    body = bytearray(length)
+    got = stream.readinto(body) or 0  # all of it, from a file or a buffer, as waitress gives it
+    if got < length:
+        with memoryview(body) as view:
+            while got < length and (count := stream.readinto(view[got:])):
+                got += count
+        del body[got:]
+    return body
+
+
+def decode_json(data: bytearray) -> Any:
     """The body as JSON; an audio file sent where JSON belongs says which header to add."""
+    head = bytes(data[:AUDIO_SNIFF_BYTES])  # json_body empties `data` once it is text
     try:
         return echo_messages.json_body(data)
     except MessageError:
-        if container := audio.audio_container(data[:16384]):
+        if container := audio.audio_container(head):
             raise MessageError(_audio_body_hint(container)) from None
         raise
 
@@ -331,7 +357,7 @@ def load_script() -> Response:
         raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
     echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
     name = str(body.get("name") or "the script")[:80]
-    return answer(current_relay().load_script(body["script"], name))
+    return answer(current_relay().load_script(body.pop("script"), name))  # popped: not held while answering
 
 
 @views.get("/script")

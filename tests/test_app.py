@@ -21,6 +21,7 @@ import soundfile
 import echo_messages
 from config import Settings
 from echo_messages import serialized_size
+from relay import views
 from relay.dry_run import DryRunRoom
 from relay.room import Room
 from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, sent_messages
@@ -852,3 +853,26 @@ def test_the_console_page_needs_no_token_but_the_room_does(guarded):
     assert guarded.get("/static/console.js").status_code == 200
     assert guarded.get("/room").status_code == 401
     assert guarded.get("/health").get_json()["auth_required"] is True
+
+
+class Trickle(io.RawIOBase):
+    """A body that comes 7 bytes a read, as a socket may give it."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        piece = self._data.read(min(7, len(buffer)))
+        buffer[: len(piece)] = piece
+        return len(piece)
+
+
+@pytest.mark.parametrize("stream", [Trickle, io.BytesIO, lambda data: io.BufferedReader(Trickle(data))])
+def test_a_body_is_read_whole_however_its_stream_gives_it(stream):
+    data = b'{"text": "Hello there!"}' * 10
+
+    assert views.read_body(stream(data), len(data)) == data
+    assert views.read_body(stream(data), len(data) + 50) == data  # a body shorter than its length said

@@ -320,3 +320,36 @@ def test_a_participant_cannot_forge_frames_in_the_stream(served, fake_call_clien
         ["id: 4", "event: conversation.utterance"],
     ]
     assert json.loads(frames[0].split("\n")[2][len("data: "):])["message"]["event_type"] == forged
+
+
+# --- what the events hold: excerpts, and a buffer bounded in bytes ----------------------------------
+
+
+def test_a_long_text_in_a_room_message_is_an_excerpt_in_the_events(client, fake_call_client):
+    from tests.conftest import wait_until
+
+    speech = "All the words the face said. " * 1000
+    fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": 1, "properties": {"speech": speech}})
+
+    found = wait_until(lambda: [e for e in events_after(client) if e["type"] == "conversation.utterance"],
+                       "the room's message in /events")
+
+    excerpt = found[0]["message"]["properties"]["speech"]
+    assert excerpt == speech[: relay_events.MAX_EVENT_TEXT_CHARS - 1] + "…"
+
+
+def test_past_relay_event_buffer_bytes_the_oldest_events_go_and_a_listener_is_told(room, fake_call_client, make_app):
+    from tests.conftest import wait_until
+
+    client = make_app(Settings(event_buffer_bytes=4000), room).test_client()  # the relay's own two events first
+    for seq in range(1, 21):  # each about 700 bytes as a frame
+        fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq,
+                                     "properties": {"speech": f"{seq:02} " + "y" * 400}})
+
+    listing = wait_until(lambda: (found := events_after(client)) and found[-1]["id"] == 22 and found,
+                         "the room's 20 messages in /events")
+
+    assert listing[0]["type"] == "relay.events_dropped" and "id" not in listing[0]
+    kept = [event["id"] for event in listing[1:]]
+    assert kept == list(range(22 - len(kept) + 1, 23)) and listing[0]["count"] == 22 - len(kept)
+    assert 3 <= len(kept) <= 6  # 4000 bytes hold about five

@@ -12,6 +12,7 @@ Memory after the run stays within 10% of memory after a warm-up.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import http.client
 import json
@@ -217,3 +218,63 @@ def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_
             sender.join(30)
     assert sorted(answers) == [200] * (MAX_WAITING_REQUESTS + 1) + [429] * (API_THREADS + 4 - MAX_WAITING_REQUESTS - 1)
     room.leave()
+
+
+WAITING_SENDS = 80
+
+
+def test_requests_waiting_for_the_face_to_speak_leave_health_and_interrupt_their_threads(make_app):
+    """80 sends with "wait": "spoken", behind 64 open event streams, on the relay's own server: at most
+    RELAY_MAX_WAITING_FOR_FACE of them wait (the rest are a 429 saying so), and /health and POST /interrupt are
+    answered meanwhile; the interrupt ends every wait it cuts off."""
+    import requests
+
+    from relay.events import MAX_EVENT_LISTENERS
+    from tests.conftest import WAIT_S, wait_until
+
+    behaviour = FakeBehaviour()  # its face never reports speaking: every wait lasts until the interrupt
+    room = Room(CONVERSATION_URL, client_factory=behaviour.factory)
+    room.join(timeout=5)
+    settings = Settings(spoken_timeout_s=10 * WAIT_S, max_waiting_for_face=8)
+    app = make_app(settings, room)
+    relay = app.extensions["relay"]
+    answers: dict[str, tuple[int, dict[str, Any]]] = {}
+    with serve_wsgi(app) as port, contextlib.ExitStack() as streams:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(MAX_EVENT_LISTENERS):
+            stream = streams.enter_context(
+                requests.get(f"{base}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=WAIT_S)
+            )
+            assert stream.status_code == 200  # it holds a server thread from now on
+
+        def send(inference_id: str) -> None:
+            body = {"text": "Wait for me.", "inference_id": inference_id, "wait": "spoken"}
+            response = requests.post(f"{base}/send_text_message", json=body, timeout=10 * WAIT_S)
+            answers[inference_id] = (response.status_code, response.json())
+
+        senders = [threading.Thread(target=send, args=(f"wait-{n}",)) for n in range(WAITING_SENDS)]
+        for sender in senders:
+            sender.start()
+        def waiting() -> int:
+            return sum((relay.utterance(f"wait-{n}") or {}).get("state") == "sent" for n in range(WAITING_SENDS))
+
+        wait_until(lambda: waiting() >= settings.max_waiting_for_face, "the first sends to wait for the face")
+
+        health = requests.get(f"{base}/health", timeout=WAIT_S)
+        interrupt = requests.post(f"{base}/interrupt", timeout=WAIT_S)
+        for sender in senders:
+            sender.join(WAIT_S)
+    room.leave()
+
+    assert health.status_code == 200 and health.json()["event_streams"] == MAX_EVENT_LISTENERS
+    assert interrupt.status_code == 200
+    statuses = sorted(status for status, _ in answers.values())
+    assert statuses == [200] * settings.max_waiting_for_face + [429] * (WAITING_SENDS - settings.max_waiting_for_face)
+    assert {answer["error"] for status, answer in answers.values() if status == 429} == {(
+        '8 requests are waiting for the face already, as many as RELAY_MAX_WAITING_FOR_FACE allows: send this one '
+        'without "wait" and follow GET /utterances/<inference_id>, or try again once one is answered'
+    )}
+    assert all(answer["spoken"]["interrupted"] is True for status, answer in answers.values() if status == 200)
+    refused = [inference_id for inference_id, (status, _) in answers.items() if status == 429]
+    sent_ids = {message.get("properties", {}).get("inference_id") for message in behaviour.client.sent}
+    assert not sent_ids & set(refused)  # a refused send sent nothing

@@ -272,3 +272,39 @@ def test_a_request_has_30_s_to_arrive_by_default_and_the_deadline_can_be_set():
 def test_a_bad_request_deadline_stops_the_relay_naming_it(value, words):
     with pytest.raises(ConfigError, match=f"^{words}$"):
         Settings.from_env({"RELAY_REQUEST_DEADLINE": value})
+
+
+def test_the_text_and_script_routes_have_smaller_body_limits_that_can_be_set():
+    defaults = Settings.from_env({})
+    assert (defaults.max_text_body_bytes, defaults.max_script_body_bytes) == (16 * 1024 * 1024, 1024 * 1024)
+
+    settings = Settings.from_env({"RELAY_MAX_TEXT_BODY_BYTES": "20000000", "RELAY_MAX_SCRIPT_BODY_BYTES": "65536"})
+
+    assert (settings.max_text_body_bytes, settings.max_script_body_bytes) == (20_000_000, 65536)
+
+
+def test_the_event_buffer_is_bounded_in_bytes_too_and_the_bound_can_be_set():
+    assert Settings.from_env({}).event_buffer_bytes == 2 * 1024 * 1024
+    assert Settings.from_env({"RELAY_EVENT_BUFFER_BYTES": "1000000"}).event_buffer_bytes == 1_000_000
+
+
+def test_requests_that_wait_for_the_face_are_8_at_most_by_default_and_the_bound_can_be_set():
+    assert Settings.from_env({}).max_waiting_for_face == 8
+    assert Settings.from_env({"RELAY_MAX_WAITING_FOR_FACE": "2"}).max_waiting_for_face == 2
+
+
+@pytest.mark.parametrize(
+    "name, value, error",
+    [
+        ("RELAY_MAX_TEXT_BODY_BYTES", "100", "RELAY_MAX_TEXT_BODY_BYTES must be at least 1024, got 100"),
+        ("RELAY_MAX_SCRIPT_BODY_BYTES", "1MB", "RELAY_MAX_SCRIPT_BODY_BYTES must be a whole number, got '1MB'"),
+        ("RELAY_EVENT_BUFFER_BYTES", "1000", "RELAY_EVENT_BUFFER_BYTES must be at least 65536, got 1000"),
+        ("RELAY_MAX_WAITING_FOR_FACE", "0", "RELAY_MAX_WAITING_FOR_FACE must be at least 1, got 0"),
+        ("RELAY_MAX_WAITING_FOR_FACE", "1000", "RELAY_MAX_WAITING_FOR_FACE must be at most 256, got 1000"),
+    ],
+)
+def test_a_bad_bound_stops_the_relay_naming_it(name, value, error):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: value})
+
+    assert str(caught.value) == error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -245,6 +246,66 @@ def test_a_body_that_is_not_one_clear_json_value_is_a_message_error_saying_why(d
 
 def test_a_json_body_with_each_key_once_reads_as_json():
     assert echo_messages.json_body(b'{"text": "Hi", "properties": {"done": true}}') == {"text": "Hi", "properties": {"done": True}}
+
+
+TOO_MANY_VALUES = (
+    f"the body holds more than {echo_messages.MAX_JSON_VALUES} JSON values (objects, arrays, strings, numbers): "
+    'send one JSON object with the endpoint\'s fields, such as {"text": "Hello there!"}'
+)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        b"{}, " * echo_messages.MAX_JSON_VALUES + b"{}",
+        b"[], " * echo_messages.MAX_JSON_VALUES + b"[]",
+        b"0, " * echo_messages.MAX_JSON_VALUES + b"0",
+        b'{"k": [' + b"[1, 2, 3], " * (echo_messages.MAX_JSON_VALUES // 4) + b"[]]}",
+    ],
+    ids=["objects", "arrays", "numbers", "nested"],
+)
+def test_a_body_of_more_values_than_any_endpoint_takes_is_refused_as_it_is_read(values):
+    with pytest.raises(MessageError) as caught:
+        echo_messages.json_body(b'{"text": "a", "x": [' + values + b"]}")
+
+    assert str(caught.value) == TOO_MANY_VALUES
+
+
+def test_a_body_of_as_many_values_as_it_may_hold_reads_as_json():
+    body = b'{"x": [' + b"{}, " * (echo_messages.MAX_JSON_VALUES - 2) + b"{}]}"
+
+    assert len(echo_messages.json_body(body)["x"]) == echo_messages.MAX_JSON_VALUES - 1
+
+
+def test_commas_and_brackets_inside_a_text_are_no_values():
+    text = "[laughter] Yes, yes, yes: " * echo_messages.MAX_JSON_VALUES
+
+    body = {"text": text, "done": [True]}
+
+    assert echo_messages.json_body(json.dumps(body).encode()) == body
+
+
+@pytest.mark.parametrize("tail", [b'",}', b'"} x', b'", "n": NaN, "f": 1e400}', b'", "t": [true, null]}'])
+def test_a_body_read_by_counting_reads_as_the_standard_library_reads_it(tail):
+    body = b'{"text": "' + b", " * echo_messages.MAX_JSON_VALUES + tail  # more commas than values: counted
+
+    try:
+        expected: Any = json.loads(body)
+    except json.JSONDecodeError as error:
+        expected = f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+    try:
+        read: Any = echo_messages.json_body(body)
+    except MessageError as error:
+        read = str(error)
+
+    assert read == expected or (read["n"] != read["n"] and {**read, "n": 0} == {**expected, "n": 0})  # NaN != NaN
+
+
+def test_a_bytearray_body_is_emptied_once_it_is_text():
+    body = bytearray(b'{"text": "Hello there!"}')
+
+    assert echo_messages.json_body(body) == {"text": "Hello there!"}
+    assert body == bytearray()
 
 
 # --- what the module is: pure and cheap ------------------------------------------------------------

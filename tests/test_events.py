@@ -164,3 +164,81 @@ def test_each_room_message_is_handed_on_with_its_sender():
 
     assert [(e["type"], e["sender"]) for e in events] == [("room.relay.speaking", "viewer-1")]
     assert heard == [({"event_type": "relay.speaking", "speaking": True}, "viewer-1")]
+
+
+# --- bounds: what one event carries, what the buffer holds ------------------------------------------
+
+
+def test_an_events_text_is_an_excerpt_of_its_start_keys_and_nested_texts_too():
+    log = EventLog(10)
+    long_text = "a" * 20_000
+
+    event = log.publish("conversation.utterance", message={"properties": {"speech": long_text, "k" * 600: [long_text]}})
+
+    speech = event.as_dict()["message"]["properties"]["speech"]
+    assert speech == "a" * (relay_events.MAX_EVENT_TEXT_CHARS - 1) + "…"
+    (key,) = [name for name in event.as_dict()["message"]["properties"] if name.startswith("k")]
+    assert key == "k" * (relay_events.MAX_EVENT_TEXT_CHARS - 1) + "…"
+    assert event.as_dict()["message"]["properties"][key] == [speech]
+    assert len(event.sse()) < 4 * relay_events.MAX_EVENT_TEXT_CHARS  # 40,600 characters were published
+
+
+def test_a_text_within_the_bound_and_everything_but_text_are_kept_as_published():
+    log = EventLog(10)
+    fields = {"text": "b" * relay_events.MAX_EVENT_TEXT_CHARS, "n": 3, "ok": True, "none": None, "list": [1.5, "x"]}
+
+    assert {key: value for key, value in log.publish("relay.said", **fields).as_dict().items()
+            if key in fields} == fields
+
+
+def test_an_event_nested_past_the_bound_is_cut_there():
+    log = EventLog(10)
+    nested: Any = "deep"
+    for _ in range(5000):  # deeper than JSON's encoder could write
+        nested = [nested]
+
+    frame = log.publish("app_message", message=nested).sse()
+
+    data = json.loads(frame.split("data: ", 1)[1])
+    depth = 0
+    value = data["message"]
+    while isinstance(value, list):
+        value, depth = value[0], depth + 1
+    assert value == "…" and depth == relay_events.MAX_EVENT_DEPTH - 1
+
+
+def ten_events_of_about_400_bytes(log: EventLog) -> None:
+    """Ten events whose frames are 390 to 433 bytes long: three fit in 1300 bytes, four do not."""
+    frames = [log.publish("relay.script", state="playing", text=f"{number} " + "x" * 300).sse() for number in range(10)]
+    assert all(390 <= len(frame) <= 433 for frame in frames)
+
+
+def test_the_buffer_drops_its_oldest_events_past_its_bytes_and_tells_a_listener():
+    log = EventLog(1000, max_bytes=1300)
+    ten_events_of_about_400_bytes(log)
+
+    listing = log.listing(0)
+
+    assert listing[0]["type"] == "relay.events_dropped" and listing[0]["count"] == 7
+    assert [event["id"] for event in listing[1:]] == [8, 9, 10]
+    assert log.held_bytes <= 1300
+
+
+def test_a_stream_behind_the_byte_bound_is_told_how_many_it_missed():
+    log = EventLog(1000, max_bytes=1300)
+    ten_events_of_about_400_bytes(log)
+    stream = log.stream(0)
+
+    frames = list(islice(stream, 5))
+    stream.close()
+
+    assert frames[1].startswith("event: relay.events_dropped\n") and '"count":7' in frames[1]
+    assert [frame.split("\n", 1)[0] for frame in frames[2:]] == ["id: 8", "id: 9", "id: 10"]
+
+
+def test_an_event_larger_than_the_byte_bound_is_still_kept_until_the_next():
+    log = EventLog(1000, max_bytes=100)
+    log.publish("relay.joined", conversation_id="c123")
+    log.publish("relay.script", state="playing", text="x" * 400)
+
+    assert [event["id"] for event in log.listing(0)[1:]] == [2]

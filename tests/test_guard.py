@@ -7,6 +7,7 @@ real relay from a hostile page in headless Chromium.
 
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import io
@@ -359,6 +360,42 @@ def test_a_body_over_the_limit_is_refused_by_its_length_before_it_is_read(room, 
     )
     assert environ_seen == []  # nothing behind the guard ran, so nothing read the body
     assert sent_messages(fake_call_client) == []
+
+
+@pytest.mark.parametrize(
+    "path, body, setting",
+    [
+        ("/send_text_message", {"text": "x" * 5000}, "RELAY_MAX_TEXT_BODY_BYTES"),
+        ("/script", {"script": "x" * 5000}, "RELAY_MAX_SCRIPT_BODY_BYTES"),
+    ],
+)
+def test_the_text_and_script_routes_have_limits_of_their_own(room, make_app, fake_call_client, path, body, setting):
+    app = make_app(Settings(max_text_body_bytes=2048, max_script_body_bytes=2048), room)
+
+    response = app.test_client().post(path, json=body)
+
+    assert response.status_code == 413
+    assert response.get_json()["error"] == f"the body is over {setting} (2048 bytes): send less or raise the limit"
+    assert sent_messages(fake_call_client) == []
+
+
+def test_audio_takes_bodies_up_to_the_largest_limit(room, make_app, fake_call_client):
+    app = make_app(Settings(max_text_body_bytes=2048, max_script_body_bytes=2048), room)
+    pcm = base64.b64encode(bytes(9600)).decode()  # 12,800 bytes of base64: over the text route's limit
+
+    response = app.test_client().post("/send_audio_message", json={"audio": pcm, "sample_rate": 24000, "done": True})
+
+    assert response.status_code == 200 and response.get_json()["messages_sent"] == 4
+
+
+def test_a_routes_own_limit_is_never_above_relay_max_body_bytes(room, make_app, fake_call_client):
+    app = make_app(Settings(max_body_bytes=2048), room)  # the text route's own default is 16 MiB
+
+    response = app.test_client().post("/script", json={"script": "x" * 5000})
+
+    assert response.get_json()["error"] == (
+        "the body is over RELAY_MAX_BODY_BYTES (2048 bytes): send less or raise the limit"
+    )
 
 
 # --- a hostile page in a real browser --------------------------------------------------------------

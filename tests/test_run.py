@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 from contextlib import ExitStack
 
@@ -128,3 +129,53 @@ def test_a_body_of_exactly_the_limit_reaches_the_relay(dry_relay):
                                headers={"Content-Type": "application/json"}, timeout=30)
 
     assert answer.status_code == 200
+
+
+# --- each route's own body limit, over a real server ----------------------------------------------
+
+ROUTE_LIMIT = 20_000
+
+
+def chunked_post(port: int, path: str, chunks: int, chunk: bytes) -> bytes:
+    """POST `chunks` times `chunk` as a chunked body, to its end; the whole answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n".encode()
+        )
+        for _ in range(chunks):
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        sock.sendall(b"0\r\n\r\n")
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    return answer
+
+
+@pytest.mark.parametrize(
+    "path, settings, setting",
+    [
+        ("/send_text_message", Settings(max_text_body_bytes=ROUTE_LIMIT), "RELAY_MAX_TEXT_BODY_BYTES"),
+        ("/script", Settings(max_script_body_bytes=ROUTE_LIMIT), "RELAY_MAX_SCRIPT_BODY_BYTES"),
+    ],
+)
+def test_a_chunked_body_over_its_routes_limit_is_refused_naming_the_setting(dry_relay, path, settings, setting):
+    """waitress takes a chunked body up to RELAY_MAX_BODY_BYTES and then says how long it was: the route's own
+    limit is kept all the same."""
+    with dry_relay(settings) as port:
+        answer = chunked_post(port, path, chunks=3, chunk=b" " * 10_000)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 Request Entity Too Large")
+    assert json.loads(body) == {
+        "error": f"the body is over {setting} ({ROUTE_LIMIT} bytes): send less or raise the limit"
+    }
+
+
+def test_a_chunked_body_within_the_text_routes_limit_is_spoken(dry_relay):
+    text = b"Said in chunks. " * 1000
+    with dry_relay(Settings(max_text_body_bytes=ROUTE_LIMIT)) as port:
+        answer = chunked_post(port, "/send_text_message", chunks=1, chunk=b'{"text": "%s"}' % text)
+
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK") and json.loads(body)["messages_sent"] == 5

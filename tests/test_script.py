@@ -13,7 +13,8 @@ import soundfile
 
 import app
 from config import Settings
-from relay.script import ScriptError, parse_script
+from relay.events import MAX_EVENT_TEXT_CHARS
+from relay.script import MAX_SCRIPT_LINE_CHARS, MAX_SCRIPT_LINES, ScriptError, parse_script
 from tests.conftest import CONVERSATION_URL, REPLICA, free_port, sent_messages, wait_until
 from tests.fake_daily import VIEWER
 from tests.test_app_participants import handled, stopped
@@ -68,6 +69,43 @@ def test_a_bad_script_names_its_line(tmp_path, script, error):
         parse_script(script, tmp_path, name="demo.txt")
 
     assert str(raised.value).startswith(error)
+
+
+def test_a_script_of_too_many_lines_is_refused_before_a_line_is_read(tmp_path):
+    script = "a\r\n" * MAX_SCRIPT_LINES + "b\u2028c"
+
+    with pytest.raises(ScriptError) as raised:
+        parse_script(script, tmp_path, name="demo.txt")
+
+    assert str(raised.value) == (
+        f"demo.txt has {MAX_SCRIPT_LINES + 2} lines, more than a script may have ({MAX_SCRIPT_LINES}): "
+        "split it into several scripts"
+    )
+
+
+def test_a_script_of_as_many_lines_as_it_may_have_loads(tmp_path):
+    assert len(parse_script("a\r\n" * (MAX_SCRIPT_LINES - 1) + "b", tmp_path)) == MAX_SCRIPT_LINES
+
+
+def test_a_line_too_long_for_a_script_names_its_line_and_the_bound(tmp_path):
+    script = "Hello.\n" + "x" * (MAX_SCRIPT_LINE_CHARS + 1)
+
+    with pytest.raises(ScriptError) as raised:
+        parse_script(script, tmp_path, name="demo.txt")
+
+    assert str(raised.value) == (
+        f"demo.txt line 2 has {MAX_SCRIPT_LINE_CHARS + 1} characters, more than a script line may have "
+        f"({MAX_SCRIPT_LINE_CHARS}): split it over several lines, or send it as one request"
+    )
+
+
+def test_a_long_line_is_shown_as_an_excerpt_and_said_whole(tmp_path):
+    line = "y" * MAX_SCRIPT_LINE_CHARS
+
+    (step,) = parse_script(line, tmp_path)
+
+    assert step.as_dict() == {"line": 1, "kind": "say", "text": "y" * (MAX_EVENT_TEXT_CHARS - 1) + "…"}
+    assert step.spoken_text() == line
 
 
 def test_an_emotion_holds_for_the_lines_after_it_until_the_next_and_none_ends_it(tmp_path):
@@ -259,6 +297,20 @@ def test_a_long_line_with_markup_reaches_the_face_with_every_tag_whole(scripted,
     pieces = [m["properties"]["text"] for m in sent_messages(fake_call_client)]
     assert len(pieces) > 1 and "".join(pieces) == line
     assert sum(p.count('<emotion value="sad"/>') for p in pieces) == 300 and sum(p.count("[sighs]") for p in pieces) == 300
+
+
+def test_a_long_lines_events_and_state_carry_an_excerpt_and_the_face_gets_it_whole(scripted, fake_call_client):
+    Face(fake_call_client)
+    line = "The face says it all. " * (MAX_SCRIPT_LINE_CHARS // 22)
+    scripted.script.load(parse_script(line, Path.cwd()), "demo")
+
+    scripted.script.play()
+    assert scripted.script.wait_until_over(10)
+
+    assert "".join(m["properties"]["text"] for m in sent_messages(fake_call_client)) == line.strip()
+    shown = line[: MAX_EVENT_TEXT_CHARS - 1] + "…"
+    texts = [e.fields["text"] for e in scripted.events.after(0)[0] if e.type == "relay.script" and "text" in e.fields]
+    assert texts == [shown, shown] and scripted.script.state()["steps"][0]["text"] == shown  # playing, spoken
 
 
 def test_a_line_is_not_sent_before_the_face_stopped_the_last(scripted, fake_call_client):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import io
 import logging
+import platform
 import select
 import socket
 import threading
@@ -246,3 +247,16 @@ def test_a_connection_being_answered_is_never_late_and_its_next_request_gets_the
 
 def test_the_pass_runs_every_second_so_the_deadline_is_kept_within_one():
     assert relay_server.server_adjustments(Settings())["cleanup_interval"] == relay_server.MAINTENANCE_INTERVAL_S == 1
+
+
+def test_requests_that_wait_for_the_face_get_threads_of_their_own():
+    """Beyond the API's and the event streams': so however many wait (at most RELAY_MAX_WAITING_FOR_FACE), the
+    threads /health, /interrupt and plain sends need are free."""
+    threads = relay_server.server_adjustments(Settings(max_waiting_for_face=5))["threads"]
+
+    assert threads == relay_server.API_THREADS + relay_server.MAX_EVENT_LISTENERS + 5
+
+
+def test_on_glibc_what_one_request_frees_serves_the_next():
+    """mallopt's answer: two arenas, large blocks mapped; elsewhere (no glibc) nothing is changed and it says so."""
+    assert relay_server.share_freed_memory() is (platform.libc_ver()[0] == "glibc")

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from relay.audio import UtteranceRates
-from relay.errors import UtteranceClosed, status_of
+from relay.errors import QueueFull, UtteranceClosed, status_of
 from relay.face_events import (
     FaceSpeaking,
     ReportOrder,
@@ -16,7 +16,7 @@ from relay.face_events import (
     speaking_report,
     spoken_report,
 )
-from relay.utterances import MAX_SPOKEN_TEXT_CHARS, OpenUtterances, UtteranceTracker
+from relay.utterances import MAX_SPOKEN_TEXT_CHARS, OpenUtterances, UtteranceTracker, WaitingRequests
 
 
 class Clock:
@@ -298,3 +298,31 @@ def test_a_chunk_for_a_closed_utterance_is_a_409_naming_it(clock):
         "utterance 'u1' was closed after 6 s with no audio (RELAY_UTTERANCE_IDLE_CLOSE): "
         "send the rest under a new inference_id"
     )
+
+
+# --- requests that wait for the face -----------------------------------------------------------
+
+
+def test_requests_that_wait_take_a_place_each_and_past_the_bound_are_refused_saying_how_many_wait():
+    waiting = WaitingRequests(2)
+
+    with waiting.place("spoken"), waiting.place("started"), waiting.place(None):  # None waits for nothing
+        assert waiting.waiting == 2
+        with pytest.raises(QueueFull) as refused, waiting.place("spoken"):
+            pass
+
+    assert str(refused.value) == (
+        '2 requests are waiting for the face already, as many as RELAY_MAX_WAITING_FOR_FACE allows: send this one '
+        'without "wait" and follow GET /utterances/<inference_id>, or try again once one is answered'
+    )
+    assert waiting.waiting == 0
+
+
+def test_a_request_that_fails_while_it_waits_gives_its_place_back():
+    waiting = WaitingRequests(1)
+
+    with pytest.raises(RuntimeError), waiting.place("spoken"):
+        raise RuntimeError("Daily refused the send")
+
+    with waiting.place("spoken"):
+        assert waiting.waiting == 1
