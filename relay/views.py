@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
 from relay import audio
+from relay import openapi as api_document
 from relay.answers import Answer
 from relay.core import Relay
 from relay.errors import INTERNAL_ERROR, MessageError, ModeError, NotFound, RelayError, UnsupportedMediaType, status_of
@@ -301,7 +302,8 @@ def room_info() -> Response:
 
 @views.get("/openapi.json")
 def openapi() -> Response:
-    return current_app.send_static_file("openapi.json")
+    """The API's description, generated from the parser's tables, with this room's conversation_id the only one."""
+    return respond(Answer(200, api_document.served(current_relay().room.conversation_id)))
 
 
 @views.get("/")
