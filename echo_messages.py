@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import functools
 import json
 import json.decoder
 import json.scanner
@@ -20,7 +21,7 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -38,15 +39,29 @@ MAX_NUMBER_DIGITS = 18  # any number a field takes fits; more digits would only 
 # Values (objects, arrays, strings, numbers, ...) one body may hold: a route's body has a few dozen at most.
 MAX_JSON_VALUES = 10_000
 
-MODALITY_ENDPOINTS = {"text": "/send_text_message", "audio": "/send_audio_message"}
+TEXT_ENDPOINT, AUDIO_ENDPOINT, MICROPHONE_ENDPOINT = "/send_text_message", "/send_audio_message", "/microphone"
+MODALITY_ENDPOINTS = {"text": TEXT_ENDPOINT, "audio": AUDIO_ENDPOINT}
 ENVELOPE_FIELDS = ("message_type", "event_type", "conversation_id", "properties")
+ENVELOPE_VALUES = {"message_type": "conversation", "event_type": "conversation.echo"}  # the only value each may have
 # The docs' own text body carries a placeholder "audio" and a "sample_rate": accepted, and ignored, on text.
 TEXT_FIELDS = ("modality", "text", "emotion", "inference_id", "done", "interrupt", "wait", "audio", "sample_rate")
-FIELD_CHOICES = {"emotion": EMOTIONS}  # a field that takes only these values (the OpenAPI document's enum)
+IGNORED_TEXT_FIELDS = ("audio", "sample_rate")  # any value, never read
+WAITS = ("spoken", "started")  # `wait`: answer once the face reported it stopped, or started, speaking
+FIELD_CHOICES = {"emotion": EMOTIONS, "wait": WAITS}  # fields that take only these values (the OpenAPI enums)
 # The relay's own additions to the flat form: the quickstart form's `properties` are Tavus's, taken as documented.
 FLAT_ONLY_FIELDS = ("emotion",)
 AUDIO_FIELDS = ("modality", "audio", "sample_rate", "inference_id", "done", "interrupt", "wait")
 UPLOAD_FIELDS = ("conversation_id", "inference_id", "done", "interrupt", "wait")  # query or form parameters of a file
+# The microphone answers once a clip is queued: it has nothing to wait for.
+MICROPHONE_FIELDS = tuple(name for name in AUDIO_FIELDS if name != "wait")
+MICROPHONE_UPLOAD_FIELDS = tuple(name for name in UPLOAD_FIELDS if name != "wait")
+JSON_FIELDS = {TEXT_ENDPOINT: TEXT_FIELDS, AUDIO_ENDPOINT: AUDIO_FIELDS, MICROPHONE_ENDPOINT: MICROPHONE_FIELDS}
+UPLOAD_PARAMETERS = {AUDIO_ENDPOINT: UPLOAD_FIELDS, MICROPHONE_ENDPOINT: MICROPHONE_UPLOAD_FIELDS}
+SCRIPT_FIELDS = ("script", "name")
+MAX_SCRIPT_NAME_CHARS = 80  # of the name a script's errors are told under; the rest is dropped
+FIELD_ALIASES = {"message": "text"}  # what a caller means by a name no endpoint knows, before the closest by spelling
+MICROPHONE_WAIT = "wait is for /send_text_message and /send_audio_message: the microphone answers once queued"
+MICROPHONE_AUDIO_EMPTY = "audio is empty: send an audio file or base64 PCM to play on /microphone"
 _NEEDS_ESCAPE = re.compile(r'[^\x20-\x7e]|["\\]')  # what makes a character cost more than one byte in JSON
 _ASCII_COSTS = np.ones(128, dtype=np.int64)  # what each ASCII char costs in JSON; see escaped_costs
 _ASCII_COSTS[:0x20] = _ASCII_COSTS[0x7F] = 6
@@ -55,6 +70,7 @@ _ASCII_COSTS[[ord(c) for c in '"\\\b\f\n\r\t']] = 2
 _LAST_SENTENCE_BREAK = re.compile(r"(?s:.*)(?:[.!?…。！？;:][\"'”’)\]]*\s+|\n\s*)")
 _LAST_WORD_BREAK = re.compile(r"(?s:.*)\s+")
 _ASCII_DIGITS = re.compile(f"[0-9]{{1,{MAX_NUMBER_DIGITS}}}")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -100,69 +116,81 @@ def parse_text_request(body: Any) -> TextEcho:
     the docs' own curl sends them to the text endpoint. The flat form's
     `emotion` becomes Tavus's tag in front of the text.
     """
-    fields = _Fields(body, TEXT_FIELDS, "/send_text_message")
+    fields = _Fields(body, TEXT_FIELDS, TEXT_ENDPOINT)
     fields.require_modality("text")
-    text = fields.optional_str("text")
-    if text is None or not text.strip():
-        raise MessageError(f"{fields.name('text')} is required: a non-empty string for the face to say")
-    emotion = fields.optional_str("emotion")
+    text = fields.checked("text", _text)
+    if text is None:
+        audio_hint = " (to play audio, POST it to /send_audio_message)" if fields.given("audio") else ""
+        raise MessageError(f"{fields.name('text')} is required: a non-empty string for the face to say{audio_hint}")
+    emotion = fields.checked("emotion", _string)
     return TextEcho(
         text=with_emotion(text, None if emotion is None else check_emotion(emotion)),
         conversation_id=fields.conversation_id(),
-        inference_id=fields.inference_id(),
+        inference_id=fields.checked("inference_id", check_inference_id),
         done=fields.boolean("done", default=True),
         interrupt=fields.boolean("interrupt", default=False),
-        wait=fields.optional_str("wait"),
+        wait=fields.checked("wait", check_wait),
     )
 
 
-def parse_audio_request(
-    body: Any, *, endpoint: str = "/send_audio_message", require_audio: bool = False
-) -> AudioRequest:
+def parse_audio_request(body: Any, *, endpoint: str = AUDIO_ENDPOINT) -> AudioRequest:
     """Accept base64 raw s16le mono PCM, or base64 of an audio file (WAV, MP3, FLAC, OGG, AIFF: by its bytes).
 
     The bytes and the rate are returned as declared; relay.audio decides
-    which of the two the bytes are and decodes them.
+    which of the two the bytes are and decodes them. `audio` may be left out
+    only to close an utterance with `done` (not on the microphone); given, it
+    must hold audio.
     """
-    fields = _Fields(body, AUDIO_FIELDS, endpoint)
+    fields = _Fields(body, JSON_FIELDS[endpoint], endpoint)
     fields.require_modality("audio")
     done = fields.boolean("done", default=False)
-    audio = fields.optional_str("audio")
-    data = _decode_base64(audio, fields.name("audio")) if audio else b""
-    if not data and require_audio:
-        raise MessageError(f"audio is empty: send an audio file or base64 PCM to play on {endpoint}")
-    if not data and not done:
+    microphone = endpoint == MICROPHONE_ENDPOINT
+    audio = fields.checked("audio", functools.partial(_audio, microphone=microphone))
+    if audio is None and microphone:
+        raise MessageError(MICROPHONE_AUDIO_EMPTY)
+    if audio is None and not done:
         raise MessageError(
             f"{fields.name('audio')} is required: base64 of raw 16-bit mono PCM or of an audio file "
             '(send "done": true with no audio to close an utterance)'
         )
     return AudioRequest(
-        audio=data,
-        sample_rate=fields.sample_rate(),
+        audio=audio or b"",
+        sample_rate=fields.checked("sample_rate", check_sample_rate),
         conversation_id=fields.conversation_id(),
-        inference_id=fields.inference_id(),
+        inference_id=fields.checked("inference_id", check_inference_id),
         done=done,
         interrupt=fields.boolean("interrupt", default=False),
-        wait=fields.optional_str("wait"),
+        wait=fields.checked("wait", check_wait),
         audio_name=fields.name("audio"),
     )
 
 
-def parse_audio_file(source: BinaryIO, params: Mapping[str, str]) -> AudioRequest:
+def parse_audio_file(source: BinaryIO, params: Mapping[str, str], *, endpoint: str = AUDIO_ENDPOINT) -> AudioRequest:
     """An uploaded audio file; its options come as query (or form) parameters, each a known one.
 
     `done` defaults to true: a file is a whole utterance unless the caller
     says `done=false` to keep it open for the next file.
     """
-    fields = _Fields(dict(params), UPLOAD_FIELDS, "", noun="parameter")
+    fields = _Fields(dict(params), UPLOAD_PARAMETERS[endpoint], endpoint, noun="parameter")
     return AudioRequest(
         audio=source,
         conversation_id=fields.conversation_id(),
-        inference_id=fields.inference_id(),
+        inference_id=fields.checked("inference_id", check_inference_id),
         done=fields.boolean("done", default=True),
         interrupt=fields.boolean("interrupt", default=False),
-        wait=fields.optional_str("wait"),
+        wait=fields.checked("wait", check_wait),
     )
+
+
+def parse_script_request(body: Any) -> tuple[str, str]:
+    """POST /script: the script's text, and the name its errors are told under (the first 80 characters)."""
+    if not isinstance(body, dict) or not isinstance(body.get("script"), str):
+        raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
+    check_known(body, SCRIPT_FIELDS, "/script")
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise MessageError(f"name must be a string, got {json.dumps(name)[:60]}")
+    return body["script"], (name or "the script")[:MAX_SCRIPT_NAME_CHARS]
 
 
 def json_body(data: bytes | bytearray) -> Any:
@@ -301,15 +329,66 @@ def check_inference_id(value: Any, name: str = "inference_id") -> str:
     return value
 
 
+def check_wait(value: Any, name: str = "wait") -> str:
+    if value not in WAITS:
+        raise MessageError(f'{name} must be "spoken" or "started" (or left out), got {str(value)[:40]!r}')
+    return str(value)
+
+
+def check_sample_rate(value: Any, name: str = "sample_rate") -> int:
+    """A whole number (24000 or 24000.0: JSON has one number type) or ASCII digits, MIN_ to MAX_SAMPLE_RATE."""
+    meaning = "a positive whole number such as 24000"
+    if isinstance(value, str):
+        value = ascii_int(value, name, meaning=meaning)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise MessageError(f"{name} must be {meaning}, got {json.dumps(value)[:60]}")
+    if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
+        raise MessageError(f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {str(value)[:20]}")
+    return value
+
+
+def _string(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise MessageError(f"{name} must be a string, got {json.dumps(value)[:60]}")
+    return check_unicode(value, name)
+
+
+def _text(value: Any, name: str) -> str:
+    text = _string(value, name)
+    if not text.strip():
+        raise MessageError(f"{name} is required: a non-empty string for the face to say")
+    return text
+
+
+def _audio(value: Any, name: str, *, microphone: bool = False) -> bytes:
+    """Given, `audio` holds audio: empty is a mistake (a file that was not there), never a way to close."""
+    data = _decode_base64(_string(value, name), name)
+    if not data and microphone:
+        raise MessageError(MICROPHONE_AUDIO_EMPTY)
+    if not data:
+        raise MessageError(
+            f"{name} is empty: put base64 of raw 16-bit PCM or of an audio file in it (no file at hand? "
+            'cp examples/hello.wav speech.wav, or espeak-ng -w speech.wav "Hello there"); '
+            'to close an utterance, leave audio out and send "done": true'
+        )
+    return data
+
+
 class _Fields:
-    """The fields of a body in either form, named as the caller wrote them; a field no endpoint knows is a 400."""
+    """The fields of a body in either form, named as the caller wrote them; a field no endpoint knows is a 400.
+
+    The quickstart form may give a field in `properties` or at the top level:
+    every value given is checked, and the one in `properties` is used.
+    """
 
     def __init__(self, body: Any, known: tuple[str, ...], endpoint: str, *, noun: str = "field") -> None:
         if not isinstance(body, dict):
             raise MessageError('the body must be a JSON object, such as {"text": "Hello there!"}')
         self._body = body
         self._prefix = ""
-        self._props: Mapping[str, Any] = body
+        self._props: Mapping[str, Any] = {}
         if "properties" in body:
             if not isinstance(body["properties"], dict):
                 raise MessageError("properties must be a JSON object")
@@ -323,7 +402,7 @@ class _Fields:
         self._check_envelope()
 
     def _check_envelope(self) -> None:
-        for key, expected in (("message_type", "conversation"), ("event_type", "conversation.echo")):
+        for key, expected in ENVELOPE_VALUES.items():
             value = self._body.get(key)
             if value is not None and value != expected:
                 hint = " (use POST /interrupt to interrupt)" if value == "conversation.interrupt" else ""
@@ -332,57 +411,52 @@ class _Fields:
     def name(self, key: str) -> str:
         return self._prefix + key
 
-    def get(self, key: str) -> Any:
-        """A property, falling back to the top level (where the flat form keeps it)."""
-        value = self._props.get(key)
-        return self._body.get(key) if value is None else value
+    def given(self, key: str) -> list[tuple[str, Any]]:
+        """Each value given for `key` (null is not one), named as written: the one in `properties` first."""
+        found = [(self._prefix + key, self._props[key])] if self._props.get(key) is not None else []
+        return found + [(key, self._body[key])] if self._body.get(key) is not None else found
+
+    def checked(self, key: str, check: Callable[[Any, str], T]) -> T | None:
+        """The value used for `key`, or None; every value given passes `check` (which names it as written)."""
+        values = [check(value, name) for name, value in self.given(key)]
+        return values[0] if values else None
 
     def require_modality(self, expected: str) -> None:
         """`modality` may be left out; the other modality names the endpoint that takes it."""
-        modality = self.optional_str("modality")
-        if modality in (None, expected):
-            return
-        hint = f" (send {modality} to {MODALITY_ENDPOINTS[modality]})" if modality in MODALITY_ENDPOINTS else f", got {modality[:40]!r}"
-        raise MessageError(f'{self.name("modality")} must be "{expected}" on {MODALITY_ENDPOINTS[expected]}{hint}')
-
-    def optional_str(self, key: str) -> str | None:
-        value = self.get(key)
-        if value is not None and not isinstance(value, str):
-            raise MessageError(f"{self.name(key)} must be a string, got {json.dumps(value)[:60]}")
-        return None if value is None else check_unicode(value, self.name(key))
+        for name, modality in self.given("modality"):
+            modality = _string(modality, name)
+            if modality == expected:
+                continue
+            hint = (
+                f" (send {modality} to {MODALITY_ENDPOINTS[modality]})"
+                if modality in MODALITY_ENDPOINTS
+                else f", got {modality[:40]!r}"
+            )
+            raise MessageError(f'{name} must be "{expected}" on {MODALITY_ENDPOINTS[expected]}{hint}')
 
     def boolean(self, key: str, *, default: bool) -> bool:
-        value = self.get(key)
-        return default if value is None else parse_bool(value, self.name(key))
-
-    def inference_id(self) -> str | None:
-        value = self.get("inference_id")
-        return None if value is None else check_inference_id(value, self.name("inference_id"))
+        value = self.checked(key, parse_bool)
+        return default if value is None else value
 
     def conversation_id(self) -> str | None:
-        value = self._body.get("conversation_id", self._props.get("conversation_id"))
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip() or len(value) > MAX_CONVERSATION_ID_CHARS:
+        """One relay serves one room: an id given at both levels must be the same id."""
+        values = {name: _conversation_id(value, name) for name, value in self.given("conversation_id")}
+        if len(set(values.values())) > 1:
+            top, inner = values["conversation_id"], values["properties.conversation_id"]
             raise MessageError(
-                f"conversation_id must be a non-empty string of at most {MAX_CONVERSATION_ID_CHARS} "
-                f"characters (or left out), got {json.dumps(value)[:60]}"
+                f"conversation_id is given twice with different values ({json.dumps(top)[:60]}, and "
+                f"{json.dumps(inner)[:60]} in properties): give it once"
             )
-        return check_unicode(value, "conversation_id")
+        return next(iter(values.values()), None)
 
-    def sample_rate(self) -> int | None:
-        value = self.get("sample_rate")
-        if value is None:
-            return None
-        name = self.name("sample_rate")
-        meaning = "a positive whole number such as 24000"
-        if isinstance(value, str):
-            value = ascii_int(value, name, meaning=meaning)
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise MessageError(f"{name} must be {meaning}, got {json.dumps(value)[:60]}")
-        if not MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE:
-            raise MessageError(f"{name} must be between {MIN_SAMPLE_RATE} and {MAX_SAMPLE_RATE}, got {str(value)[:20]}")
-        return value
+
+def _conversation_id(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_CONVERSATION_ID_CHARS:
+        raise MessageError(
+            f"conversation_id must be a non-empty string of at most {MAX_CONVERSATION_ID_CHARS} "
+            f"characters (or left out), got {json.dumps(value)[:60]}"
+        )
+    return check_unicode(value, "conversation_id")
 
 
 def _refuse_flat_only(body: Mapping[str, Any], properties: Mapping[str, Any], known: tuple[str, ...]) -> None:
@@ -405,17 +479,24 @@ def check_known(
             continue
         if not isinstance(name, str):  # a multipart part without a name
             raise MessageError("every form field needs a name: send the file as -F file=@speech.wav, options as -F done=true")
-        if name == "text" and endpoint != MODALITY_ENDPOINTS["text"]:
+        if name == "text" and endpoint != TEXT_ENDPOINT:
             raise MessageError(
                 f'{prefix}text is for POST /send_text_message: {endpoint or "this endpoint"} speaks audio '
                 "(base64 PCM in audio, or an audio file as the body)"
             )
+        if name == "wait" and endpoint == MICROPHONE_ENDPOINT:
+            raise MessageError(MICROPHONE_WAIT)
         raise MessageError(f"unknown {noun} {json.dumps(prefix + name)[:80]}{_closest(name, known, prefix)}")
 
 
 def _closest(name: str, known: tuple[str, ...], prefix: str) -> str:
     lowered = {candidate.lower(): candidate for candidate in known}
-    match = lowered.get(name.lower()) or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+    alias = FIELD_ALIASES.get(name.lower())
+    match = (
+        (alias if alias in known else None)
+        or lowered.get(name.lower())
+        or next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.6)), None)
+    )
     suggestion = f'did you mean "{prefix}{match}"? ' if match else ""
     return f": {suggestion}(known: {', '.join(known)})"
 

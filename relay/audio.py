@@ -30,6 +30,18 @@ from echo_messages import (
 )
 from relay.errors import AudioTooLong, MessageError, RelayError, TooLarge, UnsupportedAudio
 
+# The media types of a body that is an audio file (the decoder tells the format by the bytes); for the views and
+# the OpenAPI document.
+AUDIO_FILE_MIMETYPES = (
+    "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/flac",
+    "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "audio/aiff", "audio/x-aiff",
+    "application/octet-stream",
+)
+# The Content-Type to name for each container an error finds where JSON belongs.
+AUDIO_CONTENT_TYPES = {
+    "wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff"
+}
+
 PASSTHROUGH_SAMPLE_RATES = (16000, 24000)  # the rates Tavus documents; sent untouched
 DECODE_BLOCK_FRAMES = 16384  # ~0.35 s at 44.1 kHz: decodes in about a millisecond, so the first message leaves at once
 

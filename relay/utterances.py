@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from echo_messages import WAITS  # noqa: F401 (the waits' one list; relay.core reads it here)
 from relay.audio import UtteranceRates
 from relay.errors import QueueFull, UtteranceClosed
 from relay.face_events import SpeakingReport, SpokenReport
@@ -39,7 +40,6 @@ LATENCY_WINDOW = 100  # /health's p50 and p95 are over the last this many uttera
 WAIT_POLL_S = 0.05  # how often a wait re-checks whether to give up (a stop, the face gone)
 MAX_SPOKEN_TEXT_CHARS = 500  # of what the face said: its end, where an interrupted line stopped
 ELLIPSIS = "…"
-WAITS = ("spoken", "started")
 SENT_STATES = ("queued", "sending")  # what `sent` moves on from: never back from speaking
 DONE_STATES = ("spoken", "interrupted", "failed")
 

@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
 from relay import audio
+from relay import openapi as api_document
 from relay.answers import Answer
 from relay.core import Relay
 from relay.errors import INTERNAL_ERROR, MessageError, ModeError, NotFound, RelayError, UnsupportedMediaType, status_of
@@ -31,14 +32,8 @@ log = logging.getLogger("echo_relay")
 
 TEXT_ENDPOINT = "/send_text_message"
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
-AUDIO_FILE_MIMETYPES = (
-    "audio/wav", "audio/x-wav", "audio/wave", "audio/vnd.wave", "audio/mpeg", "audio/mp3", "audio/flac",
-    "audio/x-flac", "audio/ogg", "audio/opus", "application/ogg", "audio/aiff", "audio/x-aiff",
-    "application/octet-stream",
-)
-AUDIO_CONTENT_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "ogg": "audio/ogg", "aiff": "audio/aiff"}
-SCRIPT_FIELDS = ("script", "name")
 AUDIO_SNIFF_BYTES = 16384  # of a body that is not JSON: enough to tell an audio file
+EVENT_ID_MEANING = "an event id, a whole number >= 0"
 
 views = Blueprint("relay", __name__)
 
@@ -165,7 +160,7 @@ def decode_json(data: bytearray) -> Any:
 
 def _audio_body_hint(container: str) -> str:
     """curl --data-binary @speech.wav without -H sends form-urlencoded: say which header to add."""
-    content_type = AUDIO_CONTENT_TYPES[container]
+    content_type = audio.AUDIO_CONTENT_TYPES[container]
     if request.path == TEXT_ENDPOINT:
         return (
             f"the body is an audio file ({container.upper()}), not JSON: POST it to /send_audio_message "
@@ -186,17 +181,16 @@ def declared_audio() -> echo_messages.AudioRequest:
         upload = request.files.get("file")
         if upload is None:
             raise MessageError("a multipart upload needs the audio in a field named file (curl -F file=@speech.wav)")
-        return echo_messages.parse_audio_file(upload.stream, request.values)  # type: ignore[arg-type]
-    if mimetype in AUDIO_FILE_MIMETYPES:
-        return echo_messages.parse_audio_file(_body_file(), request.args)
+        stream: Any = upload.stream
+        return echo_messages.parse_audio_file(stream, request.values, endpoint=request.path)
+    if mimetype in audio.AUDIO_FILE_MIMETYPES:
+        return echo_messages.parse_audio_file(_body_file(), request.args, endpoint=request.path)
     if mimetype.startswith("audio/"):
         raise UnsupportedMediaType(
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
             "(or application/octet-stream and the relay recognises the format)"
         )
-    return echo_messages.parse_audio_request(
-        decode_json(json_request_body()), endpoint=request.path, require_audio=request.path == "/microphone"
-    )
+    return echo_messages.parse_audio_request(decode_json(json_request_body()), endpoint=request.path)
 
 
 def _body_file() -> BinaryIO:
@@ -225,9 +219,17 @@ def _seekable(stream: Any) -> bool:
 
 
 def event_cursor() -> int:
-    """The last event id the caller has: `?after=` or the `Last-Event-ID` an EventSource sends on reconnect."""
-    raw = request.args.get("after", request.headers.get("Last-Event-ID", "0")).strip() or "0"
-    return echo_messages.ascii_int(raw, "after (or Last-Event-ID)", meaning="an event id, a whole number >= 0")
+    """The last event id the caller has: `?after=`, else the `Last-Event-ID` an EventSource sends on reconnect.
+
+    Each given is checked (empty means 0), so neither is ever ignored for being wrong.
+    """
+    given = [raw for raw in (request.args.get("after"), request.headers.get("Last-Event-ID")) if raw is not None]
+    ids = [_event_id(raw) for raw in given]
+    return ids[0] if ids else 0
+
+
+def _event_id(raw: str) -> int:
+    return echo_messages.ascii_int(raw.strip() or "0", "after (or Last-Event-ID)", meaning=EVENT_ID_MEANING)
 
 
 # --- speaking -------------------------------------------------------------------------------
@@ -258,8 +260,7 @@ def microphone_clip() -> Response:
         )
     relay.room.check_open()
     echo = audio_request(relay, {})
-    if echo.request.wait is not None:
-        raise MessageError("wait is for /send_text_message and /send_audio_message: the microphone answers once queued")
+    relay.conversation_id_for(echo.request.conversation_id)  # one relay serves one room, its microphone too
     return answer({"status": "Queued", "mode": relay.room.mode, **relay.play_on_microphone(echo)}, 202)
 
 
@@ -290,13 +291,14 @@ def utterance(inference_id: str) -> Response:
 def events() -> Response:
     relay = current_relay()
     last_id = event_cursor()
+    limit = listing_limit(request.args.get("limit"))  # checked on a stream too, where it has no use
     if "text/event-stream" in request.headers.get("Accept", ""):
         return Response(
             relay.events.stream(last_id),
             mimetype="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-    return answer(relay.events.listing(last_id, listing_limit(request.args.get("limit"))))
+    return answer(relay.events.listing(last_id, limit))
 
 
 @views.get("/health")
@@ -326,7 +328,8 @@ def room_info() -> Response:
 
 @views.get("/openapi.json")
 def openapi() -> Response:
-    return current_app.send_static_file("openapi.json")
+    """The API's description, generated from the parser's tables, with this room's conversation_id the only one."""
+    return respond(Answer(200, api_document.served(current_relay().room.conversation_id)))
 
 
 @views.get("/")
@@ -352,12 +355,8 @@ def console_policy(conversation_url: str | None) -> str:
 
 @views.post("/script")
 def load_script() -> Response:
-    body = decode_json(json_request_body())
-    if not isinstance(body, dict) or not isinstance(body.get("script"), str):
-        raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
-    echo_messages.check_known(body, SCRIPT_FIELDS, "/script")
-    name = str(body.get("name") or "the script")[:80]
-    return answer(current_relay().load_script(body.pop("script"), name))  # popped: not held while answering
+    script, name = echo_messages.parse_script_request(decode_json(json_request_body()))
+    return answer(current_relay().load_script(script, name))
 
 
 @views.get("/script")

@@ -239,6 +239,7 @@ BAD_REQUESTS = [
     ("/send_audio_message", {"audio": b64(pcm_of(10)), "sample_rate": 10**9}, 400, "sample_rate must be between"),
     ("/send_audio_message", {"audio": b64(pcm_of(10)), "modality": "text"}, 400, "send text to /send_text_message"),
     ("/send_audio_message", {"sample_rate": 24000}, 400, "audio is required"),
+    ("/send_audio_message", {"audio": "", "done": True}, 400, "audio is empty: put base64 of raw 16-bit PCM"),
     ("/send_audio_message", {"audio": 12}, 400, "audio must be a string"),
     ("/send_audio_message", {"audio": b64(b"RIFF\x00\x00\x00\x00WAVEjunk"), "done": True}, 400, "could not decode audio"),
 ]
@@ -348,6 +349,9 @@ def test_an_error_after_the_body_is_read_has_its_status_and_exact_words(client, 
     [
         (b'{"text": "Hi",}', "the body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 15"),
         (b'{"txt": "Hi"}', 'unknown field "txt": did you mean "text"?'),
+        (b'{"message": "Hi"}', 'unknown field "message": did you mean "text"?'),
+        (b'{"audio": "AAAA", "done": true}',
+         "text is required: a non-empty string for the face to say (to play audio, POST it to /send_audio_message)"),
         (b'{"text": ""}', "text is required: a non-empty string for the face to say"),
     ],
 )

@@ -103,6 +103,27 @@ def test_a_bad_limit_is_400_naming_it(client, limit):
     assert response.get_json()["error"].startswith("limit must be a whole number from 1 to 1000, got ")
 
 
+def test_an_empty_last_event_id_means_from_the_start(client, fake_call_client):
+    wait_for_events(client, 2)
+
+    assert [e["id"] for e in client.get("/events", headers={"Last-Event-ID": ""}).get_json()] == [1, 2]
+
+
+def test_a_bad_last_event_id_is_400_even_beside_after(client):
+    """`after` is the one used, but a header the document forbids is never ignored."""
+    response = client.get("/events?after=1", headers={"Last-Event-ID": "x"})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == 'after (or Last-Event-ID) must be an event id, a whole number >= 0, got "x"'
+
+
+def test_a_bad_limit_is_400_on_the_stream_too(client):
+    response = client.get("/events?limit=0", headers={"Accept": "text/event-stream"})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "limit must be a whole number from 1 to 1000, got 0"
+
+
 def test_interrupts_and_send_failures_are_events(client, fake_daily, fake_call_client):
     client.post("/interrupt")
     fake_daily.send_error = lambda index, message: "AppMessage(Signalling(ChannelNotOpen))"

@@ -85,6 +85,19 @@ def test_the_microphone_does_not_wait(dry_run):
     )
 
 
+def test_a_microphone_clip_for_another_conversation_is_400(dry_run):
+    client, _ = dry_run
+    silence = base64.b64encode(bytes(4800)).decode()
+
+    response = client.post("/microphone", json={"audio": silence, "sample_rate": 24000, "conversation_id": "c999"})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == (
+        "conversation_id 'c999' is not this relay's conversation ('dry-run'); "
+        "leave it out or run one relay per conversation"
+    )
+
+
 def test_an_utterance_is_told_with_its_state_and_times(dry_run):
     client, _ = dry_run
     client.post("/send_text_message", json={"text": "Hello", "inference_id": "u-1", "wait": "spoken"})

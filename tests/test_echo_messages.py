@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import itertools
 import json
 from typing import Any
@@ -51,6 +52,130 @@ def test_audio_base64_with_line_breaks_from_the_base64_tool_is_accepted():
     wrapped = base64.encodebytes(pcm).decode()  # 76-column lines, as `base64 file` prints
 
     assert parse_audio_request({"audio": wrapped}).audio == pcm
+
+
+@pytest.mark.parametrize("body, name", [
+    ({"audio": "", "done": True}, "audio"),
+    ({"audio": " \n", "done": True}, "audio"),
+    ({"properties": {"audio": "", "done": True}}, "properties.audio"),
+])
+def test_an_audio_field_present_and_empty_says_the_audio_is_empty_and_how_to_make_the_file(body, name):
+    with pytest.raises(MessageError) as caught:
+        parse_audio_request(body)
+
+    assert str(caught.value) == (
+        f"{name} is empty: put base64 of raw 16-bit PCM or of an audio file in it "
+        "(no file at hand? cp examples/hello.wav speech.wav, or espeak-ng -w speech.wav \"Hello there\"); "
+        'to close an utterance, leave audio out and send "done": true'
+    )
+
+
+def test_done_with_no_audio_field_still_closes_the_utterance():
+    request = parse_audio_request({"inference_id": "story-1", "done": True})
+
+    assert (request.audio, request.done, request.inference_id) == (b"", True, "story-1")
+
+
+def test_message_on_the_simple_form_suggests_text():
+    with pytest.raises(MessageError) as caught:
+        parse_text_request({"message": "hi"})
+
+    assert str(caught.value) == (
+        'unknown field "message": did you mean "text"? (known: message_type, event_type, conversation_id, '
+        "properties, modality, text, emotion, inference_id, done, interrupt, wait, audio, sample_rate)"
+    )
+
+
+@pytest.mark.parametrize("body", [{"audio": "AAAA", "done": True}, {"properties": {"audio": "AAAA"}}])
+def test_audio_and_no_text_sent_for_text_says_to_use_send_audio_message(body):
+    with pytest.raises(MessageError) as caught:
+        parse_text_request(body)
+
+    assert str(caught.value).endswith("(to play audio, POST it to /send_audio_message)")
+
+
+def test_the_docs_form_may_still_carry_an_ignored_audio_beside_its_text():
+    echo = parse_text_request({"properties": {"text": "Hi", "audio": "base64-encoded-audio", "sample_rate": 24000}})
+
+    assert echo.text == "Hi"
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"properties": {"text": "Hi", "done": True}, "done": 5}, "done must be true or false, got 5"),
+    ({"properties": {"text": "Hi"}, "text": 5}, "text must be a string, got 5"),
+    ({"properties": {"text": "Hi", "wait": "spoken"}, "wait": "soon"},
+     'wait must be "spoken" or "started" (or left out), got \'soon\''),
+    ({"properties": {"text": "Hi", "inference_id": "a"}, "inference_id": ""},
+     'inference_id must be a non-empty string, got ""'),
+])
+def test_a_field_at_the_top_level_of_the_properties_form_is_checked_even_where_properties_has_it_too(body, error):
+    """The properties' value is the one used, but neither is ignored: the document says what both may be."""
+    with pytest.raises(MessageError) as caught:
+        parse_text_request(body)
+
+    assert str(caught.value) == error
+
+
+def test_conversation_id_given_at_both_levels_must_be_the_same():
+    with pytest.raises(MessageError) as caught:
+        parse_text_request({"conversation_id": "c1", "properties": {"text": "Hi", "conversation_id": "c2"}})
+
+    assert str(caught.value) == (
+        'conversation_id is given twice with different values ("c1", and "c2" in properties): give it once'
+    )
+    same = {"conversation_id": "c1", "properties": {"text": "Hi", "conversation_id": "c1"}}
+    assert parse_text_request(same).conversation_id == "c1"
+
+
+@pytest.mark.parametrize("wait", ["soon", "", "SPOKEN"])
+def test_wait_takes_only_spoken_or_started(wait):
+    with pytest.raises(MessageError) as caught:
+        parse_text_request({"text": "Hi", "wait": wait})
+
+    assert str(caught.value) == f'wait must be "spoken" or "started" (or left out), got {wait!r}'
+
+
+def test_a_sample_rate_written_as_a_whole_float_is_that_number():
+    """JSON has one number type: 24000.0 is 24000 (and the OpenAPI document's integer says so)."""
+    assert parse_audio_request({"audio": "AAAA", "sample_rate": 24000.0}).sample_rate == 24000
+
+
+@pytest.mark.parametrize("body", [{"audio": "AAAA", "wait": "spoken"}, {"audio": "AAAA", "wait": None}])
+def test_the_microphone_takes_no_wait(body):
+    with pytest.raises(MessageError) as caught:
+        parse_audio_request(body, endpoint="/microphone")
+
+    assert str(caught.value) == echo_messages.MICROPHONE_WAIT
+
+
+def test_a_microphone_upload_takes_no_wait_parameter():
+    with pytest.raises(MessageError) as caught:
+        echo_messages.parse_audio_file(io.BytesIO(b"RIFF"), {"wait": "spoken"}, endpoint="/microphone")
+
+    assert str(caught.value) == echo_messages.MICROPHONE_WAIT
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"script": "Hi"}, ("Hi", "the script")),
+    ({"script": "Hi", "name": "demo"}, ("Hi", "demo")),
+    ({"script": "Hi", "name": None}, ("Hi", "the script")),
+    ({"script": "Hi", "name": "x" * 100}, ("Hi", "x" * 80)),
+])
+def test_a_script_request_is_its_script_and_name(body, expected):
+    assert echo_messages.parse_script_request(body) == expected
+
+
+@pytest.mark.parametrize("body, error", [
+    ({"script": 5}, 'send the script as {"script": "one line per utterance\\n@pause 1\\n..."}'),
+    ([], 'send the script as {"script": "one line per utterance\\n@pause 1\\n..."}'),
+    ({"script": "Hi", "name": {}}, "name must be a string, got {}"),
+    ({"script": "Hi", "nme": "demo"}, 'unknown field "nme": did you mean "name"? (known: script, name)'),
+])
+def test_a_script_request_that_is_not_a_script_and_a_name_is_a_message_error(body, error):
+    with pytest.raises(MessageError) as caught:
+        echo_messages.parse_script_request(body)
+
+    assert str(caught.value) == error
 
 
 # --- building -----------------------------------------------------------------

@@ -390,6 +390,12 @@ def test_the_console_endpoints_load_step_and_refuse_what_does_not_fit(client, fa
     assert emotional["steps"] == [{"line": 2, "kind": "say", "text": "Hi.", "emotion": "content"}]
 
 
+def test_a_script_name_that_is_not_a_string_is_400(client):
+    response = client.post("/script", json={"script": "Hi.", "name": {}})
+
+    assert response.status_code == 400 and response.get_json() == {"error": "name must be a string, got {}"}
+
+
 def test_an_interrupt_stops_a_script_run(client, fake_call_client):
     Face(fake_call_client, lose={0})
     client.post("/script", json={"script": "One.\nTwo."})
