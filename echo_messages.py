@@ -209,7 +209,13 @@ def json_body(data: bytes | bytearray) -> Any:
     if not data or data.isspace():
         raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
-        text = data.decode(json.detect_encoding(data), "surrogatepass")  # as json.loads
+        encoding = json.detect_encoding(data)
+        if encoding == "utf-8" and _ASTRAL_UTF8.search(data) is not None:
+            try:
+                return _decode_astral_escaped(data)
+            except (json.JSONDecodeError, _NotEscapable):
+                pass  # read as written below: an error is then said at the place the caller wrote it
+        text = data.decode(encoding, "surrogatepass")  # as json.loads
         if isinstance(data, bytearray):
             data.clear()
         return _decode_bounded(text)
@@ -223,6 +229,28 @@ def json_body(data: bytes | bytearray) -> Any:
         ) from None
     except ValueError:  # not UTF-8 (UnicodeDecodeError), or a number too long for int()
         raise MessageError("the body is not valid JSON (UTF-8 expected)") from None
+
+
+def _decode_astral_escaped(data: bytes | bytearray) -> Any:
+    """The body read as JSON with every character beyond the BMP (an emoji) written as JSON's escape for it.
+
+    Python holds a text with one such character at 4 bytes a character: the body's text would be held so beside
+    the text parsed out of it (a 10 MB text with one emoji: 8x the body). Escaped, the body's text is held at 1
+    or 2 bytes a character while it is parsed, and only the text parsed out of it at 4. After a backslash an
+    escape would not mean the same: such a body is read as written (_NotEscapable).
+    """
+    if _ASTRAL_AFTER_BACKSLASH.search(data) is not None:
+        raise _NotEscapable
+    text = _ASTRAL_UTF8.sub(lambda found: json.dumps(found.group().decode("utf-8")).encode()[1:-1], data).decode()
+    return _decode_bounded(text)
+
+
+class _NotEscapable(Exception):
+    """A body whose characters beyond the BMP cannot all be written as escapes."""
+
+
+_ASTRAL_UTF8 = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")  # a character beyond the BMP, as UTF-8 writes it
+_ASTRAL_AFTER_BACKSLASH = re.compile(rb"\\[\xf0-\xf4]")
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -562,6 +590,10 @@ def text_echo_messages(
     (relay/markup.py): a piece never ends inside a tag or a `<spell>` span, and
     a tag starts the piece with the words it applies to; markup too long for
     one message is a MessageError, since no cut can make it fit.
+
+    Where each piece ends is found now, so a text that cannot be split raises
+    here and sends nothing; the messages themselves are made one at a time as
+    they are sent, so a long text is never held twice (as itself and as pieces).
     """
 
     def message(piece: str, last: bool) -> dict[str, Any]:
@@ -569,25 +601,35 @@ def text_echo_messages(
             conversation_id, modality="text", text=piece, inference_id=inference_id, done=done if last else False
         )
 
+    ends = _piece_ends(text, message, max_bytes)
+
+    def messages() -> Iterator[dict[str, Any]]:
+        start = 0
+        for number, end in enumerate(ends, start=1):
+            yield message(text[start:end], last=number == len(ends))
+            start = end
+
+    return messages()
+
+
+def _piece_ends(text: str, message: Callable[[str, bool], dict[str, Any]], max_bytes: int) -> list[int]:
+    """Where each piece of `text` ends, the last at its end; `message(piece, last)` is a piece's message."""
     budget: int | None = None  # bytes left for the escaped text: measured only when a text needs splitting
     found = Markup(text)
+    ends: list[int] = []
     start = 0
     while True:
         # Each char costs at least one byte, so only a rest of at most max_bytes chars can fit whole.
-        if len(text) - start <= max_bytes:
-            whole = message(text[start:], last=True)
-            if serialized_size(whole) <= max_bytes:
-                yield whole
-                return
+        if len(text) - start <= max_bytes and serialized_size(message(text[start:], True)) <= max_bytes:
+            return [*ends, len(text)]
         window = text[start : start + max_bytes]
         if budget is None:
-            budget = max_bytes - serialized_size(message("", last=False))
+            budget = max_bytes - serialized_size(message("", False))
         fit = _fitting_length(window, budget)
         if fit == 0:
             raise _envelope_too_long(max_bytes)
-        cut = _piece_end(text, start, start + fit, found.cuts(start, start + fit, start + len(window)), max_bytes)
-        yield message(text[start:cut], last=False)
-        start = cut
+        start = _piece_end(text, start, start + fit, found.cuts(start, start + fit, start + len(window)), max_bytes)
+        ends.append(start)
 
 
 def _piece_end(text: str, start: int, limit: int, cuts: Cuts, max_bytes: int) -> int:

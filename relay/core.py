@@ -32,7 +32,7 @@ from relay.recorder import Recorder
 from relay.room import RelayRoom
 from relay.script import ScriptRunner, Step, parse_script
 from relay.sender import Sender
-from relay.utterances import WAITS, OpenUtterances, UtteranceTracker, WaitingRequests, spoken_fields
+from relay.utterances import OpenUtterances, UtteranceTracker, WaitingRequests, spoken_fields
 
 log = logging.getLogger("echo_relay")
 
@@ -93,7 +93,6 @@ class Relay:
 
         With `wait` ("spoken" or "started") the answer comes once the face
         reported it, with `spoken` (see `_waited`)."""
-        _check_wait(wait)
         with self.waiting.place(wait):
             return self._speak_text(echo, ticket=ticket, wait=wait)
 
@@ -101,14 +100,12 @@ class Relay:
         conversation_id = self.conversation_id_for(echo.conversation_id)
         inference_id = echo.inference_id or new_inference_id()
         self.tracker.arrived(inference_id)
-        messages = list(  # whole before the request takes its turn: a text that cannot be split sends nothing
-            echo_messages.text_echo_messages(
-                echo.text,
-                conversation_id=conversation_id,
-                inference_id=inference_id,
-                done=echo.done,
-                max_bytes=self.settings.max_message_bytes,
-            )
+        messages = echo_messages.text_echo_messages(  # split before the request takes its turn: a text that
+            echo.text,  # cannot be split sends nothing
+            conversation_id=conversation_id,
+            inference_id=inference_id,
+            done=echo.done,
+            max_bytes=self.settings.max_message_bytes,
         )
         sent = self.send(
             messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
@@ -118,7 +115,6 @@ class Relay:
 
     def speak_audio(self, echo: AudioEcho, *, ticket: int | None = None, wait: str | None = None) -> dict[str, Any]:
         """One audio utterance (or part of one), decoded as it is sent; the answer's fields (`wait` as for text)."""
-        _check_wait(wait)
         with self.waiting.place(wait):
             return self._speak_audio(echo, ticket=ticket, wait=wait)
 
@@ -380,8 +376,3 @@ class Relay:
         self.sender.close()
         self.room_events.close()
         self.recorder.close()
-
-
-def _check_wait(wait: str | None) -> None:
-    if wait is not None and wait not in WAITS:
-        raise MessageError(f'wait must be "spoken" or "started" (or left out), got {str(wait)[:40]!r}')

@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from echo_messages import WAITS  # noqa: F401 (the waits' one list; relay.core reads it here)
 from relay.audio import UtteranceRates
 from relay.errors import QueueFull, UtteranceClosed
 from relay.face_events import SpeakingReport, SpokenReport

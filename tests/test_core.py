@@ -14,7 +14,7 @@ from config import Settings
 from echo_messages import AudioRequest, TextEcho
 from relay.audio import AudioEcho, PcmStream, UtteranceRates
 from relay.dry_run import DryRunRoom
-from relay.errors import MessageError, UtteranceClosed
+from relay.errors import UtteranceClosed
 from tests.conftest import CONVERSATION_ID, REPLICA, sent_messages
 
 
@@ -101,13 +101,6 @@ def test_a_face_that_never_reports_is_not_an_error_and_the_answer_says_so(room, 
     assert answer == {"inference_id": "n1", "messages_sent": 1, "conversation_id": CONVERSATION_ID,
                       "spoken": None, "spoken_timeout_s": 0.05}
     assert relay.utterance("n1")["state"] == "sent"
-
-
-def test_an_unknown_wait_is_a_400_before_anything_is_sent(relay, fake_call_client):
-    with pytest.raises(MessageError, match='wait must be "spoken" or "started"'):
-        relay.speak_text(TextEcho("Hi"), wait="soon")
-
-    assert sent_messages(fake_call_client) == []
 
 
 def test_the_dry_runs_face_answers_a_wait(make_app):

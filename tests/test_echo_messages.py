@@ -631,3 +631,28 @@ def test_in_tagged_prose_no_piece_ends_with_a_tag(words, max_bytes):
 
     assert "".join(pieces) == text
     assert not [piece for piece in pieces[:-1] for tag in tags if piece.rstrip().endswith(tag)]
+
+
+# --- a text beyond the BMP is read as written, at less cost -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"text": "hi 😀 there"}', '{"text": "😀😀", "inference_id": "🎉"}', '{"text": "\\\\😀"}',
+        '{"text": "a\\ud83d\\ude00b 😀"}', '["😀", {"😀": "x"}]', '{"text": "日本 😀 é"}',
+    ],
+)
+def test_a_body_with_emoji_reads_as_json_loads_reads_it(body):
+    assert echo_messages.json_body(bytearray(body.encode())) == json.loads(body)
+
+
+@pytest.mark.parametrize("body", ['{"text": "\\😀"}', '{"text": "😀😀", "x": 😀}', '{"text": "😀😀",}', '{"a": "😀"'])
+def test_a_malformed_body_with_emoji_is_named_where_the_caller_wrote_the_mistake(body):
+    with pytest.raises(json.JSONDecodeError) as expected:
+        json.loads(body)
+    with pytest.raises(MessageError) as raised:
+        echo_messages.json_body(body.encode())
+
+    error = expected.value
+    assert str(raised.value) == f"the body is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
