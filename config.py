@@ -245,7 +245,7 @@ def _without_password(url: str) -> str:
 
 
 def _dotenv_in_cwd() -> dict[str, str]:
-    """The `.env` of the directory the relay is started from, as the README says."""
+    """The `.env` of the directory the relay is started from, as docs/settings.md says."""
     return _dotenv_values(find_dotenv(usecwd=True))
 
 

@@ -2,7 +2,7 @@
 
     python examples/stream_chunks.py speech.wav [http://127.0.0.1:8000]
 
-The contract (README, "Stream your own audio"): one inference_id for the
+The contract (docs/api.md, "Stream your own audio"): one inference_id for the
 utterance, chunks in order, one POST per chunk with "done": false, and
 "done": true on the last. Each answer is printed as it comes; a refused chunk
 (any answer but 200) ends the stream, since the relay sends nothing more of

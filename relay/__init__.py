@@ -1,1 +1,1 @@
-"""What runs underneath app.py, one concern per module; the layout table in the README says which owns what."""
+"""What runs underneath app.py, one concern per module; the layout table in docs/development.md says which owns what."""

@@ -424,7 +424,7 @@ def document(conversation_id: str | None = None) -> dict[str, Any]:
             "version": "0.1.0",
             "description": "POST text or audio; a Tavus face in Echo Mode says it. Every error is "
             "{\"error\": \"...\"}. A 200 means Daily confirmed every app message of the request. Generated from the "
-            f"relay's own field tables ({REGENERATE}). See README.md.",
+            f"relay's own field tables ({REGENERATE}). See docs/api.md.",
         },
         "servers": [{"url": "http://127.0.0.1:8000"}],
         "security": [{}, {"bearer": []}],

@@ -99,7 +99,7 @@ def persona_names(settings: Settings, conversation_id: str) -> tuple[str, ...]:
     """The name of the persona (or PAL) of a conversation created elsewhere: the face's user name in its room.
 
     Only with TAVUS_API_KEY; without one, or if Tavus cannot say, the face
-    counts by its user id and Tavus's own messages (see the README). Each
+    counts by its user id and Tavus's own messages (see docs/face.md). Each
     call is asked once, not once more after TAVUS_TIMEOUT: the name only helps
     to recognise the face, and must not hold the join for a minute.
     """

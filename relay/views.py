@@ -80,7 +80,9 @@ def handle_error(error: Exception) -> Response:
 def _http_error_answer(error: HTTPException, method: str, path: str) -> Answer:
     """Flask's own refusals in the relay's words; a 405 names the methods in `Allow`, as RFC 9110 requires."""
     if error.code == 404:
-        return Answer.error(f"no endpoint {path}: see GET /health and the README for the endpoints", 404)
+        return Answer.error(
+            f"no endpoint {path}: GET /openapi.json lists every endpoint (docs/api.md describes them)", 404
+        )
     if error.code == 405:
         valid = set(getattr(error, "valid_methods", None) or [])
         named = ", ".join(sorted(valid - {"HEAD", "OPTIONS"}))

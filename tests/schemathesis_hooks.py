@@ -5,7 +5,7 @@ is not sent. Its answer comes once the face has spoken it, after every
 utterance sent before it: against the dry run's stand-in face (150 words a
 minute), a fuzzer's hundreds of utterances make that up to
 RELAY_SPOKEN_TIMEOUT (60 s), and never at all for an utterance left open
-(`done` false), by design (README, "Knowing the face spoke it"). The run would
+(`done` false), by design (docs/face.md, "Knowing the face spoke it"). The run would
 spend its minutes waiting, past schemathesis's request timeout, and learn
 nothing the tests of `wait` do not (tests/test_app_utterances.py). A `wait`
 the relay refuses, and every other request, is sent as generated.

@@ -287,6 +287,20 @@ def test_the_dry_run_says_where_the_console_is_and_a_first_curl_to_try(relay_env
     ) in err
 
 
+def test_the_readme_shows_what_the_dry_run_prints_at_start(relay_env_here, capsys):
+    import app
+    from tests.conftest import wait_for_relay
+    from tests.docs import code_blocks, page, section
+
+    shown = code_blocks(section(page("README.md"), "## Install and run"), "text")[0]
+    signal_when(lambda: wait_for_relay(relay_env_here), signal.SIGTERM)
+
+    assert app.main([]) == 0
+
+    printed = capsys.readouterr().err.replace(f"127.0.0.1:{relay_env_here}", "127.0.0.1:8000")
+    assert shown in printed
+
+
 def test_a_long_join_says_it_is_still_joining_and_ctrl_c_says_nothing_was_left_running(
     relay_env_here, fake_daily, monkeypatch, capsys, caplog
 ):

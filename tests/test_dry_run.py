@@ -18,6 +18,7 @@ import requests
 from config import Settings
 from echo_messages import MAX_MESSAGE_BYTES, audio_echo_messages, interrupt_message, serialized_size
 from relay.dry_run import DryRunRoom
+from tests.docs import page
 
 
 def audio_messages(milliseconds: int, rate: int = 24000) -> list[dict]:
@@ -59,7 +60,7 @@ def test_each_printed_size_is_the_size_the_limit_applies_to_so_none_is_over_4096
 
 
 def test_the_readmes_audio_line_is_what_the_dry_run_prints_for_a_60_ms_message():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = page("README.md")
     out = io.StringIO()
     inference_id = "3f0c" * 8  # a uuid4 hex, as the relay makes them
     pcm = bytes(2 * 24000 * 120 // 1000)  # two messages: the first is a full one, not the last

@@ -1,4 +1,4 @@
-"""The examples under examples/ do what their comments and the README say, run as a user runs them."""
+"""The examples under examples/ do what their comments and docs/ say, run as a user runs them."""
 
 from __future__ import annotations
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from echo_messages import BYTES_PER_SAMPLE
 from relay.microphone import Microphone, MicrophoneUtterance
 from tests.conftest import WAIT_S, wait_until
+from tests.docs import page
 
 RATE = 24000
 
@@ -115,10 +115,10 @@ def test_an_interrupt_ends_the_utterance_saying_it_was_cut_short(microphone, dev
     ]
 
 
-def test_the_readme_shows_the_line_the_relay_prints_for_a_held_utterance():
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+def test_the_console_page_shows_the_line_the_relay_prints_for_a_held_utterance():
+    console_page = page("docs/console.md")
     held = MicrophoneUtterance()
     for _ in range(12):  # hold to talk: 100 ms clips
         held.add(100, 100)
 
-    assert f"`{held.line()}`" in readme
+    assert f"`{held.line()}`" in console_page

@@ -34,7 +34,7 @@ from relay.microphone import CountingMicrophoneDevice
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "schemathesis.toml"
-EXAMPLES_PER_OPERATION = 40  # with the coverage phase's own cases: well over the 1,000 requests the README promises
+EXAMPLES_PER_OPERATION = 40  # with the coverage phase's own cases: well over the 1,000 requests docs/api.md promises
 PCM = "AAAAAAAA"  # three samples of silence
 
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,10 +20,11 @@ import requests
 import app
 from tavus_client import TavusClient, persona_id_of
 from tests.conftest import FakeBehaviour, free_port, wait_for_relay
+from tests.docs import page
 from tests.fake_daily import participant
 from tests.fake_tavus import API_KEY, STOCK_FACES
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+TAVUS_PAGE = page("docs/tavus.md")
 
 
 @pytest.fixture
@@ -499,7 +499,7 @@ def test_ctrl_c_while_tavus_creates_the_conversation_says_how_to_find_and_end_it
     )
     assert capsys.readouterr().err.strip() == stopped
     assert fake_daily.clients == []
-    assert reused or f"`{stopped}`" in " ".join(README.split())  # the README shows the line as it is
+    assert reused or f"`{stopped}`" in " ".join(TAVUS_PAGE.split())  # docs/tavus.md shows the line as it is
 
 
 def test_the_commands_a_stopped_quickstart_names_are_commands_of_the_tavus_command_line():

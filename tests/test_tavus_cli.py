@@ -16,6 +16,7 @@ import pytest
 from relay.tavus_cli import ECHO_HAS_NO_PROMPT, NO_FACE, build_parser
 from relay.tavus_cli import main as tavus_main
 from tests.conftest import assert_no_secret, free_port
+from tests.docs import code_blocks, page, section
 from tests.fake_tavus import API_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,21 +221,19 @@ def test_cli_with_tavus_unreachable_prints_only_its_own_line(tmp_path):
     assert result.stderr == f"error: Tavus API GET /faces failed: could not connect to 127.0.0.1:{port} (ConnectionError)\n"
 
 
-def readme_commands() -> list[list[str]]:
-    """Every `python tavus_client.py ...` line of the README's command line section, as the shell would split it."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("### The Tavus command line", 1)[1].split("\n## ", 1)[0]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+def documented_commands() -> list[list[str]]:
+    """Every `python tavus_client.py ...` line of docs/tavus.md's command line section, as the shell would split it."""
+    block = code_blocks(section(page("docs/tavus.md"), "## The Tavus command line"), "sh")[0].replace("\\\n", " ")
     return [shlex.split(line, comments=True)[2:] for line in block.splitlines() if line.startswith("python tavus_client.py")]
 
 
-def test_every_readme_command_works_as_written(fake_tavus, tmp_path, monkeypatch, capsys):
+def test_every_documented_command_works_as_written(fake_tavus, tmp_path, monkeypatch, capsys):
     for name in [name for name in os.environ if name.startswith(("TAVUS_", "RELAY_"))]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("TAVUS_API_KEY", API_KEY)
     monkeypatch.setenv("TAVUS_API_BASE_URL", fake_tavus.base_url)
     monkeypatch.chdir(tmp_path)
-    commands = readme_commands()
+    commands = documented_commands()
     assert {command[0] for command in commands} >= {"delete-conversation", "patch-persona", "patch-pal", "list-pals"}
 
     for command in commands:

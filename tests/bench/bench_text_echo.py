@@ -47,7 +47,7 @@ SINGLE_REQUESTS = 1500
 WARM_UP_EACH = 50
 HANDLER_GOAL = 0.85  # issue 15: the relay at 8 connections, against the docs' handler on waitress
 P50_GOAL = 1.3  # issue 11: p50 at 1 connection, against the same handler
-SCRIPT_GOAL = 2.0  # issue 11: against the docs' script as published (missed on a 2-core VM: see the README)
+SCRIPT_GOAL = 2.0  # issue 11: against the docs' script as published (missed on a 2-core VM: see docs/benchmarks.md)
 
 
 def body(client: int, n: int) -> dict[str, Any]:
