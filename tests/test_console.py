@@ -25,12 +25,11 @@ import soundfile
 
 from relay.markup import EMOTIONS
 from tests.browser import CHROMIUM, chromium
-from tests.conftest import assert_no_secret, free_port
+from tests.conftest import assert_no_secret, free_port, wait_until
 from tests.test_app_main import start, wait_for_port
 
 TOKEN = "s3cret-token"
 STATIC = Path(__file__).resolve().parents[1] / "static"
-WAIT_S = 15
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +100,7 @@ class Relay:
         return [r["message"] for r in self.recorded() if r["direction"] == "out"]
 
     def wait_until(self, condition: Callable[[], Any], what: str) -> Any:
-        deadline = time.monotonic() + WAIT_S
-        while time.monotonic() < deadline:
-            if found := condition():
-                return found
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}; recorded: {self.recorded()[-5:]}")
+        return wait_until(condition, lambda: f"{what}; recorded: {self.recorded()[-5:]}")
 
 
 @pytest.fixture(scope="module")
@@ -527,10 +521,7 @@ def serve_events(page: Any, bodies: list[str | None]) -> list[Any]:
 
 def wait_in_page(page: Any, condition: Callable[[], Any], what: str) -> None:
     """Until `condition` holds, letting Playwright deliver the page's events (route handlers run only then)."""
-    deadline = time.monotonic() + WAIT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        page.wait_for_timeout(20)
+    wait_until(condition, what, pause=lambda seconds: page.wait_for_timeout(seconds * 1000))
 
 
 def frames(*frames: str) -> str:

@@ -8,7 +8,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from config import Settings
 from relay.dry_run import DryRunRoom
 from relay.logs import LOG_FORMAT, RelayLogHandler, escape_control, say, start_logging
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FORGED = "abc\n2026-11-30 00:00:00,000 INFO POST /send_text_message 200 0.3ms inference_id=FORGED messages_sent=1"
@@ -88,9 +88,7 @@ def test_every_line_is_written_once_and_each_threads_lines_in_order(terminal):
 def test_a_line_is_written_by_the_log_thread_with_no_flush(terminal):
     logging.getLogger("echo_relay.test_logs").info("on its own")
 
-    deadline = time.monotonic() + 10  # a hang guard, not a speed: the writer writes what it has when nothing waits
-    while terminal.getvalue() == "" and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(terminal.getvalue, "the log thread to write")  # the writer writes what it has when nothing waits
     assert terminal.getvalue() == "INFO on its own\n"
 
 
