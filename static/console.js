@@ -6,11 +6,22 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "echo-relay-token";
 const EMOTION_KEY = "echo-relay-emotion"; // the Emotion picker's choice, kept for the browser tab
 const SAID_KEPT = 200; // what the face said of the last utterances, for a line shown after its report came
+// How often the page asks /health, and how long it waits to reconnect a broken event stream: every second, or
+// what the page's address asks for (/?poll_ms=100; the tests do, to see the relay go and come back at once).
+const POLL_MS = pollInterval(1000, 50, 60000);
+
+/* ?poll_ms=N, a whole number of milliseconds within [least, most]; anything else leaves the default. */
+function pollInterval(byDefault, least, most) {
+  const asked = Number(new URLSearchParams(location.search).get("poll_ms"));
+  return Number.isInteger(asked) && asked >= least && asked <= most ? asked : byDefault;
+}
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   lastEventId: 0, // the SSE id of the last event shown: an id at or below it means a new relay process
   uptime: null, // the relay's uptime_s at the last /health: a smaller one means it restarted
+  healthAsked: 0, // /health requests made, and the number of the latest one whose answer is shown
+  healthShown: 0,
   speakingKnown: false, // a relay.speaking event was seen: it, not /health, drives the indicator
   eventsPaused: false,
   health: null,
@@ -109,20 +120,27 @@ function flag(id, value, yes, no, quietNo = false) {
   element.className = value ? "yes" : quietNo ? "quiet" : "no";
 }
 
-/* /health answers anyone, but the room's state only with the token: without it there is only the prompt. */
+/* /health answers anyone, but the room's state only with the token: without it there is only the prompt.
+   Answers can come back out of order (a poll, and one asked after a send): one older than an answer shown is
+   dropped, and an answer is compared with the events shown when it was asked, not with those that came since. */
 async function refreshHealth() {
   const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  const asked = ++state.healthAsked;
+  const eventsSeen = state.lastEventId; // the relay had sent these before it wrote its answer
   let response;
   try {
     response = await fetch("/health", { headers });
   } catch (error) {
-    return showConnection(false);
+    if (asked > state.healthShown) showConnection(false);
+    return;
   }
+  if (asked < state.healthShown) return;
   showConnection(true);
   const health = await response.json().catch(() => ({}));
+  state.healthShown = asked;
   if (health.auth_required && !state.token) askForToken("");
   if (typeof health.mode !== "string") return; // not (yet) the right token, or not a health answer
-  if (relayRestarted(health)) startOver(true);
+  if (relayRestarted(health, eventsSeen)) startOver(true);
   state.health = health;
   $("status-mode").textContent = health.mode;
   $("status-call").textContent = health.call_state;
@@ -140,12 +158,13 @@ function showSpeaking(speaking) {
   flag("status-speaking", speaking, "speaking", "silent", true);
 }
 
-/* A relay process started after the one this page knew: its uptime went back, or its ids are behind ours. */
-function relayRestarted(health) {
+/* A relay process started after the one this page knew: its uptime went back, or its ids are behind the events
+   this page had shown when it asked. */
+function relayRestarted(health, eventsSeen) {
   const before = state.uptime;
   state.uptime = health.uptime_s;
   if (typeof health.uptime_s !== "number") return false;
-  return (before !== null && health.uptime_s < before) || health.last_event_id < state.lastEventId;
+  return (before !== null && health.uptime_s < before) || health.last_event_id < eventsSeen;
 }
 
 /* The events and the script shown belong to a relay that is gone: clear them and read the new one from its start. */
@@ -405,7 +424,7 @@ $("face-toggle").addEventListener("change", () => {
 document.addEventListener("DOMContentLoaded", () => {
   rememberEmotion();
   refreshHealth();
-  setInterval(refreshHealth, 1000);
+  setInterval(refreshHealth, POLL_MS);
   connectEvents();
   loadScriptState();
   loadRoom();
