@@ -20,8 +20,8 @@ const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   lastEventId: 0, // the SSE id of the last event shown: an id at or below it means a new relay process
   uptime: null, // the relay's uptime_s at the last /health: a smaller one means it restarted
-  healthAsked: 0, // /health requests made, and the number of the latest one whose answer is shown
-  healthShown: 0,
+  healthAsking: null, // the /health question out now (a promise), and the one to ask once it is answered
+  healthNext: null,
   speakingKnown: false, // a relay.speaking event was seen: it, not /health, drives the indicator
   eventsPaused: false,
   health: null,
@@ -63,7 +63,16 @@ function showConnection(reachable) {
   const banner = $("connection");
   banner.hidden = reachable;
   banner.dataset.state = reachable ? "connected" : "unreachable";
-  if (!reachable) banner.textContent = "The relay is not reachable. Reconnecting…";
+  if (!reachable) {
+    banner.textContent = "The relay is not reachable. Reconnecting…";
+    showUnknown();
+  }
+}
+
+/* With the relay gone, the room's state is not known: the header says so, and keeps what was (mode, counts). */
+function showUnknown() {
+  for (const id of ["status-call", "status-face", "status-speaking"]) flag(id, false, "", "unknown", true);
+  state.speakingKnown = false; // the relay.speaking events missed meanwhile are not replayed: /health says it first
 }
 
 function say(element, text, kind) {
@@ -120,24 +129,37 @@ function flag(id, value, yes, no, quietNo = false) {
   element.className = value ? "yes" : quietNo ? "quiet" : "no";
 }
 
-/* /health answers anyone, but the room's state only with the token: without it there is only the prompt.
-   Answers can come back out of order (a poll, and one asked after a send): one older than an answer shown is
-   dropped, and an answer is compared with the events shown when it was asked, not with those that came since. */
-async function refreshHealth() {
+/* /health, one question at a time: two asked at once (a poll, and one after a send) can be answered in either
+   order, and an older uptime read after a newer one is what a restarted relay looks like. A call while a question
+   is out is answered by one more question once that one is answered, shared by every call meanwhile. */
+function refreshHealth() {
+  if (!state.healthAsking) {
+    state.healthAsking = askHealth().finally(() => {
+      state.healthAsking = null;
+    });
+    return state.healthAsking;
+  }
+  if (!state.healthNext) {
+    state.healthNext = state.healthAsking.then(() => {
+      state.healthNext = null;
+      return refreshHealth();
+    });
+  }
+  return state.healthNext;
+}
+
+/* /health answers anyone, but the room's state only with the token: without it there is only the prompt. */
+async function askHealth() {
   const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
-  const asked = ++state.healthAsked;
   const eventsSeen = state.lastEventId; // the relay had sent these before it wrote its answer
   let response;
   try {
     response = await fetch("/health", { headers });
   } catch (error) {
-    if (asked > state.healthShown) showConnection(false);
-    return;
+    return showConnection(false);
   }
-  if (asked < state.healthShown) return;
   showConnection(true);
   const health = await response.json().catch(() => ({}));
-  state.healthShown = asked;
   if (health.auth_required && !state.token) askForToken("");
   if (typeof health.mode !== "string") return; // not (yet) the right token, or not a health answer
   if (relayRestarted(health, eventsSeen)) startOver(true);
@@ -190,6 +212,7 @@ async function sendText() {
   await run($("say-result"), async () => {
     const body = JSON.stringify(fields);
     const result = await api("POST", "/send_text_message", { body, contentType: "application/json" });
+    await refreshHealth(); // the header's count of messages sent, as of this answer
     outcome($("say-result"), result, (a) => `sent: ${a.messages_sent} message(s), inference_id ${a.inference_id}`);
     if (result.status !== 200) return;
     $("say-text").value = "";
@@ -225,6 +248,7 @@ async function sendAudio(file) {
   say($("audio-result"), `sending ${file.name}…`);
   await run($("audio-result"), async () => {
     const result = await api("POST", path, { body: file, contentType });
+    await refreshHealth();
     outcome($("audio-result"), result, (a) =>
       viaMicrophone
         ? `${file.name}: ${a.audio_ms} ms queued on the microphone (${a.queued_ms} ms in the queue)`
@@ -262,6 +286,7 @@ dropZone.addEventListener("keydown", (event) => {
 async function interrupt() {
   await run($("interrupt-result"), async () => {
     const result = await api("POST", "/interrupt");
+    await refreshHealth();
     outcome($("interrupt-result"), result, (a) => `interrupted: ${a.requests_dropped} queued request(s) dropped`);
   });
 }
