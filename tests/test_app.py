@@ -419,11 +419,12 @@ def test_interrupt_drops_queued_messages_and_goes_out_first(app, client, fake_da
     sender = app.extensions["relay"].sender
     before = sender.ticket
     original_send = fake_call_client.send_app_message
+    second_chunk_held = threading.Event()
 
     def slow_send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
         long_chunks_sent = sum(1 for m in fake_call_client.sent if m.get("properties", {}).get("inference_id") == "long")
         if message.get("properties", {}).get("inference_id") == "long" and long_chunks_sent == 1:
-            # the second chunk waits, mid-utterance, until the interrupt lands
+            second_chunk_held.set()  # the second chunk waits, mid-utterance, until the interrupt lands
             wait_until(lambda: sender.ticket != before, "the interrupt", interval=0.001)
         original_send(message, participant_id, completion)
 
@@ -443,6 +444,7 @@ def test_interrupt_drops_queued_messages_and_goes_out_first(app, client, fake_da
     queued = threading.Thread(target=post, args=("queued", {"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "queued"}))
     queued.start()
     wait_until(lambda: client.get("/health").get_json()["queue_depth"] >= 1, "the second request to queue", interval=0.001)
+    wait_until(second_chunk_held.is_set, "the second chunk to be on its way to Daily")  # a busy machine may lag there
 
     response = client.post("/interrupt")
     long_request.join(10)
