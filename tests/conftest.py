@@ -59,6 +59,8 @@ DOCS_TEXT_BODY: dict[str, Any] = {
 # is searched for these: the captured output of every test (the hook below), what a test reads
 # with capsys, and what the relay and the CLI print as subprocesses (see assert_no_secret).
 SECRETS = ("tk-test-key-0123456789", "mt-c123-SECRET", "SECRET-TOKEN", "SECRET-MEETING-TOKEN", "s3cret-token")
+# The report of a test's call, for its fixtures' teardown: `request.node.stash.get(CALL_REPORT)` (None while it runs).
+CALL_REPORT = pytest.StashKey[Any]()
 
 
 def assert_no_secret(printed: str) -> None:
@@ -68,9 +70,11 @@ def assert_no_secret(printed: str) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
-    """Fail any test whose captured stdout, stderr or log holds a key or a token."""
+    """Fail any test whose captured stdout, stderr or log holds a key or a token; keep its call's report (CALL_REPORT)."""
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
     if report.when != "call" or report.failed or item.get_closest_marker("shows_token_once"):
         return
     printed = "\n".join(content for _, content in report.sections)

@@ -2,7 +2,7 @@
 
 What a presenter does, and what they would see: the dry run's record file
 says what left the relay (and what the simulated face reported), the page
-says the rest. Each test saves a screenshot of the page it ends on.
+says the rest. A test that fails saves a screenshot of the page it ends on (its path in the test's output).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import soundfile
 
 from relay.markup import EMOTIONS
 from tests.browser import CHROMIUM, chromium
-from tests.conftest import assert_no_secret, free_port, wait_until
+from tests.conftest import CALL_REPORT, assert_no_secret, free_port, wait_until
 from tests.test_app_main import start, wait_for_port
 
 TOKEN = "s3cret-token"
@@ -155,9 +155,11 @@ def open_console(
     page.goto(relay.url + "/" + query)
     page.wait_for_selector("section.script[aria-busy=false]")  # the relay's script is shown: the page is ready
     yield page
-    shot = tmp_path / f"{request.node.name}-{width}x{height}.png"
-    page.screenshot(path=str(shot), full_page=True)
-    print(f"screenshot: {shot}")
+    called = request.node.stash.get(CALL_REPORT, None)  # None: the test goes on past this page
+    if called is not None and called.failed:
+        shot = tmp_path / f"{request.node.name}-{width}x{height}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot: {shot}")
     context.close()
 
 
