@@ -95,7 +95,7 @@ def answer_text(relay: Relay, body: bytes, ticket: int) -> Answer:
     `ticket` was taken when the request arrived: an interrupt since then
     (while the body was read and split) drops it.
     """
-    echo = echo_messages.parse_text_request(decode_json(body))
+    echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
     return sent_answer(relay, relay.speak_text(echo, ticket=ticket, wait=echo.wait))
 
 
@@ -127,20 +127,23 @@ def json_request_body() -> bytes:
     return request.get_data(cache=False)
 
 
-def decode_json(data: bytes) -> Any:
-    """The body as JSON; an audio file sent where JSON belongs says which header to add."""
+def decode_json(data: bytes, endpoint: str) -> Any:
+    """The body as JSON; an audio file sent where JSON belongs says which header to add.
+
+    `endpoint` is the request's path, given: the fast path answers the text route without Flask's request.
+    """
     try:
         return echo_messages.json_body(data)
     except MessageError:
         if container := audio.audio_container(data[:16384]):
-            raise MessageError(_audio_body_hint(container)) from None
+            raise MessageError(_audio_body_hint(container, endpoint)) from None
         raise
 
 
-def _audio_body_hint(container: str) -> str:
+def _audio_body_hint(container: str, endpoint: str) -> str:
     """curl --data-binary @speech.wav without -H sends form-urlencoded: say which header to add."""
     content_type = AUDIO_CONTENT_TYPES[container]
-    if request.path == TEXT_ENDPOINT:
+    if endpoint == TEXT_ENDPOINT:
         return (
             f"the body is an audio file ({container.upper()}), not JSON: POST it to /send_audio_message "
             f'with -H "Content-Type: {content_type}"'
@@ -169,7 +172,7 @@ def declared_audio() -> echo_messages.AudioRequest:
             "(or application/octet-stream and the relay recognises the format)"
         )
     return echo_messages.parse_audio_request(
-        decode_json(json_request_body()), endpoint=request.path, require_audio=request.path == "/microphone"
+        decode_json(json_request_body(), request.path), endpoint=request.path, require_audio=request.path == "/microphone"
     )
 
 
@@ -326,7 +329,7 @@ def console_policy(conversation_url: str | None) -> str:
 
 @views.post("/script")
 def load_script() -> Response:
-    body = decode_json(json_request_body())
+    body = decode_json(json_request_body(), request.path)
     if not isinstance(body, dict) or not isinstance(body.get("script"), str):
         raise MessageError('send the script as {"script": "one line per utterance\\n@pause 1\\n..."}')
     echo_messages.check_known(body, SCRIPT_FIELDS, "/script")

@@ -325,3 +325,17 @@ def test_a_wav_sent_without_a_content_type_says_which_header_to_add(client, fake
 
     assert response.status_code == 400
     assert response.get_json()["error"] == f"the body is an audio file (WAV), not JSON: {hint}"
+
+
+def test_a_wav_sent_as_json_to_the_text_route_says_where_to_post_it(client, fake_call_client):
+    """Found by schemathesis: on the fast path (no Flask request) this answer was a 500."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.zeros(1600, dtype="float32"), 16000, format="WAV", subtype="PCM_16")
+
+    response = client.post("/send_text_message", data=buffer.getvalue(), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.get_json()["error"] == (
+        'the body is an audio file (WAV), not JSON: POST it to /send_audio_message with -H "Content-Type: audio/wav"'
+    )
+    assert sent_messages(fake_call_client) == []
