@@ -46,11 +46,20 @@ def attach(stream: Terminal, **kwargs: int) -> RelayLogHandler:
 
 
 @pytest.fixture
-def terminal() -> Iterator[Terminal]:
+def relay_logs_at_info() -> Iterator[None]:
+    """The relay's loggers at INFO, as start_logging sets them, and as they were after the test."""
+    logger = logging.getLogger("echo_relay")
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(before)
+
+
+@pytest.fixture
+def terminal(relay_logs_at_info: None) -> Iterator[Terminal]:
     """A terminal behind the relay's log handler (`terminal.handler`)."""
     stream = Terminal()
     stream.handler = attach(stream)  # type: ignore[attr-defined]
-    logging.getLogger("echo_relay").setLevel(logging.INFO)
     try:
         yield stream
     finally:
@@ -113,7 +122,7 @@ def test_what_the_relay_says_comes_after_the_lines_logged_before_it(terminal):
     assert terminal.getvalue() == "INFO joining the room ...\nerror: the room cannot be joined\n"
 
 
-def test_a_terminal_that_is_not_read_costs_lines_not_memory_and_says_how_many():
+def test_a_terminal_that_is_not_read_costs_lines_not_memory_and_says_how_many(relay_logs_at_info):
     stream = Terminal()
     handler = attach(stream, max_waiting=10)
     logger = logging.getLogger("echo_relay.test_logs")
