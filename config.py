@@ -49,6 +49,9 @@ DEFAULT_MAX_WAITING_FOR_FACE = 8
 MAX_MAX_WAITING_FOR_FACE = 256  # a thread each
 DEFAULT_SCRIPT_LINE_TIMEOUT_S = 60.0
 DEFAULT_TAVUS_TIMEOUT_S = 30.0
+# Before the n-th retry of a Tavus call after the first (which is at once), urllib3 waits this × 2^(n-1) s.
+DEFAULT_TAVUS_RETRY_BACKOFF_S = 0.5
+MAX_TAVUS_RETRY_BACKOFF_S = 60.0  # urllib3 caps each wait at 120 s anyway
 DEFAULT_SPOKEN_TIMEOUT_S = 60.0
 DEFAULT_UTTERANCE_IDLE_CLOSE_S = 5.0
 CHECKOUT_DIR = Path(__file__).resolve().parent  # the relay's repository folder
@@ -103,6 +106,7 @@ class Settings:
     record_file: str | None = None
     script_line_timeout_s: float = DEFAULT_SCRIPT_LINE_TIMEOUT_S
     tavus_timeout_s: float = DEFAULT_TAVUS_TIMEOUT_S
+    tavus_retry_backoff_s: float = DEFAULT_TAVUS_RETRY_BACKOFF_S
     spoken_timeout_s: float = DEFAULT_SPOKEN_TIMEOUT_S
     utterance_idle_close_s: float = DEFAULT_UTTERANCE_IDLE_CLOSE_S
     audio_dir: str | None = None
@@ -177,6 +181,9 @@ class Settings:
                 "RELAY_SCRIPT_LINE_TIMEOUT", DEFAULT_SCRIPT_LINE_TIMEOUT_S, float, minimum=0.1
             ),
             tavus_timeout_s=read.number("TAVUS_TIMEOUT", DEFAULT_TAVUS_TIMEOUT_S, float, minimum=0.01),
+            tavus_retry_backoff_s=read.number(
+                "TAVUS_RETRY_BACKOFF", DEFAULT_TAVUS_RETRY_BACKOFF_S, float, minimum=0, maximum=MAX_TAVUS_RETRY_BACKOFF_S
+            ),
             spoken_timeout_s=read.number("RELAY_SPOKEN_TIMEOUT", DEFAULT_SPOKEN_TIMEOUT_S, float, minimum=0),
             utterance_idle_close_s=read.number(
                 "RELAY_UTTERANCE_IDLE_CLOSE", DEFAULT_UTTERANCE_IDLE_CLOSE_S, float, minimum=0

@@ -21,7 +21,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from config import DEFAULT_TAVUS_API_BASE_URL, DEFAULT_TAVUS_TIMEOUT_S, ConfigError, Settings
+from config import (
+    DEFAULT_TAVUS_API_BASE_URL,
+    DEFAULT_TAVUS_RETRY_BACKOFF_S,
+    DEFAULT_TAVUS_TIMEOUT_S,
+    ConfigError,
+    Settings,
+)
 
 __version__ = "0.1.0"
 
@@ -34,7 +40,7 @@ READ_RETRIES = 1  # a Tavus that took the request and never answered is asked on
 SLOW_NOTICE_S = 5.0
 SLOW_REPEAT_S = 15.0
 MISSING_KEY = "set TAVUS_API_KEY (in the environment or .env) to your Tavus API key"
-RETRY_BACKOFF_S = 0.5  # urllib3 doubles it per retry after the first, which is immediate
+RETRY_BACKOFF_S = DEFAULT_TAVUS_RETRY_BACKOFF_S  # TAVUS_RETRY_BACKOFF: urllib3 doubles it per retry after the first
 RETRY_STATUSES = (429, 502, 503, 504)
 SAFE_METHODS = frozenset({"GET", "DELETE"})
 # Under /conversations/ the only POST is /conversations/{id}/end, which is safe to repeat.
@@ -93,7 +99,8 @@ class TavusClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> TavusClient:
-        """The client the settings describe: TAVUS_API_KEY, TAVUS_API_BASE_URL, TAVUS_TIMEOUT."""
+        """The client the settings describe: TAVUS_API_KEY, TAVUS_API_BASE_URL, TAVUS_TIMEOUT, TAVUS_RETRY_BACKOFF."""
+        options.setdefault("retry_backoff_s", settings.tavus_retry_backoff_s)
         return cls(
             settings.tavus_api_key or "", base_url=settings.tavus_api_base_url, timeout=settings.tavus_timeout_s, **options
         )

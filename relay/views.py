@@ -96,7 +96,7 @@ def answer_text(relay: Relay, body: bytearray, ticket: int) -> Answer:
     `ticket` was taken when the request arrived: an interrupt since then
     (while the body was read and split) drops it.
     """
-    echo = echo_messages.parse_text_request(decode_json(body))
+    echo = echo_messages.parse_text_request(decode_json(body, TEXT_ENDPOINT))
     return sent_answer(relay, relay.speak_text(echo, ticket=ticket, wait=echo.wait))
 
 
@@ -149,21 +149,24 @@ def read_body(stream: IO[bytes], length: int) -> bytearray:
     return body
 
 
-def decode_json(data: bytearray) -> Any:
-    """The body as JSON; an audio file sent where JSON belongs says which header to add."""
+def decode_json(data: bytearray, endpoint: str) -> Any:
+    """The body as JSON; an audio file sent where JSON belongs says which header to add.
+
+    `endpoint` is the request's path, given: the fast path answers the text route without Flask's request.
+    """
     head = bytes(data[:AUDIO_SNIFF_BYTES])  # json_body empties `data` once it is text
     try:
         return echo_messages.json_body(data)
     except MessageError:
         if container := audio.audio_container(head):
-            raise MessageError(_audio_body_hint(container)) from None
+            raise MessageError(_audio_body_hint(container, endpoint)) from None
         raise
 
 
-def _audio_body_hint(container: str) -> str:
+def _audio_body_hint(container: str, endpoint: str) -> str:
     """curl --data-binary @speech.wav without -H sends form-urlencoded: say which header to add."""
     content_type = audio.AUDIO_CONTENT_TYPES[container]
-    if request.path == TEXT_ENDPOINT:
+    if endpoint == TEXT_ENDPOINT:
         return (
             f"the body is an audio file ({container.upper()}), not JSON: POST it to /send_audio_message "
             f'with -H "Content-Type: {content_type}"'
@@ -192,7 +195,7 @@ def declared_audio() -> echo_messages.AudioRequest:
             f"Content-Type {mimetype!r} is not supported: send WAV, MP3, FLAC or OGG "
             "(or application/octet-stream and the relay recognises the format)"
         )
-    return echo_messages.parse_audio_request(decode_json(json_request_body()), endpoint=request.path)
+    return echo_messages.parse_audio_request(decode_json(json_request_body(), request.path), endpoint=request.path)
 
 
 def _body_file() -> BinaryIO:
@@ -357,7 +360,7 @@ def console_policy(conversation_url: str | None) -> str:
 
 @views.post("/script")
 def load_script() -> Response:
-    script, name = echo_messages.parse_script_request(decode_json(json_request_body()))
+    script, name = echo_messages.parse_script_request(decode_json(json_request_body(), request.path))
     return answer(current_relay().load_script(script, name))
 
 

@@ -38,7 +38,7 @@ async function readEvents() {
     showConnection(false);
   }
   if (reader) await readFrames(reader, controller);
-  if (!controller.signal.aborted) eventsRetry = setTimeout(readEvents, 1000); // reconnect, replaying what was missed
+  if (!controller.signal.aborted) eventsRetry = setTimeout(readEvents, POLL_MS); // reconnect, replaying what was missed
 }
 
 async function readFrames(reader, controller) {

@@ -6,11 +6,22 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "echo-relay-token";
 const EMOTION_KEY = "echo-relay-emotion"; // the Emotion picker's choice, kept for the browser tab
 const SAID_KEPT = 200; // what the face said of the last utterances, for a line shown after its report came
+// How often the page asks /health, and how long it waits to reconnect a broken event stream: every second, or
+// what the page's address asks for (/?poll_ms=100; the tests do, to see the relay go and come back at once).
+const POLL_MS = pollInterval(1000, 50, 60000);
+
+/* ?poll_ms=N, a whole number of milliseconds within [least, most]; anything else leaves the default. */
+function pollInterval(byDefault, least, most) {
+  const asked = Number(new URLSearchParams(location.search).get("poll_ms"));
+  return Number.isInteger(asked) && asked >= least && asked <= most ? asked : byDefault;
+}
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY),
   lastEventId: 0, // the SSE id of the last event shown: an id at or below it means a new relay process
   uptime: null, // the relay's uptime_s at the last /health: a smaller one means it restarted
+  healthAsking: null, // the /health question out now (a promise), and the one to ask once it is answered
+  healthNext: null,
   speakingKnown: false, // a relay.speaking event was seen: it, not /health, drives the indicator
   eventsPaused: false,
   health: null,
@@ -52,7 +63,16 @@ function showConnection(reachable) {
   const banner = $("connection");
   banner.hidden = reachable;
   banner.dataset.state = reachable ? "connected" : "unreachable";
-  if (!reachable) banner.textContent = "The relay is not reachable. Reconnecting…";
+  if (!reachable) {
+    banner.textContent = "The relay is not reachable. Reconnecting…";
+    showUnknown();
+  }
+}
+
+/* With the relay gone, the room's state is not known: the header says so, and keeps what was (mode, counts). */
+function showUnknown() {
+  for (const id of ["status-call", "status-face", "status-speaking"]) flag(id, false, "", "unknown", true);
+  state.speakingKnown = false; // the relay.speaking events missed meanwhile are not replayed: /health says it first
 }
 
 function say(element, text, kind) {
@@ -109,9 +129,29 @@ function flag(id, value, yes, no, quietNo = false) {
   element.className = value ? "yes" : quietNo ? "quiet" : "no";
 }
 
+/* /health, one question at a time: two asked at once (a poll, and one after a send) can be answered in either
+   order, and an older uptime read after a newer one is what a restarted relay looks like. A call while a question
+   is out is answered by one more question once that one is answered, shared by every call meanwhile. */
+function refreshHealth() {
+  if (!state.healthAsking) {
+    state.healthAsking = askHealth().finally(() => {
+      state.healthAsking = null;
+    });
+    return state.healthAsking;
+  }
+  if (!state.healthNext) {
+    state.healthNext = state.healthAsking.then(() => {
+      state.healthNext = null;
+      return refreshHealth();
+    });
+  }
+  return state.healthNext;
+}
+
 /* /health answers anyone, but the room's state only with the token: without it there is only the prompt. */
-async function refreshHealth() {
+async function askHealth() {
   const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+  const eventsSeen = state.lastEventId; // the relay had sent these before it wrote its answer
   let response;
   try {
     response = await fetch("/health", { headers });
@@ -122,7 +162,7 @@ async function refreshHealth() {
   const health = await response.json().catch(() => ({}));
   if (health.auth_required && !state.token) askForToken("");
   if (typeof health.mode !== "string") return; // not (yet) the right token, or not a health answer
-  if (relayRestarted(health)) startOver(true);
+  if (relayRestarted(health, eventsSeen)) startOver(true);
   state.health = health;
   $("status-mode").textContent = health.mode;
   $("status-call").textContent = health.call_state;
@@ -140,12 +180,13 @@ function showSpeaking(speaking) {
   flag("status-speaking", speaking, "speaking", "silent", true);
 }
 
-/* A relay process started after the one this page knew: its uptime went back, or its ids are behind ours. */
-function relayRestarted(health) {
+/* A relay process started after the one this page knew: its uptime went back, or its ids are behind the events
+   this page had shown when it asked. */
+function relayRestarted(health, eventsSeen) {
   const before = state.uptime;
   state.uptime = health.uptime_s;
   if (typeof health.uptime_s !== "number") return false;
-  return (before !== null && health.uptime_s < before) || health.last_event_id < state.lastEventId;
+  return (before !== null && health.uptime_s < before) || health.last_event_id < eventsSeen;
 }
 
 /* The events and the script shown belong to a relay that is gone: clear them and read the new one from its start. */
@@ -171,6 +212,7 @@ async function sendText() {
   await run($("say-result"), async () => {
     const body = JSON.stringify(fields);
     const result = await api("POST", "/send_text_message", { body, contentType: "application/json" });
+    await refreshHealth(); // the header's count of messages sent, as of this answer
     outcome($("say-result"), result, (a) => `sent: ${a.messages_sent} message(s), inference_id ${a.inference_id}`);
     if (result.status !== 200) return;
     $("say-text").value = "";
@@ -206,6 +248,7 @@ async function sendAudio(file) {
   say($("audio-result"), `sending ${file.name}…`);
   await run($("audio-result"), async () => {
     const result = await api("POST", path, { body: file, contentType });
+    await refreshHealth();
     outcome($("audio-result"), result, (a) =>
       viaMicrophone
         ? `${file.name}: ${a.audio_ms} ms queued on the microphone (${a.queued_ms} ms in the queue)`
@@ -243,6 +286,7 @@ dropZone.addEventListener("keydown", (event) => {
 async function interrupt() {
   await run($("interrupt-result"), async () => {
     const result = await api("POST", "/interrupt");
+    await refreshHealth();
     outcome($("interrupt-result"), result, (a) => `interrupted: ${a.requests_dropped} queued request(s) dropped`);
   });
 }
@@ -405,7 +449,7 @@ $("face-toggle").addEventListener("change", () => {
 document.addEventListener("DOMContentLoaded", () => {
   rememberEmotion();
   refreshHealth();
-  setInterval(refreshHealth, 1000);
+  setInterval(refreshHealth, POLL_MS);
   connectEvents();
   loadScriptState();
   loadRoom();

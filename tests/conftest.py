@@ -15,6 +15,7 @@ and checks its output itself.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 import time
@@ -58,6 +59,8 @@ DOCS_TEXT_BODY: dict[str, Any] = {
 # is searched for these: the captured output of every test (the hook below), what a test reads
 # with capsys, and what the relay and the CLI print as subprocesses (see assert_no_secret).
 SECRETS = ("tk-test-key-0123456789", "mt-c123-SECRET", "SECRET-TOKEN", "SECRET-MEETING-TOKEN", "s3cret-token")
+# The report of a test's call, for its fixtures' teardown: `request.node.stash.get(CALL_REPORT)` (None while it runs).
+CALL_REPORT = pytest.StashKey[Any]()
 
 
 def assert_no_secret(printed: str) -> None:
@@ -67,9 +70,11 @@ def assert_no_secret(printed: str) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
-    """Fail any test whose captured stdout, stderr or log holds a key or a token."""
+    """Fail any test whose captured stdout, stderr or log holds a key or a token; keep its call's report (CALL_REPORT)."""
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        item.stash[CALL_REPORT] = report
     if report.when != "call" or report.failed or item.get_closest_marker("shows_token_once"):
         return
     printed = "\n".join(content for _, content in report.sections)
@@ -203,6 +208,16 @@ def make_app() -> Iterator[Callable[..., Any]]:
         app.extensions["relay"].close()
 
 
+@pytest.fixture(params=[True, False], ids=["fast-path", "flask-only"])
+def fast_path(request: Any) -> bool:
+    """For a module whose tests run with the fast path for plain text and without it: the answers must not differ.
+
+    Such a module overrides `make_app` with `functools.partial(make_app, fast_path=fast_path)`.
+    """
+    answer: bool = request.param
+    return answer
+
+
 @pytest.fixture
 def app(settings: Settings, room: Room, make_app: Callable[..., Any]) -> Any:
     return make_app(settings, room)
@@ -237,14 +252,25 @@ def free_port() -> int:
 
 
 WAIT_S = 20.0  # how long a test waits for something that takes milliseconds: a hang guard, never a speed
+POLL_S = 0.02  # how often wait_until asks
 
 
-def wait_until(condition: Callable[[], T], what: str = "the condition", timeout: float = WAIT_S) -> T:
-    """`condition()`'s first truthy answer, asked every 20 ms; a test failure naming `what` if none came in `timeout`.
+def wait_until(
+    condition: Callable[[], T | None],
+    what: str | Callable[[], str] = "the condition",
+    timeout: float = WAIT_S,
+    *,
+    interval: float = POLL_S,
+    pause: Callable[[float], object] = time.sleep,
+) -> T:
+    """`condition()`'s first truthy answer, asked every `interval` s; a test failure naming `what` if none came in `timeout`.
 
     The one wait-until loop of the suite: what a test waits for happens in
     milliseconds, so the timeout only stops a broken run from hanging, and a
-    busy machine only makes the wait longer, never the test fail.
+    busy machine only makes the wait longer, never the test fail. `what` may
+    be a function, asked only on failure (to show the state the test saw);
+    `pause` is how to wait between two asks (a browser test lets its page run
+    meanwhile with `page.wait_for_timeout`).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -252,20 +278,41 @@ def wait_until(condition: Callable[[], T], what: str = "the condition", timeout:
         if answer:
             return answer
         if time.monotonic() >= deadline:
-            pytest.fail(f"waited {timeout:g} s for {what}")
-        time.sleep(0.02)
+            pytest.fail(f"waited {timeout:g} s for {what() if callable(what) else what}")
+        pause(interval)
 
 
 def wait_for_relay(port: int, timeout: float = 15.0) -> bool:
     """True once the relay on `port` answers /health; False if it never does (then do not signal it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    try:
+        wait_until(lambda: _answers_health(port), f"a relay on port {port}", timeout)
+    except pytest.fail.Exception:
+        return False
+    return True
+
+
+def _answers_health(port: int) -> bool:
+    try:
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+    except requests.ConnectionError:
+        return False
+    return True
+
+
+def signal_when(
+    condition: Callable[[], object], signum: int = signal.SIGINT, what: str = "the moment to signal"
+) -> threading.Thread:
+    """A user pressing Ctrl-C (SIGINT) or a SIGTERM, to this process, once `condition()` holds (or after WAIT_S)."""
+
+    def watch() -> None:
         try:
-            requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
-            return True
-        except requests.ConnectionError:
-            time.sleep(0.02)
-    return False
+            wait_until(condition, what)
+        finally:
+            os.kill(os.getpid(), signum)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
 
 
 @pytest.fixture

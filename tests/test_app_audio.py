@@ -16,7 +16,7 @@ from config import Settings
 from echo_messages import serialized_size
 from relay import audio
 from relay.room import Room, join_client_settings
-from tests.conftest import CONVERSATION_URL, sent_messages
+from tests.conftest import CONVERSATION_URL, sent_messages, wait_until
 
 TARGET = 24000
 FRAME_10MS = TARGET // 100
@@ -228,13 +228,6 @@ def microphone_app(make_app, fake_daily):
 
 def pcm_clip(ms: int, value: int) -> bytes:
     return np.full(TARGET * ms // 1000, value, dtype="<i2").tobytes()
-
-
-def wait_until(condition: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.005)
 
 
 def test_microphone_clips_play_in_order_in_real_time_and_answer_202_at_once(microphone_app, fake_call_client):

@@ -6,7 +6,6 @@ import io
 import json
 import logging
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from config import Settings
 from relay import events as relay_events
 from relay.dry_run import DryRunRoom
 from relay.room import Room
-from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, REPLICA
+from tests.conftest import CONVERSATION_ID, CONVERSATION_URL, REPLICA, wait_until
 from tests.wsgi_server import serve_wsgi
 
 
@@ -25,12 +24,12 @@ def events_after(client: Any, after: int = 0) -> list[dict[str, Any]]:
     return client.get(f"/events?after={after}").get_json()
 
 
-def wait_for_events(client: Any, count: int, timeout: float = 3.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while len(found := events_after(client)) < count:
-        assert time.monotonic() < deadline, f"only {len(found)} events: {found}"
-        time.sleep(0.005)
-    return found
+def wait_for_events(client: Any, count: int) -> list[dict[str, Any]]:
+    def enough() -> list[dict[str, Any]] | None:
+        found = events_after(client)
+        return found if len(found) >= count else None
+
+    return wait_until(enough, lambda: f"{count} events: {events_after(client)}")
 
 
 def started_speaking(seq: int, role: str | None = None) -> dict[str, Any]:
@@ -323,10 +322,7 @@ def test_a_client_that_leaves_frees_its_slot(served, app, monkeypatch):
         read_sse(response, 1)
         assert events.listeners == 1
 
-    deadline = time.monotonic() + 5  # the next keep-alive write finds the socket closed
-    while events.listeners and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert events.listeners == 0
+    wait_until(lambda: events.listeners == 0, "the next keep-alive write to find the socket closed")
 
 
 def test_a_participant_cannot_forge_frames_in_the_stream(served, fake_call_client):

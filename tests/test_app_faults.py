@@ -17,7 +17,7 @@ import app as relay_app
 import echo_messages
 from config import Settings
 from relay.room import Room
-from tests.conftest import CONVERSATION_URL, FakeCallClient, free_port, sent_messages, wait_for_relay
+from tests.conftest import CONVERSATION_URL, FakeCallClient, free_port, sent_messages, wait_for_relay, wait_until
 from tests.fake_daily import FACE, VIEWER
 
 
@@ -36,15 +36,10 @@ def slow_sends(fake: FakeCallClient, delay_s: float) -> None:
     fake.send_app_message = send  # type: ignore[method-assign]
 
 
-def event_of_type(client: Any, event_type: str, timeout: float = 3.0) -> dict[str, Any]:
+def event_of_type(client: Any, event_type: str) -> dict[str, Any]:
     """Events reach /events through the relay's event thread, a moment after the fact they report."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [e for e in client.get("/events").get_json() if e["type"] == event_type]
-        if found:
-            return found[0]
-        time.sleep(0.005)
-    raise AssertionError(f"no {event_type} event")
+    found = wait_until(lambda: [e for e in client.get("/events").get_json() if e["type"] == event_type], f"a {event_type} event")
+    return found[0]
 
 
 def test_every_nth_failed_completion_fails_exactly_its_request(client, fake_daily, fake_call_client):
@@ -89,8 +84,7 @@ def test_a_missing_confirmation_does_not_hold_up_other_requests(room, fake_daily
 
     with ThreadPoolExecutor(2) as pool:
         lost = pool.submit(post, "lost")
-        while not held:
-            time.sleep(0.001)
+        wait_until(lambda: held, "the first request's send", interval=0.001)
         assert post("fine") == 200
         assert not lost.done()  # still waiting for Daily
         held[0](None)

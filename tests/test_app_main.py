@@ -9,14 +9,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import DOCS_TEXT_BODY, assert_no_secret
+from tests.conftest import DOCS_TEXT_BODY, assert_no_secret, signal_when, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")
@@ -48,16 +47,19 @@ def finish(process: subprocess.Popen[str]) -> tuple[str, str]:
 
 def wait_for_port(process: subprocess.Popen[str]) -> int:
     """Read stderr until the 'listening on' line; RELAY_PORT=0 lets the OS pick a free port."""
-    deadline = time.monotonic() + START_TIMEOUT_S
     assert process.stderr is not None
-    while time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if match := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
-            return int(match.group(1))
-        if not line and process.poll() is not None:
-            break
-    process.kill()
-    raise AssertionError(f"relay did not start: {process.communicate()}")
+    stderr = process.stderr
+
+    def listening() -> re.Match[str] | None:
+        line = stderr.readline()
+        assert line or process.poll() is None, "the relay exited"
+        return re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+
+    try:
+        return int(wait_until(listening, "the relay's 'listening on' line", START_TIMEOUT_S, interval=0).group(1))
+    except (AssertionError, pytest.fail.Exception):
+        process.kill()
+        raise AssertionError(f"relay did not start: {process.communicate()}") from None
 
 
 @pytest.fixture
@@ -256,19 +258,6 @@ def relay_env_here(monkeypatch, tmp_path) -> int:
     port = free_port()
     monkeypatch.setenv("RELAY_PORT", str(port))
     return port
-
-
-def signal_when(condition, signum=signal.SIGINT) -> None:
-    """A user pressing Ctrl-C (or a SIGTERM) once `condition()` holds."""
-    import threading
-
-    def watch() -> None:
-        deadline = time.monotonic() + 20
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        os.kill(os.getpid(), signum)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 def test_the_dry_run_says_where_the_console_is_and_a_first_curl_to_try(relay_env_here, capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from config import Settings
 from relay import dry_face
 from relay.dry_run import DryRunRoom
 from relay.markup import EMOTIONS
-from tests.conftest import REPLICA, sent_messages
+from tests.conftest import REPLICA, sent_messages, wait_until
 
 EXCITED = '<emotion value="excited"/>'
 TAG = re.compile(r"<[^<>]*>|\[[^\[\]]*\]")  # the markup this file writes: every one whole, or a cut one shows
@@ -160,25 +159,28 @@ def test_utterances_shows_what_the_face_said_and_relay_said_tells_it(dry_run_rec
     assert said == [{"inference_id": "s-1", "text": "Hello there!", "interrupted": False}]
 
 
+def spoken_text_of(client: Any, inference_id: str) -> dict[str, Any] | None:
+    """/utterances/<id>, once it says what the face said (the face's report reaches it a moment after the fact)."""
+    answer: dict[str, Any] = client.get(f"/utterances/{inference_id}").get_json()
+    return answer if "spoken_text" in answer else None
+
+
 def test_an_interrupted_line_shows_where_it_stopped(make_app, monkeypatch):
     monkeypatch.setattr(dry_face, "STREAMING_INTERVAL_S", 0.05)
     client = make_app(Settings(), DryRunRoom(io.StringIO())).test_client()
     relay = client.application.extensions["relay"]
     words = [f"word{n}" for n in range(200)]  # 80 s at the stand-in's pace
     client.post("/send_text_message", json={"text": " ".join(words), "inference_id": "cut-1", "wait": "started"})
-    deadline = time.monotonic() + 10
-    while not any(e.type == "conversation.utterance.streaming" for e in relay.events.after(0)[0]):  # a word or two said
-        assert time.monotonic() < deadline, "the stand-in face never said its words so far"
-        time.sleep(0.01)
+    wait_until(  # a word or two said
+        lambda: any(e.type == "conversation.utterance.streaming" for e in relay.events.after(0)[0]),
+        "the stand-in face to say its words so far",
+    )
 
     assert client.post("/interrupt").status_code == 200
 
     answer = relay.tracker.wait("cut-1", "spoken", 10)
     assert answer is not None and answer["interrupted"] is True
-    deadline = time.monotonic() + 10
-    while "spoken_text" not in (answer := client.get("/utterances/cut-1").get_json()):
-        assert time.monotonic() < deadline, "no spoken_text"
-        time.sleep(0.01)
+    answer = wait_until(lambda: spoken_text_of(client, "cut-1"), "spoken_text")
     spoken = answer["spoken_text"].split()
     assert spoken == words[: len(spoken)] and len(spoken) < len(words)
 
@@ -207,10 +209,7 @@ def test_the_faces_final_words_from_the_room_reach_utterances(client, fake_call_
     fake_call_client.room_sends({**streaming, "seq": 8, "properties": {
         "speech": "Welcome, every", "final": True, "is_interrupted": True, "content_index": 1, "role": "replica"}})
     relay = client.application.extensions["relay"]
-    deadline = time.monotonic() + 5
-    while "spoken_text" not in (answer := client.get("/utterances/room-1").get_json()):
-        assert time.monotonic() < deadline, "no spoken_text"
-        time.sleep(0.01)
+    answer = wait_until(lambda: spoken_text_of(client, "room-1"), "spoken_text")
 
     assert answer["spoken_text"] == "Welcome, every"
     assert [e.fields for e in relay.events.after(0)[0] if e.type == "relay.said"] == [

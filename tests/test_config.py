@@ -111,6 +111,15 @@ def test_tavus_timeout_is_read_and_checked():
         Settings.from_env({"TAVUS_TIMEOUT": "soon"})
 
 
+def test_tavus_retry_backoff_is_read_and_checked():
+    assert Settings.from_env({"TAVUS_RETRY_BACKOFF": "0.01"}).tavus_retry_backoff_s == 0.01
+    assert Settings.from_env({}).tavus_retry_backoff_s == 0.5
+    with pytest.raises(ConfigError, match="^TAVUS_RETRY_BACKOFF must be at least 0, got -1$"):
+        Settings.from_env({"TAVUS_RETRY_BACKOFF": "-1"})
+    with pytest.raises(ConfigError, match="^TAVUS_RETRY_BACKOFF must be at most 60, got 600$"):
+        Settings.from_env({"TAVUS_RETRY_BACKOFF": "600"})
+
+
 def test_tavus_face_id_is_read_when_tavus_replica_id_is_not_set():
     assert Settings.from_env({"TAVUS_FACE_ID": "f1"}).tavus_replica_id == "f1"
     assert Settings.from_env({"TAVUS_FACE_ID": "f1", "TAVUS_REPLICA_ID": "r1"}).tavus_replica_id == "r1"

@@ -1,6 +1,6 @@
-"""The guard in tests/conftest.py: a test that prints a key or a token fails, however it printed it.
-
-Run on a small test file in a pytest of its own, with tests/conftest.py as its plugin.
+"""tests/conftest.py's own rules: the guard (a test that prints a key or a token fails, however it printed it),
+run on a small test file in a pytest of its own with tests/conftest.py as its plugin; and the suite's one
+wait-until loop.
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 from xml.etree import ElementTree
+
+import pytest
+
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 LEAKY_TESTS = '''
@@ -55,3 +59,20 @@ def test_a_test_that_prints_a_secret_fails_even_when_it_read_the_output_itself(t
         "test_prints_nothing_secret": [],
         "test_shows_a_token_on_purpose": [],
     }
+
+
+# --- wait_until: the suite's one wait-until loop ------------------------------------------------------------
+
+
+def test_wait_until_answers_the_conditions_first_truthy_answer_pausing_as_told_between_asks():
+    answers, pauses = iter([None, 0, [], "ready", "later"]), []
+
+    assert wait_until(lambda: next(answers), "the fourth answer", pause=pauses.append, interval=0.5) == "ready"
+    assert pauses == [0.5, 0.5, 0.5]
+
+
+def test_wait_until_fails_naming_what_it_waited_for_as_it_stands_then():
+    seen = []
+
+    with pytest.raises(pytest.fail.Exception, match=r"^waited 0.05 s for 2 things, saw \[1\]$"):
+        wait_until(lambda: seen.append(1), lambda: f"2 things, saw {seen[:1]}", timeout=0.05)

@@ -8,7 +8,6 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from config import Settings
 from relay.dry_run import DryRunRoom
 from relay.logs import LOG_FORMAT, RelayLogHandler, escape_control, say, start_logging
+from tests.conftest import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 FORGED = "abc\n2026-11-30 00:00:00,000 INFO POST /send_text_message 200 0.3ms inference_id=FORGED messages_sent=1"
@@ -46,11 +46,20 @@ def attach(stream: Terminal, **kwargs: int) -> RelayLogHandler:
 
 
 @pytest.fixture
-def terminal() -> Iterator[Terminal]:
+def relay_logs_at_info() -> Iterator[None]:
+    """The relay's loggers at INFO, as start_logging sets them, and as they were after the test."""
+    logger = logging.getLogger("echo_relay")
+    before = logger.level
+    logger.setLevel(logging.INFO)
+    yield
+    logger.setLevel(before)
+
+
+@pytest.fixture
+def terminal(relay_logs_at_info: None) -> Iterator[Terminal]:
     """A terminal behind the relay's log handler (`terminal.handler`)."""
     stream = Terminal()
     stream.handler = attach(stream)  # type: ignore[attr-defined]
-    logging.getLogger("echo_relay").setLevel(logging.INFO)
     try:
         yield stream
     finally:
@@ -88,9 +97,7 @@ def test_every_line_is_written_once_and_each_threads_lines_in_order(terminal):
 def test_a_line_is_written_by_the_log_thread_with_no_flush(terminal):
     logging.getLogger("echo_relay.test_logs").info("on its own")
 
-    deadline = time.monotonic() + 10  # a hang guard, not a speed: the writer writes what it has when nothing waits
-    while terminal.getvalue() == "" and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(terminal.getvalue, "the log thread to write")  # the writer writes what it has when nothing waits
     assert terminal.getvalue() == "INFO on its own\n"
 
 
@@ -115,7 +122,7 @@ def test_what_the_relay_says_comes_after_the_lines_logged_before_it(terminal):
     assert terminal.getvalue() == "INFO joining the room ...\nerror: the room cannot be joined\n"
 
 
-def test_a_terminal_that_is_not_read_costs_lines_not_memory_and_says_how_many():
+def test_a_terminal_that_is_not_read_costs_lines_not_memory_and_says_how_many(relay_logs_at_info):
     stream = Terminal()
     handler = attach(stream, max_waiting=10)
     logger = logging.getLogger("echo_relay.test_logs")

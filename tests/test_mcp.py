@@ -34,7 +34,7 @@ from config import ConfigError, McpSettings
 from relay import mcp as relay_mcp
 from relay.http_client import CONNECT_TIMEOUT_S
 from relay.mcp import MAX_EVENT_ITEMS, MAX_EVENT_TEXT_CHARS, FaceTools, excerpt
-from tests.conftest import assert_no_secret, free_port
+from tests.conftest import assert_no_secret, free_port, wait_until
 from tests.test_app_main import relay_env
 from tests.wsgi_server import serve_wsgi
 
@@ -68,12 +68,11 @@ def dry_run_relay(folder: Path, **env: str) -> Iterator[str]:
 
 
 def _listening_port(process: subprocess.Popen[bytes], output: Path) -> int:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline and process.poll() is None:
-        if match := re.search(r"listening on http://127\.0\.0\.1:(\d+)", output.read_text()):
-            return int(match.group(1))
-        time.sleep(0.05)
-    raise AssertionError(f"the relay did not start: {output.read_text()}")
+    def listening() -> re.Match[str] | None:
+        assert process.poll() is None, f"the relay did not start: {output.read_text()}"
+        return re.search(r"listening on http://127\.0\.0\.1:(\d+)", output.read_text())
+
+    return int(wait_until(listening, lambda: f"the relay to start: {output.read_text()}", START_TIMEOUT_S).group(1))
 
 
 def server_env(relay_url: str, **env: str) -> dict[str, str]:
@@ -140,13 +139,6 @@ def tool_error(result: Any) -> str:
 def health(relay_url: str) -> dict[str, Any]:
     found: dict[str, Any] = requests.get(f"{relay_url}/health", timeout=5).json()
     return found
-
-
-def wait_until(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + CALL_TIMEOUT_S
-    while not condition():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.02)
 
 
 def wait_until_speaking(relay_url: str) -> None:

@@ -11,7 +11,6 @@ import re
 import signal
 import socket
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ import requests
 import app
 from tavus_client import TavusClient, persona_id_of
 from tests.conftest import FakeBehaviour, free_port, wait_for_relay
+from tests.conftest import signal_when as interrupt_when
 from tests.docs import page
 from tests.fake_daily import participant
 from tests.fake_tavus import API_KEY, STOCK_FACES
@@ -125,20 +125,6 @@ def test_a_port_in_use_creates_nothing_at_all(quickstart_env, fake_tavus, fake_d
     err = capsys.readouterr().err
     assert f"error: cannot listen on 127.0.0.1:{quickstart_env}: Address already in use; set RELAY_PORT" in err
     assert fake_tavus.requests == [] and fake_daily.clients == []
-
-
-def interrupt_when(condition, signum=signal.SIGINT):
-    """A user pressing Ctrl-C (or a SIGTERM) once `condition()` holds."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 20
-        while not condition() and time.monotonic() < deadline:
-            time.sleep(0.002)
-        os.kill(os.getpid(), signum)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
 
 
 @pytest.mark.parametrize("delivered_to", ["main thread", "another thread", "started ignored"])

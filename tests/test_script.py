@@ -341,8 +341,7 @@ def test_stop_ends_the_run_at_once_and_next_plays_one_line(scripted, fake_call_c
     scripted.script.load(parse_script("One.\nTwo.", Path.cwd()), "demo")
 
     scripted.script.next()
-    while not sent_messages(fake_call_client):
-        time.sleep(0.005)
+    wait_until(lambda: sent_messages(fake_call_client), "the first line to go out")
     scripted.script.stop()
 
     assert script_events(scripted)[-1] == ("stopped", None)
@@ -400,16 +399,12 @@ def test_an_interrupt_stops_a_script_run(client, fake_call_client):
     Face(fake_call_client, lose={0})
     client.post("/script", json={"script": "One.\nTwo."})
     client.post("/script/play")
-    while not sent_messages(fake_call_client):
-        time.sleep(0.005)
+    wait_until(lambda: sent_messages(fake_call_client), "the first line to go out")
 
     client.post("/interrupt")
 
+    wait_until(lambda: not client.get("/script").get_json()["playing"], "the run to stop")
     state = client.get("/script").get_json()
-    deadline = time.monotonic() + 5
-    while state["playing"] and time.monotonic() < deadline:
-        time.sleep(0.01)
-        state = client.get("/script").get_json()
     assert not state["playing"] and state["position"] == 0
     assert [m.get("properties", {}).get("text") for m in sent_messages(fake_call_client)] == ["One.", None]
 

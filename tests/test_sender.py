@@ -19,6 +19,7 @@ import pytest
 from relay.errors import ConnectionDown, Interrupted, QueueFull, RelayError, ReplicaAbsent, SendError, SendTimeout
 from relay.recorder import Recorder
 from relay.sender import Dispatch, Sender
+from tests.conftest import wait_until
 
 CONVERSATION_ID = "c123"
 
@@ -134,11 +135,8 @@ class Request:
 
 
 def until(condition: Callable[[], bool]) -> None:
-    """Wait for state another thread changes (a request queued, a send made), never longer than 10 s."""
-    deadline = time.monotonic() + 10
-    while not condition():
-        assert time.monotonic() < deadline, "the state the test waits for never came"
-        time.sleep(0.001)
+    """Wait for state another thread changes (a request queued, a send made)."""
+    wait_until(condition, "the state the test waits for", interval=0.001)
 
 
 class HeldSend:

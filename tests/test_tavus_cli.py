@@ -27,6 +27,7 @@ def cli(
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TAVUS_", "RELAY_"))}
     env["TAVUS_API_BASE_URL"] = fake_tavus.base_url
+    env["TAVUS_RETRY_BACKOFF"] = "0.01"  # a retried call is retried at once, not after 0.5 s, 1 s, 2 s
     env.update(settings)
     if key:
         env["TAVUS_API_KEY"] = key

@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from urllib3.util.retry import RequestHistory
 
-from config import ConfigError
+from config import ConfigError, Settings
 from tavus_client import TavusAPIError, TavusClient, __version__
 from tests.conftest import free_port, wait_until
 from tests.fake_tavus import API_KEY, STOCK_FACES
@@ -188,6 +189,20 @@ def test_timeout_is_the_same_error_with_no_status(tavus, fake_tavus):
 
     assert caught.value.status_code is None
     assert len(fake_tavus.calls("POST", "/v2/personas")) == 1
+
+
+@pytest.mark.parametrize("backoff_s", [0.0, 0.5, 2.0])
+def test_the_wait_between_retries_is_tavus_retry_backoff(backoff_s):
+    """urllib3 waits TAVUS_RETRY_BACKOFF × 2^(n-1) s before the n-th retry after the first (which is at once)."""
+    settings = Settings(tavus_api_key=API_KEY, tavus_retry_backoff_s=backoff_s)
+    client = TavusClient.from_settings(settings)
+
+    failed = RequestHistory("GET", None, None, 503, None)
+    for path in ("/replicas", "/conversations/c1/end"):
+        retry = client._session.get_adapter(settings.tavus_api_base_url + path).max_retries
+        assert [retry.new(history=(failed,) * tries).get_backoff_time() for tries in (1, 2, 3)] == [
+            0, backoff_s * 2, backoff_s * 4
+        ]
 
 
 def test_refused_connection_is_the_same_error_with_no_status():
