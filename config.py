@@ -182,7 +182,11 @@ class Settings:
             ),
             tavus_timeout_s=read.number("TAVUS_TIMEOUT", DEFAULT_TAVUS_TIMEOUT_S, float, minimum=0.01),
             tavus_retry_backoff_s=read.number(
-                "TAVUS_RETRY_BACKOFF", DEFAULT_TAVUS_RETRY_BACKOFF_S, float, minimum=0, maximum=MAX_TAVUS_RETRY_BACKOFF_S
+                "TAVUS_RETRY_BACKOFF",
+                DEFAULT_TAVUS_RETRY_BACKOFF_S,
+                float,
+                minimum=0,
+                maximum=MAX_TAVUS_RETRY_BACKOFF_S,
             ),
             spoken_timeout_s=read.number("RELAY_SPOKEN_TIMEOUT", DEFAULT_SPOKEN_TIMEOUT_S, float, minimum=0),
             utterance_idle_close_s=read.number(
@@ -330,7 +334,9 @@ class _Reader:
         try:
             host = parse_host(word)
         except ValueError as why:
-            raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000: {why}, got {word!r}") from None
+            raise ConfigError(
+                f"{name} lists host names such as relay.lan or relay.lan:8000: {why}, got {word!r}"
+            ) from None
         refusal = never_this_relay(host.name)
         if refusal is not None:
             raise ConfigError(f"{name} lists host names such as relay.lan or relay.lan:8000: {refusal}, got {word!r}")

@@ -262,7 +262,8 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-_BODY_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)  # one for every request: json.loads makes one each call
+# One for every request: json.loads makes one each call.
+_BODY_DECODER = json.JSONDecoder(object_pairs_hook=_unique_keys)
 
 
 def _decode_bounded(text: str) -> Any:
@@ -506,7 +507,9 @@ def check_known(
         if name in known:
             continue
         if not isinstance(name, str):  # a multipart part without a name
-            raise MessageError("every form field needs a name: send the file as -F file=@speech.wav, options as -F done=true")
+            raise MessageError(
+                "every form field needs a name: send the file as -F file=@speech.wav, options as -F done=true"
+            )
         if name == "text" and endpoint != TEXT_ENDPOINT:
             raise MessageError(
                 f'{prefix}text is for POST /send_text_message: {endpoint or "this endpoint"} speaks audio '

@@ -52,7 +52,9 @@ ENDABLE_PREFIX = "/conversations/"
 class TavusAPIError(Exception):
     """A Tavus API call failed: an HTTP error (`status_code`) or no answer at all (`status_code` None)."""
 
-    def __init__(self, message: str, *, status_code: int | None, body: Any = None, method: str = "", path: str = "") -> None:
+    def __init__(
+        self, message: str, *, status_code: int | None, body: Any = None, method: str = "", path: str = ""
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.body = body
@@ -102,7 +104,10 @@ class TavusClient:
         """The client the settings describe: TAVUS_API_KEY, TAVUS_API_BASE_URL, TAVUS_TIMEOUT, TAVUS_RETRY_BACKOFF."""
         options.setdefault("retry_backoff_s", settings.tavus_retry_backoff_s)
         return cls(
-            settings.tavus_api_key or "", base_url=settings.tavus_api_base_url, timeout=settings.tavus_timeout_s, **options
+            settings.tavus_api_key or "",
+            base_url=settings.tavus_api_base_url,
+            timeout=settings.tavus_timeout_s,
+            **options,
         )
 
     def __repr__(self) -> str:
@@ -170,7 +175,9 @@ class TavusClient:
 
     def get_pal(self, pal_id: str, *, include_settings: bool = False) -> dict[str, Any]:
         """One PAL; `include_settings` adds its layers and pipeline settings."""
-        return self._request("GET", f"/pals/{pal_id}", params={"include_settings": "true"} if include_settings else None)
+        return self._request(
+            "GET", f"/pals/{pal_id}", params={"include_settings": "true"} if include_settings else None
+        )
 
     def list_pals(
         self, limit: int | None = None, page: int | None = None, *, pal_type: str | None = None, sort: str | None = None
@@ -230,7 +237,9 @@ class TavusClient:
 
     def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
         """One conversation; `verbose` adds its events."""
-        return self._request("GET", f"/conversations/{conversation_id}", params={"verbose": "true"} if verbose else None)
+        return self._request(
+            "GET", f"/conversations/{conversation_id}", params={"verbose": "true"} if verbose else None
+        )
 
     def list_conversations(
         self, limit: int | None = None, page: int | None = None, status: str | None = None
@@ -273,7 +282,12 @@ class TavusClient:
         return self._request("GET", "/faces", params=params)
 
     def list_replicas(
-        self, limit: int | None = None, page: int | None = None, *, verbose: bool = False, replica_type: str | None = None
+        self,
+        limit: int | None = None,
+        page: int | None = None,
+        *,
+        verbose: bool = False,
+        replica_type: str | None = None,
     ) -> dict[str, Any]:
         """The legacy path of list_faces."""
         params = without_none(limit=limit, page=page, verbose="true" if verbose else None, replica_type=replica_type)
@@ -320,7 +334,9 @@ class TavusClient:
             return
         on_slow(f"waiting for Tavus to answer {method} {path} ({self._longest_wait(method, path)}) ...")
         while not answered.wait(self._slow_repeat_s):
-            on_slow(f"still waiting for Tavus to answer {method} {path} ({time.monotonic() - started:.0f} s so far) ...")
+            on_slow(
+                f"still waiting for Tavus to answer {method} {path} ({time.monotonic() - started:.0f} s so far) ..."
+            )
 
     def _longest_wait(self, method: str, path: str) -> str:
         """`up to 30 s, TAVUS_TIMEOUT`, and whether the call is asked again once that passed without an answer."""

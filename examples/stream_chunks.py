@@ -60,7 +60,12 @@ def main() -> None:
     inference_id = uuid.uuid4().hex  # one id for the whole utterance
     for index, pcm in enumerate(pieces):
         last = index == len(pieces) - 1
-        body = {"audio": base64.b64encode(pcm).decode(), "sample_rate": rate, "inference_id": inference_id, "done": last}
+        body = {
+            "audio": base64.b64encode(pcm).decode(),
+            "sample_rate": rate,
+            "inference_id": inference_id,
+            "done": last,
+        }
         status, answer = post(url, body)
         print(status, json.dumps(answer), flush=True)
         if status != 200:

@@ -160,7 +160,9 @@ def check_duration(pcm_bytes: int, rate: int, max_seconds: float | None) -> None
 
 
 def check_decode_work(frames: int, channels: int, samplerate: int, max_samples: int | None) -> None:
-    """Decoding costs frames times channels: a small file of many channels at a high rate costs more than its length says."""
+    """Decoding costs frames times channels: a small file of many channels at a high rate costs more than its
+    length says.
+    """
     if max_samples is not None and frames * channels > max_samples:
         raise TooLarge(
             f"the file holds {frames * channels} samples ({frames} frames x {channels} channels at {samplerate} Hz), "

@@ -78,7 +78,9 @@ class Relay:
         if self.microphone is not None:
             self.microphone.start()
         if self.settings.utterance_idle_close_s > 0:
-            self._idle_closer = threading.Thread(target=self._close_idle_utterances, name="relay-idle-close", daemon=True)
+            self._idle_closer = threading.Thread(
+                target=self._close_idle_utterances, name="relay-idle-close", daemon=True
+            )
             self._idle_closer.start()
 
     @property
@@ -108,7 +110,11 @@ class Relay:
             max_bytes=self.settings.max_message_bytes,
         )
         sent = self.send(
-            messages, interrupt=echo.interrupt, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
+            messages,
+            interrupt=echo.interrupt,
+            conversation_id=conversation_id,
+            inference_id=inference_id,
+            ticket=ticket,
         )
         answer = {"inference_id": inference_id, "messages_sent": sent, "conversation_id": conversation_id}
         return self._waited(answer, wait, 0.0)
@@ -311,7 +317,9 @@ class Relay:
             done=True, max_bytes=self.settings.max_message_bytes,
         )
         try:
-            self.send(messages, interrupt=False, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket)
+            self.send(
+                messages, interrupt=False, conversation_id=conversation_id, inference_id=inference_id, ticket=ticket
+            )
         except Interrupted:
             return
         except RelayError as error:
@@ -363,7 +371,9 @@ class Relay:
             self.events.publish("relay.joined", conversation_id=self.room.conversation_id)
             face = self.room.face
             if face["present"]:
-                self.events.publish("relay.replica_joined", participant_id=face["participant_id"], signal=face["signal"])
+                self.events.publish(
+                    "relay.replica_joined", participant_id=face["participant_id"], signal=face["signal"]
+                )
 
     def close(self) -> None:
         self._closing.set()

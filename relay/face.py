@@ -93,7 +93,9 @@ class FacePresence:
         return self._here.wait(timeout)
 
     def see_participant(self, participant: Mapping[str, Any]) -> dict[str, Any] | None:
-        """A participant joined, was updated or was in the room at join: the joined event's data if it made the face present."""
+        """A participant joined, was updated or was in the room at join: the joined event's data if it made the
+        face present.
+        """
         signal = face_signal(participant, self._names)
         if signal is None:
             return None

@@ -106,7 +106,10 @@ class FaceTools:
             body["interrupt"] = True
         with self._relay() as relay:
             return self._speak(
-                relay, wait, inference_id, lambda timeout: relay.call("POST", "/send_text_message", json=body, timeout=timeout)
+                relay,
+                wait,
+                inference_id,
+                lambda timeout: relay.call("POST", "/send_text_message", json=body, timeout=timeout),
             )
 
     def play_audio(
@@ -351,7 +354,10 @@ def agent_entries(python: str, folder: Path) -> str:
             'Cursor (~/.cursor/mcp.json, or .cursor/mcp.json in a project; merge into "mcpServers"):',
             config,
             "",
-            f"The server reads RELAY_URL, RELAY_AUTH_TOKEN and RELAY_MCP_SAY_TIMEOUT from its environment or {folder / '.env'}.",
+            (
+                "The server reads RELAY_URL, RELAY_AUTH_TOKEN and RELAY_MCP_SAY_TIMEOUT from its environment or "
+                f"{folder / '.env'}."
+            ),
         ]
     )
 

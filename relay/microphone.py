@@ -173,7 +173,9 @@ class Microphone:
         self.frames_refused += offered - taken
         taking = taken == offered
         if self.taking_audio and not taking:
-            log.warning("microphone: Daily took %d of %d frames: the relay's microphone is not in the call", taken, offered)
+            log.warning(
+                "microphone: Daily took %d of %d frames: the relay's microphone is not in the call", taken, offered
+            )
         self.taking_audio = taking
 
     def _play(self, clip: _Clip) -> int:

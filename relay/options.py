@@ -1,4 +1,6 @@
-"""The command line of `python app.py`: its parser, and what it asked for as one frozen object, the mode decided once."""
+"""The command line of `python app.py`: its parser, and what it asked for as one frozen object, the mode decided
+once.
+"""
 
 from __future__ import annotations
 
@@ -80,10 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--meeting-token", help="a private room's meeting token (default: TAVUS_MEETING_TOKEN)")
     parser.add_argument(
-        "--script", metavar="FILE", help="play a demo script once the face is in the room, each line after the last is spoken"
+        "--script",
+        metavar="FILE",
+        help="play a demo script once the face is in the room, each line after the last is spoken",
     )
     parser.add_argument(
-        "--exit-after-script", action="store_true", help="with --script: stop when it is over (a quickstart ends its conversation)"
+        "--exit-after-script",
+        action="store_true",
+        help="with --script: stop when it is over (a quickstart ends its conversation)",
     )
     quickstart = parser.add_argument_group("quickstart options")
     quickstart.add_argument(

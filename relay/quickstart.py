@@ -272,7 +272,10 @@ def print_banner(
     conversation_id = conversation["conversation_id"]
     url = conversation["conversation_url"]
     if token:
-        link = f"    {url}?t={token}\n    (this link carries the room's meeting token: it is shown only here, share it with care)\n"
+        link = (
+            f"    {url}?t={token}\n"
+            "    (this link carries the room's meeting token: it is shown only here, share it with care)\n"
+        )
     else:
         link = f"    {url}\n"
     microphone = MICROPHONE_NOTE.format(persona_id=persona_id) + "\n" if options.microphone else ""

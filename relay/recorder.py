@@ -30,7 +30,9 @@ class Recorder:
         """One line; dropped once the recorder is closed (the relay stopping while a send is on its way)."""
         if self._file is None:  # no record file: skip the JSON (a second look under the lock decides the write)
             return
-        line = json.dumps({"time": time.time(), "direction": direction, **extra, "message": message}, ensure_ascii=False)
+        line = json.dumps(
+            {"time": time.time(), "direction": direction, **extra, "message": message}, ensure_ascii=False
+        )
         with self._lock:
             if self._file is None:
                 return

@@ -101,7 +101,9 @@ class DailyCallError(Exception):
     """Daily's answer to a call the relay can carry on without (unsubscribing, leaving)."""
 
 
-def completion_callback(future: Future[Any], error: Callable[[str], BaseException] = DailyCallError) -> Callable[..., None]:
+def completion_callback(
+    future: Future[Any], error: Callable[[str], BaseException] = DailyCallError
+) -> Callable[..., None]:
     """The `completion=` for any daily-python call: its answer settles `future` (on Daily's thread).
 
     Daily calls a completion with `(error)` or `(data, error)`, `error` None on

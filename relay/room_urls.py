@@ -34,11 +34,17 @@ def redact_url(url: str) -> str:
 def join_failure_sentence(error: str, room_url: str) -> str:
     """Daily's Rust debug text (`Connection(Api(RoomLookup(...` ) as one sentence saying what to check."""
     conversation_id = conversation_id_from_url(room_url)
-    ended_hint = f"whether conversation {conversation_id} has ended (python tavus_client.py get-conversation {conversation_id})"
+    ended_hint = (
+        f"whether conversation {conversation_id} has ended "
+        f"(python tavus_client.py get-conversation {conversation_id})"
+    )
     if "Failed to parse url" in error or "InvalidUrl" in error:
         return f"{room_url} is not a valid room URL: check it (it looks like https://tavus.daily.co/c123)"
     if "Invalid client settings" in error:
-        return f"Daily refused the relay's join settings (a bug in the relay; run with --verbose and report it): {room_url}"
+        return (
+            "Daily refused the relay's join settings (a bug in the relay; run with --verbose and report it): "
+            f"{room_url}"
+        )
     if "RoomInfoFetchFailed" in error or "Connect" in error or "lookup address" in error:
         return f"could not reach Daily to look up {room_url}: check your network connection and the URL"
     lowered = error.lower()

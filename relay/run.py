@@ -124,7 +124,9 @@ def load_demo(options: Options) -> Demo | None:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise ScriptError(f"cannot read the script {options.script}: {getattr(error, 'strerror', None) or error}") from None
+        raise ScriptError(
+            f"cannot read the script {options.script}: {getattr(error, 'strerror', None) or error}"
+        ) from None
     return Demo(parse_script(text, path.resolve().parent, name=path.name), path.name, options.exit_after_script)
 
 
@@ -156,7 +158,9 @@ class Run:
                 return self.join_and_serve(url, self.options.meeting_token, face_names=names)
             hide_native_logs_unless_shown()  # a room's join does it with Daily's init; the dry run decodes MP3s too
             room = DryRunRoom(verbose=self.options.verbose)
-            return self.serve(Relay(self.settings, room, CountingMicrophoneDevice(self.settings.sample_rate)), self.dry_run_banner)
+            return self.serve(
+                Relay(self.settings, room, CountingMicrophoneDevice(self.settings.sample_rate)), self.dry_run_banner
+            )
         except ConfigError as error:
             return exit_with_error(str(error), 2)
         except JoinError as error:
@@ -224,14 +228,16 @@ class Run:
         relay.start()
         connections: dict[int, Any] = {}
         server = create_server(self.make_app(relay), self.sock, self.settings, connections)
-        self.stopping.first.append(relay.events.close)  # open event streams end first, so stopping does not wait on them
+        # Open event streams end first, so stopping does not wait on them.
+        self.stopping.first.append(relay.events.close)
         try:
             log.info("echo relay (%s) listening on %s", relay.room.mode, self.address())
             banner()
             try:
                 if self.demo is not None:
                     start_demo(self.demo, relay, server, self.stopping)
-                server.run()  # returns after Ctrl-C/SIGTERM (waitress catches the KeyboardInterrupt), in-flight requests done
+                # Returns after Ctrl-C/SIGTERM (waitress catches the KeyboardInterrupt), in-flight requests done.
+                server.run()
             except KeyboardInterrupt:
                 pass  # it came before run() began
         finally:
@@ -310,7 +316,9 @@ def start_demo(demo: Demo, relay: Relay, server: Any, stopping: Stopping) -> Non
 
 
 def _stop_when_over(script: Any, server: Any, stopping: Stopping) -> None:
-    """Once the script is over, stop as Ctrl-C does, unless the user stopped first (a script cut short by that is no failure)."""
+    """Once the script is over, stop as Ctrl-C does, unless the user stopped first (a script cut short by that
+    is no failure).
+    """
     script.wait_until_over()
     with stopping.lock:
         if stopping.signalled:

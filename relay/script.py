@@ -152,7 +152,9 @@ def _step(line: str, where: str, number: int, audio_dir: Path, confined: bool) -
         return Step(number, "audio", file_name=argument, path=path)
     if directive == EMOTION:
         return Step(number, EMOTION, emotion=_emotion(argument, where))
-    raise ScriptError(f"{where}: unknown directive @{directive[:30]}: use {DIRECTIVES} (start the line with \\@ to say it)")
+    raise ScriptError(
+        f"{where}: unknown directive @{directive[:30]}: use {DIRECTIVES} (start the line with \\@ to say it)"
+    )
 
 
 def _emotion(argument: str, where: str) -> str | None:
@@ -383,6 +385,8 @@ class ScriptRunner:
         if step is not None:
             fields |= {"index": index, **step.as_dict()}
         self._relay.events.publish("relay.script", **fields)
-        where = f" line {step.line} ({(index or 0) + 1}/{len(self._steps)}): {step.as_dict()['text'][:70]}" if step else ""
+        where = (
+            f" line {step.line} ({(index or 0) + 1}/{len(self._steps)}): {step.as_dict()['text'][:70]}" if step else ""
+        )
         error = f": {extra['error']}" if "error" in extra else ""
         log.info("script %s: %s%s%s", self._name, state.replace("_", " "), where, error)

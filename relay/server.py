@@ -72,7 +72,8 @@ def bind(settings: Settings) -> socket.socket:
     family, sockaddr = address
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as waitress does: a restart reuses the port at once
+        # As waitress does: a restart reuses the port at once.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
         sock.listen(BACKLOG)
     except OSError as error:
@@ -211,7 +212,9 @@ class RequestDeadlineServer(TcpWSGIServer):
         return late
 
 
-def create_server(app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]) -> RequestDeadlineServer:
+def create_server(
+    app: Any, sock: socket.socket, settings: Settings, connections: dict[int, Any]
+) -> RequestDeadlineServer:
     """The server on the bound socket; `connections` is its map of open channels (closed by the caller).
 
     Built as `waitress.create_server` builds one for a socket it is given (one server, one task dispatcher

@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="command")
 
     def command(name: str, summary: str, details: str = "") -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {details}".strip())
+        return commands.add_parser(
+            name, help=summary, description=f"{summary[0].upper()}{summary[1:]}. {details}".strip()
+        )
 
     persona = command("create-persona", "create an echo persona (or a PAL with --pal)",
                       "Sends pipeline_mode echo: the face says what the relay sends, nothing else.")
@@ -54,21 +56,27 @@ def build_parser() -> argparse.ArgumentParser:
     owner.add_argument("--pal-id", metavar="ID", help="the echo PAL to use, e.g. pal123")
     face = conversation.add_mutually_exclusive_group()
     face.add_argument("--face-id", metavar="F", help="face to use instead of the PAL's default")
-    face.add_argument("--replica-id", metavar="R", help="replica to use instead of the persona's default (a face's legacy name)")
+    face.add_argument(
+        "--replica-id", metavar="R", help="replica to use instead of the persona's default (a face's legacy name)"
+    )
     conversation.add_argument("--name", help="conversation name")
     conversation.add_argument("--context", help="conversational context")
     conversation.add_argument("--greeting", help="custom greeting the face says first")
     conversation.add_argument("--callback-url", metavar="URL", help="URL Tavus posts conversation events to")
     conversation.add_argument("--max-call-duration", type=int, metavar="S", help="end the call after S seconds")
     conversation.add_argument(
-        "--participant-left-timeout", type=int, metavar="S", help="end the call S seconds after the last participant left"
+        "--participant-left-timeout",
+        type=int,
+        metavar="S",
+        help="end the call S seconds after the last participant left",
     )
     conversation.add_argument(
         "--participant-absent-timeout", type=int, metavar="S", help="end the call if nobody joins within S seconds"
     )
     conversation.add_argument(
         "--properties", type=_json_object, metavar="JSON", default={},
-        help="more conversation properties as a JSON object, e.g. '{\"language\": \"english\", \"enable_recording\": true}'"
+        help="more conversation properties as a JSON object, "
+        "e.g. '{\"language\": \"english\", \"enable_recording\": true}'"
         " (any Tavus documents, passed as given); merged with the flags above",
     )
     conversation.add_argument("--private", action="store_true", help="require a meeting token to join (require_auth)")

@@ -70,7 +70,9 @@ def assert_no_secret(printed: str) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: Any, call: Any) -> Generator[None, Any, None]:
-    """Fail any test whose captured stdout, stderr or log holds a key or a token; keep its call's report (CALL_REPORT)."""
+    """Fail any test whose captured stdout, stderr or log holds a key or a token; keep its call's report
+    (CALL_REPORT).
+    """
     outcome = yield
     report = outcome.get_result()
     if report.when == "call":
@@ -133,7 +135,9 @@ def _daily_log_lines_dropped() -> Iterator[None]:
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-    forwarder = threading.Thread(target=daily_logs._forward, args=(read_end, saved), name="daily-log-filter", daemon=True)
+    forwarder = threading.Thread(
+        target=daily_logs._forward, args=(read_end, saved), name="daily-log-filter", daemon=True
+    )
     forwarder.start()
     try:
         yield
@@ -263,7 +267,8 @@ def wait_until(
     interval: float = POLL_S,
     pause: Callable[[float], object] = time.sleep,
 ) -> T:
-    """`condition()`'s first truthy answer, asked every `interval` s; a test failure naming `what` if none came in `timeout`.
+    """`condition()`'s first truthy answer, asked every `interval` s; a test failure naming `what` if none came in
+    `timeout`.
 
     The one wait-until loop of the suite: what a test waits for happens in
     milliseconds, so the timeout only stops a broken run from hanging, and a

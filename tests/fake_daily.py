@@ -93,7 +93,8 @@ class FakeBehaviour:
         self.reverse_completions = False
         self.send_error: Callable[[int, Any], str | None] | None = None
         self.keep: Callable[[Any], Any] = lambda message: message  # what the room's log keeps of each message
-        self.check_messages = True  # raise at once for what daily cannot encode (benchmarks turn it off: native in daily)
+        # Raise at once for what daily cannot encode (benchmarks turn it off: native in daily).
+        self.check_messages = True
         self.clients: list[FakeCallClient] = []
         self.microphones: list[FakeMicrophoneDevice] = []
 
@@ -116,7 +117,9 @@ class FakeBehaviour:
         for client in self.clients:
             inputs = (client.joined_with.get("client_settings") or {}).get("inputs") or {}
             microphone = inputs.get("microphone")
-            selected = isinstance(microphone, dict) and (microphone.get("settings") or {}).get("deviceId") == device_name
+            selected = (
+                isinstance(microphone, dict) and (microphone.get("settings") or {}).get("deviceId") == device_name
+            )
             if client.call_state == "joined" and selected:
                 return True
         return False
@@ -199,7 +202,10 @@ class FakeCallClient:
             if state not in SUBSCRIPTION_STATES
         ]
         if bad:
-            error = f'Profile subscription settings were not valid JsonApiError {{ message: "Invalid subscription state: {bad[0]}" }}'
+            error = (
+                "Profile subscription settings were not valid JsonApiError "
+                f'{{ message: "Invalid subscription state: {bad[0]}" }}'
+            )
             self._later(lambda: self._complete(completion, error))
             self._later(lambda: self.handler.on_error(f"Error handling updateSubscriptionProfiles: {error}"))
             return

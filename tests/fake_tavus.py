@@ -5,8 +5,8 @@ request body against the request schema the docs give (REQUEST_SCHEMAS, JSON
 Schema checked by jsonschema: the fields, their types, the required ones;
 conversation properties Tavus may add later pass; a violation is a 400 and is
 kept in `contract_violations`), applies JSON Patch lists to personas and PALs,
-answers `GET /faces?face_type=system` with Tavus's stock faces (STOCK_FACES), keeps the conversations it created (unknown ids are
-400 `{"error": "Invalid conversation_id"}`), gives a `meeting_token` only to
+answers `GET /faces?face_type=system` with Tavus's stock faces (STOCK_FACES), keeps the conversations it
+created (unknown ids are 400 `{"error": "Invalid conversation_id"}`), gives a `meeting_token` only to
 a conversation created with `require_auth`, and creates `test_mode` ones
 already `ended`. Tests script other failures with `fail_next`, and hold a
 call unanswered with `hold_next` (a user pressing Ctrl-C while Tavus thinks).
@@ -50,10 +50,13 @@ JSON_PATCH = {"type": "array", "items": _object(
 )}
 REQUEST_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "personas"): _object({"persona_name": STRING, "default_replica_id": STRING, **_PIPELINE}),
-    ("POST", "pals"): _object({"pal_name": STRING, "default_face_id": STRING, **_PIPELINE}, required=("default_face_id",)),
+    ("POST", "pals"): _object(
+        {"pal_name": STRING, "default_face_id": STRING, **_PIPELINE}, required=("default_face_id",)
+    ),
     ("POST", "conversations"): {
         **_object({
-            "persona_id": STRING, "pal_id": STRING, "replica_id": STRING, "face_id": STRING, "conversation_name": STRING,
+            "persona_id": STRING, "pal_id": STRING, "replica_id": STRING, "face_id": STRING,
+            "conversation_name": STRING,
             "conversational_context": STRING, "custom_greeting": STRING, "callback_url": STRING, "audio_only": BOOLEAN,
             "test_mode": BOOLEAN, "require_auth": BOOLEAN, "properties": CONVERSATION_PROPERTIES,
         }),
@@ -126,7 +129,9 @@ class FakeTavus:
     def ended(self) -> set[str]:
         return {cid for cid, conversation in self.conversations.items() if conversation["status"] == "ended"}
 
-    def fail_next(self, method: str, path: str, status: int, body: Any = None, *, times: int = 1, delay_s: float = 0.0) -> None:
+    def fail_next(
+        self, method: str, path: str, status: int, body: Any = None, *, times: int = 1, delay_s: float = 0.0
+    ) -> None:
         """The next `times` requests to method+path answer `status` with `body` (after `delay_s`)."""
         self.scripted.append(Scripted(method, path, status, body, times, delay_s))
 

@@ -62,7 +62,9 @@ def test_docs_curl_body_sends_exactly_one_clean_text_echo(client, fake_call_clie
             "message_type": "conversation",
             "event_type": "conversation.echo",
             "conversation_id": CONVERSATION_ID,
-            "properties": {"modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True},
+            "properties": {
+                "modality": "text", "text": "Hello there!", "inference_id": "inference-id-123", "done": True
+            },
         }
     ]
 
@@ -140,7 +142,9 @@ def test_audio_echo_sends_raw_pcm_untouched_with_true_rate_and_no_done_by_defaul
             "message_type": "conversation",
             "event_type": "conversation.echo",
             "conversation_id": CONVERSATION_ID,
-            "properties": {"modality": "audio", "audio": b64(pcm), "sample_rate": 24000, "inference_id": "a1", "done": False},
+            "properties": {
+                "modality": "audio", "audio": b64(pcm), "sample_rate": 24000, "inference_id": "a1", "done": False
+            },
         }
     ]
 
@@ -305,7 +309,9 @@ def test_missing_or_wrong_bearer_token_is_401_and_sends_nothing(guarded, fake_ca
 
 
 def test_right_bearer_token_passes_and_health_needs_none(guarded, fake_call_client):
-    assert guarded.post("/send_text_message", json={"text": "Hi"}, headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+    assert guarded.post(
+        "/send_text_message", json={"text": "Hi"}, headers={"Authorization": "Bearer s3cret-token"}
+    ).status_code == 200
     assert guarded.get("/health").status_code == 200
 
 
@@ -362,7 +368,11 @@ def test_messages_wait_for_the_face_then_go_out(fake_daily, make_app, arrival):
     try:
         threading.Timer(
             0.2,
-            fake.replica_joins if arrival == "participant" else lambda: fake.room_sends({"event_type": "system.replica_joined"}),
+            (
+                fake.replica_joins
+                if arrival == "participant"
+                else lambda: fake.room_sends({"event_type": "system.replica_joined"})
+            ),
         ).start()
         response = app.test_client().post("/send_text_message", json={"text": "Hi"})
     finally:
@@ -423,7 +433,9 @@ def test_interrupt_drops_queued_messages_and_goes_out_first(app, client, fake_da
     second_chunk_held = threading.Event()
 
     def slow_send(message: Any, participant_id: Any = None, completion: Any = None) -> None:
-        long_chunks_sent = sum(1 for m in fake_call_client.sent if m.get("properties", {}).get("inference_id") == "long")
+        long_chunks_sent = sum(
+            1 for m in fake_call_client.sent if m.get("properties", {}).get("inference_id") == "long"
+        )
         if message.get("properties", {}).get("inference_id") == "long" and long_chunks_sent == 1:
             second_chunk_held.set()  # the second chunk waits, mid-utterance, until the interrupt lands
             wait_until(lambda: sender.ticket != before, "the interrupt", interval=0.001)
@@ -436,15 +448,23 @@ def test_interrupt_drops_queued_messages_and_goes_out_first(app, client, fake_da
     def post(name: str, body: dict) -> None:
         results[name] = client.post("/send_audio_message", json=body)
 
-    long_request = threading.Thread(target=post, args=("long", {"audio": b64(pcm), "sample_rate": 24000, "inference_id": "long", "done": True}))
+    long_request = threading.Thread(
+        target=post, args=("long", {"audio": b64(pcm), "sample_rate": 24000, "inference_id": "long", "done": True})
+    )
     long_request.start()
     wait_until(
-        lambda: any(m["properties"].get("inference_id") == "long" for m in list(fake_call_client.sent) if "properties" in m),
+        lambda: any(
+            m["properties"].get("inference_id") == "long" for m in list(fake_call_client.sent) if "properties" in m
+        ),
         "the long utterance's first message", interval=0.001,
     )
-    queued = threading.Thread(target=post, args=("queued", {"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "queued"}))
+    queued = threading.Thread(
+        target=post, args=("queued", {"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "queued"})
+    )
     queued.start()
-    wait_until(lambda: client.get("/health").get_json()["queue_depth"] >= 1, "the second request to queue", interval=0.001)
+    wait_until(
+        lambda: client.get("/health").get_json()["queue_depth"] >= 1, "the second request to queue", interval=0.001
+    )
     wait_until(second_chunk_held.is_set, "the second chunk to be on its way to Daily")  # a busy machine may lag there
 
     response = client.post("/interrupt")
@@ -482,7 +502,9 @@ def test_concurrent_requests_never_interleave_their_messages(client, fake_call_c
 
 
 def test_sends_are_pipelined_not_one_round_trip_each(room, fake_call_client, make_app):
-    """Daily's confirmations are held back until every chunk was sent: a relay that awaited each one would stall (504)."""
+    """Daily's confirmations are held back until every chunk was sent: a relay that awaited each one would stall
+    (504).
+    """
     pcm = pcm_of(24000 * 2)
     expected = len(list(echo_messages.audio_echo_messages(
         pcm, sample_rate=24000, conversation_id=CONVERSATION_ID, inference_id="i", done=True
@@ -618,7 +640,10 @@ def test_a_chunk_without_a_rate_takes_its_utterances_rate(client, fake_call_clie
 
 
 def test_a_closed_utterance_is_forgotten(client, fake_call_client):
-    client.post("/send_audio_message", json={"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "u3", "done": True})
+    client.post(
+        "/send_audio_message",
+        json={"audio": b64(pcm_of(480)), "sample_rate": 24000, "inference_id": "u3", "done": True},
+    )
     client.post("/send_audio_message", json={"inference_id": "u3", "done": True})
 
     assert sent_messages(fake_call_client)[-1]["properties"]["sample_rate"] == 16000  # Tavus's default again
@@ -627,8 +652,12 @@ def test_a_closed_utterance_is_forgotten(client, fake_call_client):
 # --- audio files inside JSON ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("fmt, subtype", [("MP3", "MPEG_LAYER_III"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("AIFF", "PCM_16")])
-def test_a_base64_audio_file_of_any_container_in_json_is_decoded_not_played_as_noise(client, fake_call_client, fmt, subtype):
+@pytest.mark.parametrize(
+    "fmt, subtype", [("MP3", "MPEG_LAYER_III"), ("FLAC", "PCM_16"), ("OGG", "VORBIS"), ("AIFF", "PCM_16")]
+)
+def test_a_base64_audio_file_of_any_container_in_json_is_decoded_not_played_as_noise(
+    client, fake_call_client, fmt, subtype
+):
     buffer = io.BytesIO()
     rate = 44100
     tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)
@@ -639,7 +668,9 @@ def test_a_base64_audio_file_of_any_container_in_json_is_decoded_not_played_as_n
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["sample_rate"] == 24000
     assert 950 <= response.get_json()["audio_ms"] <= 1100  # about the second it holds, not its size as 16 kHz PCM
-    samples = np.frombuffer(b"".join(base64.b64decode(m["properties"]["audio"]) for m in sent_messages(fake_call_client)), "<i2")
+    samples = np.frombuffer(
+        b"".join(base64.b64decode(m["properties"]["audio"]) for m in sent_messages(fake_call_client)), "<i2"
+    )
     spectrum = np.abs(np.fft.rfft(samples.astype(float)))
     assert abs(np.argmax(spectrum) * 24000 / len(samples) - 440) < 5  # the tone, not noise
 
@@ -660,7 +691,9 @@ def test_an_interrupt_while_a_request_is_being_built_drops_it(client, fake_call_
 
     monkeypatch.setattr(echo_messages, "text_echo_messages", slow_split)
     answers: dict[str, Any] = {}
-    long_request = threading.Thread(target=lambda: answers.update(text=client.post("/send_text_message", json={"text": "Long."})))
+    long_request = threading.Thread(
+        target=lambda: answers.update(text=client.post("/send_text_message", json={"text": "Long."}))
+    )
     long_request.start()
     assert building.wait(5)
 
@@ -669,12 +702,18 @@ def test_an_interrupt_while_a_request_is_being_built_drops_it(client, fake_call_
     long_request.join(5)
 
     assert answers["interrupt"].status_code == 200
-    assert answers["text"].status_code == 409 and "interrupted before any of it was sent" in answers["text"].get_json()["error"]
+    assert (
+        answers["text"].status_code == 409
+        and "interrupted before any of it was sent" in answers["text"].get_json()["error"]
+    )
     assert [m["event_type"] for m in sent_messages(fake_call_client)] == ["conversation.interrupt"]
 
 
 def test_health_says_dry_run_for_the_conversation_in_the_dry_run(make_app):
-    assert make_app(Settings(), DryRunRoom(io.StringIO())).test_client().get("/health").get_json()["conversation_id"] == "dry-run"
+    assert (
+        make_app(Settings(), DryRunRoom(io.StringIO())).test_client().get("/health").get_json()["conversation_id"]
+        == "dry-run"
+    )
 
 
 # --- the console's page and room ------------------------------------------------------------------------
@@ -696,7 +735,9 @@ def test_room_gives_the_console_the_url_without_a_token(fake_daily, make_app):
     answer = make_app(Settings(), room).test_client().get("/room").get_json()
     room.leave()
 
-    assert answer == {"mode": "room", "conversation_id": "c123", "conversation_url": "https://tavus.daily.co/c123", "private": True}
+    assert answer == {
+        "mode": "room", "conversation_id": "c123", "conversation_url": "https://tavus.daily.co/c123", "private": True
+    }
 
 
 def test_the_console_page_needs_no_token_but_the_room_does(guarded):

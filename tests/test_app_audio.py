@@ -160,7 +160,9 @@ def test_bad_audio_gets_a_clear_error_and_sends_nothing(client, fake_call_client
 
 def test_audio_longer_than_the_limit_is_413_and_sends_nothing(room, fake_call_client, make_app):
     app = make_app(Settings(max_audio_seconds=1), room)
-    response = app.test_client().post("/send_audio_message", data=encode(tone(2, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav")
+    response = app.test_client().post(
+        "/send_audio_message", data=encode(tone(2, 8000), 8000, "WAV", "PCM_16"), content_type="audio/wav"
+    )
 
     assert response.status_code == 413 and "RELAY_MAX_AUDIO_SECONDS" in response.get_json()["error"]
     assert sent_messages(fake_call_client) == []
@@ -168,7 +170,9 @@ def test_audio_longer_than_the_limit_is_413_and_sends_nothing(room, fake_call_cl
 
 def test_a_raw_audio_body_over_the_body_limit_is_413(room, fake_call_client, make_app):
     app = make_app(Settings(max_body_bytes=4096), room)
-    response = app.test_client().post("/send_audio_message", data=encode(tone(1, 16000), 16000, "WAV", "PCM_16"), content_type="audio/wav")
+    response = app.test_client().post(
+        "/send_audio_message", data=encode(tone(1, 16000), 16000, "WAV", "PCM_16"), content_type="audio/wav"
+    )
 
     assert response.status_code == 413 and "RELAY_MAX_BODY_BYTES" in response.get_json()["error"]
     assert sent_messages(fake_call_client) == []
@@ -205,7 +209,12 @@ def test_streaming_a_ten_minute_file_needs_far_less_memory_than_its_pcm():
     tracemalloc.start()
     try:
         pcm = audio.open_audio_file(io.BytesIO(data), audio.AudioLimits(target_rate=TARGET))
-        count = sum(1 for _ in echo_messages.audio_echo_messages(pcm, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True))
+        count = sum(
+            1
+            for _ in echo_messages.audio_echo_messages(
+                pcm, sample_rate=TARGET, conversation_id="c", inference_id="i", done=True
+            )
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -220,7 +229,9 @@ def test_streaming_a_ten_minute_file_needs_far_less_memory_than_its_pcm():
 @pytest.fixture
 def microphone_app(make_app, fake_daily):
     device = fake_daily.microphone_factory(TARGET, blocking=True)
-    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory, client_settings=join_client_settings(microphone=True))
+    room = Room(
+        CONVERSATION_URL, client_factory=fake_daily.factory, client_settings=join_client_settings(microphone=True)
+    )
     room.join(timeout=2)
     yield make_app(Settings(), room, microphone_device=device).test_client(), device
     room.leave()
@@ -316,13 +327,17 @@ def test_main_with_microphone_joins_with_the_virtual_microphone_and_camera_off(m
     monkeypatch.setattr(run.Run, "serve", lambda *args, **kwargs: 0)
 
     code = relay_app.main(
-        [CONVERSATION_URL, "--microphone"], client_factory=fake_daily.factory, microphone_factory=fake_daily.microphone_factory
+        [CONVERSATION_URL, "--microphone"],
+        client_factory=fake_daily.factory,
+        microphone_factory=fake_daily.microphone_factory,
     )
 
     assert code == 0
     assert [device.sample_rate for device in fake_daily.microphones] == [24000]
     assert fake_daily.client.joined_with["client_settings"] == {
-        "inputs": {"camera": False, "microphone": {"isEnabled": True, "settings": {"deviceId": "echo-relay-microphone"}}}
+        "inputs": {
+            "camera": False, "microphone": {"isEnabled": True, "settings": {"deviceId": "echo-relay-microphone"}}
+        }
     }
 
 
@@ -333,7 +348,9 @@ def test_dry_run_microphone_counts_frames_without_playing(make_app):
     app = make_app(Settings(), DryRunRoom(io.StringIO()), microphone_device=CountingMicrophoneDevice(TARGET))
     client = app.test_client()
 
-    response = client.post("/microphone", json={"audio": base64.b64encode(pcm_clip(40, 5)).decode(), "sample_rate": TARGET})
+    response = client.post(
+        "/microphone", json={"audio": base64.b64encode(pcm_clip(40, 5)).decode(), "sample_rate": TARGET}
+    )
     wait_until(lambda: client.get("/health").get_json()["microphone"]["frames_played"] == 960)
 
     assert response.status_code == 202 and response.get_json()["mode"] == "dry-run"
@@ -367,7 +384,10 @@ def test_the_dry_run_keeps_libmpg123s_lines_off_its_terminal_and_answers_200(tmp
     try:
         port = wait_for_port(process)
         response = requests.post(
-            f"http://127.0.0.1:{port}/send_audio_message", data=noisy_mp3(0.3), headers={"Content-Type": "audio/mpeg"}, timeout=30
+            f"http://127.0.0.1:{port}/send_audio_message",
+            data=noisy_mp3(0.3),
+            headers={"Content-Type": "audio/mpeg"},
+            timeout=30,
         )
         process.terminate()
         _, stderr = finish(process)
@@ -389,7 +409,9 @@ def bounded_microphone(make_app, fake_daily):
     """A microphone whose queue takes 0.5 s of audio; its device takes nothing until the test opens its gate."""
     device = fake_daily.microphone_factory(TARGET, blocking=True)
     device.gate.clear()
-    room = Room(CONVERSATION_URL, client_factory=fake_daily.factory, client_settings=join_client_settings(microphone=True))
+    room = Room(
+        CONVERSATION_URL, client_factory=fake_daily.factory, client_settings=join_client_settings(microphone=True)
+    )
     room.join(timeout=2)
     yield make_app(Settings(max_microphone_queue_seconds=0.5), room, microphone_device=device).test_client(), device
     device.gate.set()

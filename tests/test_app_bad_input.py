@@ -48,20 +48,25 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
     ("done-word", "POST", "/send_text_message", body({"text": "Hi", "done": "yes please"}), JSON, {}, 400),
     ("interrupt-list", "POST", "/send_text_message", body({"text": "Hi", "interrupt": []}), JSON, {}, 400),
     ("modality-number", "POST", "/send_text_message", body({"text": "Hi", "modality": 1}), JSON, {}, 400),
-    ("message-type-wrong", "POST", "/send_text_message", body({"message_type": "system", "properties": {"text": "Hi"}}), JSON, {}, 400),
+    ("message-type-wrong", "POST", "/send_text_message",
+     body({"message_type": "system", "properties": {"text": "Hi"}}), JSON, {}, 400),
     ("sample-rate-list", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": [24000]}), JSON, {}, 400),
     ("sample-rate-word", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": "fast"}), JSON, {}, 400),
-    ("sample-rate-negative-string", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": "-1"}), JSON, {}, 400),
+    ("sample-rate-negative-string", "POST", "/send_audio_message",
+     body({"audio": "AAAA", "sample_rate": "-1"}), JSON, {}, 400),
     ("audio-object", "POST", "/send_audio_message", body({"audio": {"data": "AAAA"}}), JSON, {}, 400),
     # typos and misplaced fields
     ("field-typo", "POST", "/send_text_message", body({"text": "Hi", "interupt": True}), JSON, {}, 400),
-    ("field-wrong-case", "POST", "/send_text_message", body({"properties": {"text": "Hi", "Done": True}}), JSON, {}, 400),
+    ("field-wrong-case", "POST", "/send_text_message",
+     body({"properties": {"text": "Hi", "Done": True}}), JSON, {}, 400),
     ("text-on-audio", "POST", "/send_audio_message", body({"text": "Hi"}), JSON, {}, 400),
     ("query-on-json", "POST", "/send_text_message?done=false", body({"text": "Hi"}), JSON, {}, 400),
-    ("upload-param-typo", "POST", "/send_audio_message?dne=false", b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav", {}, 400),
+    ("upload-param-typo", "POST", "/send_audio_message?dne=false",
+     b"RIFF\x24\x00\x00\x00WAVEfmt ", "audio/wav", {}, 400),
     ("multipart-nameless-part", "POST", "/send_audio_message",
      (b'--XX\r\nContent-Disposition: form-data\r\n\r\nv\r\n--XX\r\nContent-Disposition: form-data; name="file"; '
-     b'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n--XX--\r\n'), "multipart/form-data; boundary=XX", {}, 400),
+     b'filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n--XX--\r\n'),
+     "multipart/form-data; boundary=XX", {}, 400),
     # encodings
     ("invalid-utf8", "POST", "/send_text_message", b'{"text": "caf\xe9"}', JSON, {}, 400),
     ("truncated-json", "POST", "/send_text_message", b'{"text": "Hi"', JSON, {}, 400),
@@ -72,9 +77,11 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
     ("base64-odd-pcm", "POST", "/send_audio_message", body({"audio": "AAAA", "done": True}), JSON, {}, 400),
     ("base64-blank", "POST", "/send_audio_message", body({"audio": "   "}), JSON, {}, 400),
     # sizes
-    ("inference-id-too-long", "POST", "/send_text_message", body({"text": "Hi", "inference_id": "i" * 129}), JSON, {}, 400),
+    ("inference-id-too-long", "POST", "/send_text_message",
+     body({"text": "Hi", "inference_id": "i" * 129}), JSON, {}, 400),
     ("inference-id-blank", "POST", "/send_text_message", body({"text": "Hi", "inference_id": "   "}), JSON, {}, 400),
-    ("conversation-id-too-long", "POST", "/send_text_message", body({"text": "Hi", "conversation_id": "c" * 200}), JSON, {}, 400),
+    ("conversation-id-too-long", "POST", "/send_text_message",
+     body({"text": "Hi", "conversation_id": "c" * 200}), JSON, {}, 400),
     ("body-over-limit", "POST", "/send_text_message", body({"text": "x" * 70_000}), JSON, {}, 413),
     ("empty-body", "POST", "/send_text_message", b"", JSON, {}, 400),
     # headers
@@ -82,7 +89,8 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
     ("content-type-html", "POST", "/send_text_message", b"<p>Hi</p>", "text/html", {}, 415),
     ("content-type-audio-on-text", "POST", "/send_text_message", b"RIFF", "audio/wav", {}, 415),
     ("content-type-video-on-audio", "POST", "/send_audio_message", b"\x00\x00", "video/mp4", {}, 415),
-    ("multipart-without-file", "POST", "/send_audio_message", b"--b\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--b--\r\n",
+    ("multipart-without-file", "POST", "/send_audio_message",
+     b"--b\r\nContent-Disposition: form-data; name=x\r\n\r\n1\r\n--b--\r\n",
      "multipart/form-data; boundary=b", {}, 400),
     ("bad-last-event-id", "GET", "/events", None, None, {"Last-Event-ID": "yesterday"}, 400),
     # methods
@@ -107,12 +115,15 @@ CORPUS: list[tuple[str, str, str, bytes | None, str | None, dict[str, str], int]
     ("sample-rate-huge", "POST", "/send_audio_message", body({"audio": "AAAA", "sample_rate": 10**400}), JSON, {}, 400),
     ("sample-rate-infinity", "POST", "/send_audio_message", b'{"audio": "AAAA", "sample_rate": 1e999}', JSON, {}, 400),
     ("sample-rate-nan", "POST", "/send_audio_message", b'{"audio": "AAAA", "sample_rate": NaN}', JSON, {}, 400),
-    ("number-too-long-to-parse", "POST", "/send_audio_message", b'{"audio": "AAAA", "sample_rate": ' + b"9" * 5000 + b"}", JSON, {}, 400),
+    ("number-too-long-to-parse", "POST", "/send_audio_message",
+     b'{"audio": "AAAA", "sample_rate": ' + b"9" * 5000 + b"}", JSON, {}, 400),
     ("event-id-huge", "GET", "/events?after=" + "9" * 30, None, None, {}, 400),
     # nested junk
     ("deeply-nested", "POST", "/send_text_message", b"[" * 100_000 + b"]" * 100_000, JSON, {}, 413),
-    ("nested-properties", "POST", "/send_text_message", body({"properties": {"properties": {"text": "Hi"}}}), JSON, {}, 400),
-    ("junk-everywhere", "POST", "/send_audio_message", body({"properties": {"audio": [[[{"x": None}]]], "done": {"a": 1}}}), JSON, {}, 400),
+    ("nested-properties", "POST", "/send_text_message",
+     body({"properties": {"properties": {"text": "Hi"}}}), JSON, {}, 400),
+    ("junk-everywhere", "POST", "/send_audio_message",
+     body({"properties": {"audio": [[[{"x": None}]]], "done": {"a": 1}}}), JSON, {}, 400),
     ("microphone-without-flag", "POST", "/microphone", body({"audio": "AAAA"}), JSON, {}, 409),
 ]
 
@@ -164,7 +175,9 @@ def test_json_nested_100000_deep_says_it_is_nested_too_deep(client, fake_call_cl
 
 
 @pytest.mark.parametrize(
-    "sample_rate, shown", [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"')], ids=["superscript", "arabic-indic"]
+    "sample_rate, shown",
+    [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"')],
+    ids=["superscript", "arabic-indic"],
 )
 def test_a_sample_rate_in_unicode_digits_is_a_400_naming_the_field(client, fake_call_client, sample_rate, shown):
     response = client.post("/send_audio_message", json={"audio": "AAAAAA==", "sample_rate": sample_rate, "done": True})
@@ -211,7 +224,8 @@ BAD_REQUESTS = [
     ("/send_audio_message", {"sample_rate": 24000}, 400, "audio is required"),
     ("/send_audio_message", {"audio": "", "done": True}, 400, "audio is empty: put base64 of raw 16-bit PCM"),
     ("/send_audio_message", {"audio": 12}, 400, "audio must be a string"),
-    ("/send_audio_message", {"audio": b64(b"RIFF\x00\x00\x00\x00WAVEjunk"), "done": True}, 400, "could not decode audio"),
+    ("/send_audio_message", {"audio": b64(b"RIFF\x00\x00\x00\x00WAVEjunk"), "done": True}, 400,
+     "could not decode audio"),
 ]
 
 
@@ -254,7 +268,10 @@ def test_unknown_path_and_wrong_method_answer_in_the_error_shape(client):
 @pytest.mark.parametrize(
     "data, error",
     [
-        (b'{"text": "Hi",}', "the body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 15"),
+        (
+            b'{"text": "Hi",}',
+            "the body is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 15",
+        ),
         (b'{"txt": "Hi"}', 'unknown field "txt": did you mean "text"?'),
         (b'{"message": "Hi"}', 'unknown field "message": did you mean "text"?'),
         (b'{"audio": "AAAA", "done": true}',

@@ -34,14 +34,25 @@ def wait_for_events(client: Any, count: int) -> list[dict[str, Any]]:
 
 def started_speaking(seq: int, role: str | None = None) -> dict[str, Any]:
     kind = "conversation.started_speaking" if role else "conversation.replica.started_speaking"
-    message = {"message_type": "conversation", "event_type": kind, "conversation_id": CONVERSATION_ID, "seq": seq, "timestamp": 1700000000 + seq}
+    message = {
+        "message_type": "conversation",
+        "event_type": kind,
+        "conversation_id": CONVERSATION_ID,
+        "seq": seq,
+        "timestamp": 1700000000 + seq,
+    }
     if role:
         message["properties"] = {"role": role}
     return message
 
 
 def utterance(seq: int) -> dict[str, Any]:
-    return {"message_type": "conversation", "event_type": "conversation.utterance", "seq": seq, "properties": {"speech": "hi"}}
+    return {
+        "message_type": "conversation",
+        "event_type": "conversation.utterance",
+        "seq": seq,
+        "properties": {"speech": "hi"},
+    }
 
 
 def test_room_messages_and_relay_events_arrive_in_order_with_increasing_ids(client, fake_call_client):
@@ -62,7 +73,11 @@ def test_health_follows_whether_the_face_is_speaking(client, fake_call_client):
     wait_for_events(client, 4)
     assert client.get("/health").get_json()["replica_speaking"] is True
 
-    fake_call_client.room_sends({"event_type": "conversation.replica.stopped_speaking", "seq": 2, "properties": {"duration": 1.2, "interrupted": False}})
+    fake_call_client.room_sends({
+        "event_type": "conversation.replica.stopped_speaking",
+        "seq": 2,
+        "properties": {"duration": 1.2, "interrupted": False},
+    })
     wait_for_events(client, 6)
 
     health = client.get("/health").get_json()
@@ -142,7 +157,9 @@ def test_the_call_ending_is_an_event_and_health_says_why(client, fake_call_clien
     health = client.get("/health").get_json()
     response = client.post("/send_text_message", json={"text": "Hi"})
 
-    assert events_after(client, 2)[0] == {**events_after(client, 2)[0], "type": "relay.left", "reason": "Meeting has ended"}
+    assert events_after(client, 2)[0] == {
+        **events_after(client, 2)[0], "type": "relay.left", "reason": "Meeting has ended"
+    }
     assert health["call_state"] == "left" and health["left_reason"] == "Meeting has ended"
     assert response.status_code == 503 and "conversation has ended (Meeting has ended)" in response.get_json()["error"]
 
@@ -170,7 +187,9 @@ def test_one_log_line_per_request_without_bodies(client, fake_call_client, caplo
 
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("POST ")]
     assert len(lines) == 2
-    assert lines[0].startswith("POST /send_text_message 200 ") and lines[0].endswith("inference_id=log-1 messages_sent=1")
+    assert lines[0].startswith("POST /send_text_message 200 ") and lines[0].endswith(
+        "inference_id=log-1 messages_sent=1"
+    )
     assert lines[1].startswith("POST /send_text_message 400 ")
     assert "secret" not in caplog.text
 
@@ -191,7 +210,9 @@ def read_sse(response: Any, count: int) -> list[dict[str, Any]]:
     for line in response.iter_lines(decode_unicode=True):
         if line == "":
             if "data" in frame:
-                events.append({**json.loads(frame["data"]), "_sse_id": frame.get("id"), "_sse_event": frame.get("event")})
+                events.append(
+                    {**json.loads(frame["data"]), "_sse_id": frame.get("id"), "_sse_event": frame.get("event")}
+                )
                 if len(events) == count:
                     return events
             frame = {}
@@ -224,7 +245,9 @@ def test_sse_reconnect_with_last_event_id_gets_only_what_it_missed(served, fake_
 
 def test_sse_sends_keep_alive_comments_when_idle(served, monkeypatch):
     monkeypatch.setattr(relay_events, "EVENT_KEEPALIVE_S", 0.05)
-    with requests.get(f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+    with requests.get(
+        f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5
+    ) as response:
         lines = []
         for line in response.iter_lines(decode_unicode=True):
             lines.append(line)
@@ -239,14 +262,18 @@ def test_many_listeners_each_get_every_event_and_a_stalled_one_slows_nobody(serv
     results: list[list[int]] = []
 
     def listen() -> None:
-        with requests.get(f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=10) as response:
+        with requests.get(
+            f"{served}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=10
+        ) as response:
             results.append([e["id"] for e in read_sse(response, 202)])
 
     listeners = [threading.Thread(target=listen) for _ in range(20)]
     for listener in listeners:
         listener.start()
     for seq in range(200):
-        fake_call_client.room_sends({"event_type": "conversation.utterance", "seq": seq, "properties": {"speech": "x" * 2000}})
+        fake_call_client.room_sends(
+            {"event_type": "conversation.utterance", "seq": seq, "properties": {"speech": "x" * 2000}}
+        )
     response = requests.post(f"{served}/send_text_message", json={"text": "Still fast"}, timeout=30)
     for listener in listeners:
         listener.join(20)
@@ -270,7 +297,9 @@ def test_closing_the_relay_ends_open_streams(fake_daily):
     room.join(timeout=2)
     app = create_app(Settings(), room)
     with serve_wsgi(app) as port:
-        response = requests.get(f"http://127.0.0.1:{port}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5)
+        response = requests.get(
+            f"http://127.0.0.1:{port}/events", headers={"Accept": "text/event-stream"}, stream=True, timeout=5
+        )
         read_sse(response, 2)
         app.extensions["relay"].close()
         remaining = list(response.iter_lines(decode_unicode=True))
@@ -327,13 +356,21 @@ def test_a_client_that_leaves_frees_its_slot(served, app, monkeypatch):
 
 def test_a_participant_cannot_forge_frames_in_the_stream(served, fake_call_client):
     forged = 'x\nid: 999999\nevent: conversation.replica.stopped_speaking\ndata: {"forged":true}\n\nevent: y'
-    with requests.get(f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5) as response:
+    with requests.get(
+        f"{served}/events?after=2", headers={"Accept": "text/event-stream"}, stream=True, timeout=5
+    ) as response:
         fake_call_client.room_sends({"event_type": forged, "seq": 1}, sender="someone-else")
         fake_call_client.room_sends(utterance(2))
         frames = raw_frames(response, 3)[1:]
 
     assert [frame.split("\n")[:2] for frame in frames] == [
-        ["id: 3", "event: x\\nid: 999999\\nevent: conversation.replica.stopped_speaking\\ndata: {\"forged\":true}\\n\\nevent: y"],
+        [
+            "id: 3",
+            (
+                "event: x\\nid: 999999\\nevent: conversation.replica.stopped_speaking"
+                "\\ndata: {\"forged\":true}\\n\\nevent: y"
+            ),
+        ],
         ["id: 4", "event: conversation.utterance"],
     ]
     assert json.loads(frames[0].split("\n")[2][len("data: "):])["message"]["event_type"] == forged

@@ -38,7 +38,9 @@ def slow_sends(fake: FakeCallClient, delay_s: float) -> None:
 
 def event_of_type(client: Any, event_type: str) -> dict[str, Any]:
     """Events reach /events through the relay's event thread, a moment after the fact they report."""
-    found = wait_until(lambda: [e for e in client.get("/events").get_json() if e["type"] == event_type], f"a {event_type} event")
+    found = wait_until(
+        lambda: [e for e in client.get("/events").get_json() if e["type"] == event_type], f"a {event_type} event"
+    )
     return found[0]
 
 
@@ -54,7 +56,9 @@ def test_every_nth_failed_completion_fails_exactly_its_request(client, fake_dail
     fake_daily.send_error = every_seventh
 
     def post(i: int) -> tuple[str, int]:
-        return f"r{i}", client.post("/send_text_message", json={"text": f"Number {i}", "inference_id": f"r{i}"}).status_code
+        return f"r{i}", client.post(
+            "/send_text_message", json={"text": f"Number {i}", "inference_id": f"r{i}"}
+        ).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses = dict(pool.map(post, range(70)))
@@ -138,7 +142,11 @@ def test_sigterm_during_a_long_audio_send_finishes_cleanly_then_leaves(monkeypat
             return
         slow_sends(fake_daily.client, 0.001)
         threading.Timer(0.15, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
-        response = requests.post(f"{base}/send_audio_message", json={"audio": long_audio(10), "sample_rate": 24000, "done": True}, timeout=20)
+        response = requests.post(
+            f"{base}/send_audio_message",
+            json={"audio": long_audio(10), "sample_rate": 24000, "done": True},
+            timeout=20,
+        )
         outcome["status"], outcome["body"] = response.status_code, response.json()
 
     thread = threading.Thread(target=user)
@@ -148,14 +156,18 @@ def test_sigterm_during_a_long_audio_send_finishes_cleanly_then_leaves(monkeypat
 
     assert code == 0
     assert outcome["status"] == 200, outcome  # the in-flight request completed before the relay stopped
-    assert outcome["body"]["messages_sent"] == len([m for m in fake_daily.client.sent if m.get("event_type") == "conversation.echo"])
+    assert outcome["body"]["messages_sent"] == len(
+        [m for m in fake_daily.client.sent if m.get("event_type") == "conversation.echo"]
+    )
     assert fake_daily.client.left and fake_daily.client.released
 
 
 def test_a_connection_that_drops_mid_utterance_and_comes_back_loses_and_repeats_nothing(client, fake_call_client):
     after_messages(fake_call_client, 5, lambda: fake_call_client.connection_changes("signalling", "interrupted"))
     sending = ThreadPoolExecutor(1).submit(
-        client.post, "/send_audio_message", json={"audio": long_audio(1), "sample_rate": 24000, "inference_id": "u1", "done": True}
+        client.post,
+        "/send_audio_message",
+        json={"audio": long_audio(1), "sample_rate": 24000, "inference_id": "u1", "done": True},
     )
     dropped = event_of_type(client, "relay.connection")
     assert (dropped["connection"], dropped["event"]) == ("signalling", "interrupted")

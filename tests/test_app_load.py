@@ -37,7 +37,10 @@ from tests.wsgi_server import serve_wsgi
 CLIENTS = 16
 REQUESTS = 5000
 WARM_UP = 1500
-WORDS = ["the", "face", "says", "exactly", "what", "was", "sent", "with", "no", "lost", "reordered", "truncated", "or", "choppy", "speech"]
+WORDS = [
+    "the", "face", "says", "exactly", "what", "was", "sent", "with", "no", "lost", "reordered", "truncated", "or",
+    "choppy", "speech",
+]
 
 
 def digest(message: Any) -> str:
@@ -62,13 +65,26 @@ class Request:
     def body(self) -> dict[str, Any]:
         if self.kind == "text":
             return {"text": self.payload, "inference_id": self.inference_id}
-        return {"audio": base64.b64encode(self.payload).decode(), "sample_rate": 24000, "inference_id": self.inference_id, "done": True}
+        return {
+            "audio": base64.b64encode(self.payload).decode(),
+            "sample_rate": 24000,
+            "inference_id": self.inference_id,
+            "done": True,
+        }
 
     def expected(self) -> list[str]:
         if self.kind == "text":
-            messages = echo_messages.text_echo_messages(self.payload, conversation_id=CONVERSATION_ID, inference_id=self.inference_id, done=True)
+            messages = echo_messages.text_echo_messages(
+                self.payload, conversation_id=CONVERSATION_ID, inference_id=self.inference_id, done=True
+            )
         else:
-            messages = echo_messages.audio_echo_messages(self.payload, sample_rate=24000, conversation_id=CONVERSATION_ID, inference_id=self.inference_id, done=True)
+            messages = echo_messages.audio_echo_messages(
+                self.payload,
+                sample_rate=24000,
+                conversation_id=CONVERSATION_ID,
+                inference_id=self.inference_id,
+                done=True,
+            )
         return [digest(m) for m in messages]
 
 
@@ -96,7 +112,9 @@ def run_clients(port: int, requests_: list[Request]) -> None:
     def client(share: list[Request]) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for request in share:
-            path = {"text": "/send_text_message", "audio": "/send_audio_message", "interrupt": "/interrupt"}[request.kind]
+            path = {
+                "text": "/send_text_message", "audio": "/send_audio_message", "interrupt": "/interrupt"
+            }[request.kind]
             body = b"" if request.kind == "interrupt" else json.dumps(request.body()).encode()
             started = time.perf_counter()
             connection.request("POST", path, body=body, headers={"Content-Type": "application/json"})
@@ -201,7 +219,8 @@ def test_requests_waiting_for_the_face_never_take_the_threads_health_needs(make_
         senders = [threading.Thread(target=post, args=(index,)) for index in range(API_THREADS + 4)]
         senders[0].start()
         wait_until(
-            lambda: requests.get(f"{base}/health", timeout=5).json()["queue_depth"] == 1, "the first request to wait for the face"
+            lambda: requests.get(f"{base}/health", timeout=5).json()["queue_depth"] == 1,
+            "the first request to wait for the face",
         )
         for sender in senders[1:]:
             sender.start()

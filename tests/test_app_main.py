@@ -76,7 +76,9 @@ def dry_run(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
 def test_dry_run_answers_the_docs_curl_prints_the_message_and_exits_0_on_sigterm(dry_run, tmp_path):
     process, port = dry_run
 
-    response = requests.post(f"http://127.0.0.1:{port}/send_text_message", json=DOCS_TEXT_BODY | {"conversation_id": "dry-run"}, timeout=10)
+    response = requests.post(
+        f"http://127.0.0.1:{port}/send_text_message", json=DOCS_TEXT_BODY | {"conversation_id": "dry-run"}, timeout=10
+    )
     health = requests.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
     process.send_signal(signal.SIGTERM)
     stdout, stderr = finish(process)
@@ -112,7 +114,9 @@ def without_timestamps(stderr: str) -> list[str]:
     return [re.sub(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ", "", line) for line in stderr.splitlines()]
 
 
-@pytest.mark.parametrize("url", ["https://tavus.daily.co:99999/c123", "https://x y.daily.co/c123?t=SECRET-MEETING-TOKEN"])
+@pytest.mark.parametrize(
+    "url", ["https://tavus.daily.co:99999/c123", "https://x y.daily.co/c123?t=SECRET-MEETING-TOKEN"]
+)
 def test_a_url_daily_could_not_parse_exits_2_at_once_like_every_url_refused_before_the_join(tmp_path, url):
     process = start([url], tmp_path)
     stdout, stderr = finish(process)
@@ -161,7 +165,9 @@ def test_verbose_lets_dailys_own_log_lines_through(tmp_path):
 
 
 def test_a_token_on_the_url_is_never_printed(tmp_path):
-    process = start_joining_unchecked(["https://tavus.daily.co:99999/c123?t=SECRET-MEETING-TOKEN", "--verbose"], tmp_path)
+    process = start_joining_unchecked(
+        ["https://tavus.daily.co:99999/c123?t=SECRET-MEETING-TOKEN", "--verbose"], tmp_path
+    )
     stdout, stderr = finish(process)
 
     assert process.returncode == 1
@@ -239,7 +245,9 @@ def test_an_unwritable_record_file_exits_2_naming_the_variable(tmp_path):
     _, stderr = finish(process)
 
     assert process.returncode == 2
-    assert "error: RELAY_RECORD_FILE" in stderr and "cannot be opened for appending: No such file or directory" in stderr
+    assert (
+        "error: RELAY_RECORD_FILE" in stderr and "cannot be opened for appending: No such file or directory" in stderr
+    )
     assert "Traceback" not in stderr
 
 
@@ -316,7 +324,9 @@ def test_a_long_join_says_it_is_still_joining_and_ctrl_c_says_nothing_was_left_r
     "url",
     ["https://example.com/foo", "http://tavus.daily.co/c123", "https://tavus.daily.co/rooms/c123", "https://daily.co.evil/c1"],
 )
-def test_a_url_that_is_not_a_daily_room_exits_2_at_once_with_the_expected_shape(relay_env_here, fake_daily, capsys, url):
+def test_a_url_that_is_not_a_daily_room_exits_2_at_once_with_the_expected_shape(
+    relay_env_here, fake_daily, capsys, url
+):
     import app
 
     assert app.main([url], client_factory=fake_daily.factory) == 2

@@ -27,7 +27,9 @@ def started(inference_id: str, seq: int | None = None) -> dict[str, Any]:
 
 
 def stopped(inference_id: str, duration: float, seq: int | None = None) -> dict[str, Any]:
-    return _report("conversation.replica.stopped_speaking", inference_id, seq, {"duration": duration, "interrupted": False})
+    return _report(
+        "conversation.replica.stopped_speaking", inference_id, seq, {"duration": duration, "interrupted": False}
+    )
 
 
 def said(inference_id: str, speech: str) -> dict[str, Any]:

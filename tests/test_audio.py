@@ -101,7 +101,9 @@ def test_audio_over_the_length_limit_is_refused():
 
 
 def test_floats_are_clipped_not_wrapped():
-    assert np.frombuffer(float_to_s16le(np.array([1.5, -1.5, 1.0, 0.0])), dtype="<i2").tolist() == [32767, -32768, 32767, 0]
+    assert np.frombuffer(float_to_s16le(np.array([1.5, -1.5, 1.0, 0.0])), dtype="<i2").tolist() == [
+        32767, -32768, 32767, 0
+    ]
 
 
 def test_raw_pcm_that_starts_like_an_mp3_frame_is_still_raw_pcm():
@@ -136,7 +138,9 @@ def test_random_pcm_that_starts_with_an_mp3_frame_sync_is_never_taken_for_a_file
 
 
 def flac_promising(frames: int, *, channels: int, rate: int) -> bytes:
-    """A tiny FLAC whose STREAMINFO header says it holds `frames` frames: what the relay bounds, read from the header."""
+    """A tiny FLAC whose STREAMINFO header says it holds `frames` frames: what the relay bounds, read from the
+    header.
+    """
     data = bytearray(encode_file(np.zeros((rate // 10, channels)), rate, "FLAC", "PCM_16"))
     info = 8  # "fLaC", then the STREAMINFO block's 4-byte header
     packed = int.from_bytes(data[info + 10 : info + 18], "big")  # rate (20 bits), channels, bits, total (36 bits)
@@ -151,7 +155,7 @@ def encode_file(samples: np.ndarray, rate: int, fmt: str, subtype: str) -> bytes
 
 
 def test_a_small_file_whose_header_promises_more_samples_than_the_bound_is_too_large_before_decoding(monkeypatch):
-    """The issue's file: 192 kHz, 8 channels, 599 s, in a few KB."""
+    """A file of a few KB whose header promises 192 kHz, 8 channels, 599 s."""
     from relay import audio
 
     data = flac_promising(599 * 192000, channels=8, rate=192000)

@@ -10,7 +10,9 @@ from config import ConfigError, Settings, check_room_url
 def test_defaults_need_nothing_set():
     settings = Settings.from_env({})
 
-    assert (settings.host, settings.port, settings.sample_rate, settings.max_message_bytes) == ("127.0.0.1", 8000, 24000, 4096)
+    assert (settings.host, settings.port, settings.sample_rate, settings.max_message_bytes) == (
+        "127.0.0.1", 8000, 24000, 4096
+    )
     assert settings.max_body_bytes == 50 * 1024 * 1024
     assert settings.tavus_api_base_url == "https://tavusapi.com/v2"
     assert settings.tavus_api_key is None and settings.auth_token is None
@@ -75,7 +77,8 @@ def test_every_variable_is_read():
         ("RELAY_REPLICA_TIMEOUT", "-1", "RELAY_REPLICA_TIMEOUT must be at least 0"),
         ("RELAY_MAX_AUDIO_SAMPLES", "lots", "RELAY_MAX_AUDIO_SAMPLES must be a whole number"),
         ("RELAY_MAX_MICROPHONE_QUEUE_SECONDS", "0", "RELAY_MAX_MICROPHONE_QUEUE_SECONDS must be at least 0.001"),
-        ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1", "TAVUS_CONVERSATION_URL 'tavus.daily.co/c1' is not a Daily room URL"),
+        ("TAVUS_CONVERSATION_URL", "tavus.daily.co/c1",
+         "TAVUS_CONVERSATION_URL 'tavus.daily.co/c1' is not a Daily room URL"),
         ("TAVUS_CONVERSATION_URL", "https://example.com/foo",
          "TAVUS_CONVERSATION_URL 'https://example.com/foo' is not a Daily room URL: expected https://<domain>.daily.co/"),
         ("RELAY_MAX_CALL_SECONDS", "30", "RELAY_MAX_CALL_SECONDS must be at least 60"),

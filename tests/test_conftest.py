@@ -45,9 +45,9 @@ def test_a_test_that_prints_a_secret_fails_even_when_it_read_the_output_itself(t
     (tmp_path / "test_leaky.py").write_text(LEAKY_TESTS)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    subprocess.run(
+    subprocess.run(  # 2 of its tests fail on purpose
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore", "--junitxml", "report.xml"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,  # 2 of its tests fail on purpose
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )
 
     report = ElementTree.parse(tmp_path / "report.xml")

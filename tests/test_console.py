@@ -1,4 +1,5 @@
-"""The console in a real browser: headless Chromium (Debian's) driven by Playwright, against a dry-run relay process.
+"""The console in a real browser: headless Chromium (Debian's) driven by Playwright, against a dry-run relay
+process.
 
 What a presenter does, and what they would see: the dry run's record file
 says what left the relay (and what the simulated face reported), the page
@@ -55,7 +56,12 @@ class Relay:
 
     def __init__(self, tmp_path: Path, port: int = 0, **env: str) -> None:
         self.tmp_path, self.record = tmp_path, tmp_path / "record.jsonl"
-        self.env = {"RELAY_RECORD_FILE": str(self.record), "RELAY_SCRIPT_LINE_TIMEOUT": "10", "RELAY_PORT": str(port), **env}
+        self.env = {
+            "RELAY_RECORD_FILE": str(self.record),
+            "RELAY_SCRIPT_LINE_TIMEOUT": "10",
+            "RELAY_PORT": str(port),
+            **env,
+        }
         self.token = env.get("RELAY_AUTH_TOKEN")
         self.lines_before = 0
         self.events_before = 0
@@ -182,7 +188,9 @@ def texts(messages: list[dict[str, Any]]) -> list[str]:
 def wav_bytes(seconds: float = 0.3) -> bytes:
     buffer = io.BytesIO()
     t = np.arange(int(16000 * seconds)) / 16000
-    soundfile.write(buffer, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000, format="WAV", subtype="PCM_16")
+    soundfile.write(
+        buffer, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 16000, format="WAV", subtype="PCM_16"
+    )
     return buffer.getvalue()
 
 
@@ -219,7 +227,9 @@ def test_a_dropped_wav_is_spoken_as_audio_messages(page, relay):
             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
             const transfer = new DataTransfer();
             transfer.items.add(new File([bytes], "speech.wav", { type: "audio/wav" }));
-            document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true }));
+            document.getElementById("drop-zone").dispatchEvent(
+                new DragEvent("drop", { dataTransfer: transfer, bubbles: true })
+            );
         }""",
         data,
     )
@@ -247,7 +257,9 @@ def test_escape_interrupts(page, relay):
     page.keyboard.press("Escape")
 
     relay.wait_until(lambda: relay.sent(), "the interrupt")
-    assert relay.sent() == [{"message_type": "conversation", "event_type": "conversation.interrupt", "conversation_id": "dry-run"}]
+    assert relay.sent() == [
+        {"message_type": "conversation", "event_type": "conversation.interrupt", "conversation_id": "dry-run"}
+    ]
     page.wait_for_selector("#interrupt-result.ok")
 
 
@@ -255,7 +267,9 @@ def test_escape_interrupts(page, relay):
 
 
 def test_the_emotion_picker_offers_none_and_tavuss_emotions_beside_say(page):
-    options = page.eval_on_selector_all("#say-emotion option", "options => options.map((o) => [o.value, o.textContent])")
+    options = page.eval_on_selector_all(
+        "#say-emotion option", "options => options.map((o) => [o.value, o.textContent])"
+    )
 
     assert options == [["", "none"], *([emotion, emotion] for emotion in EMOTIONS)]
     assert page.input_value("#say-emotion") == ""
@@ -302,7 +316,8 @@ def test_what_the_face_said_shows_under_the_line_and_where_an_interrupt_cut_it(p
 
     page.fill("#say-text", LONG_FIRST_LINE)
     page.press("#say-text", "Enter")
-    page.wait_for_selector("#event-log li[data-type='conversation.utterance.streaming']:has-text('\"final\":false')")  # words out
+    # Words out.
+    page.wait_for_selector("#event-log li[data-type='conversation.utterance.streaming']:has-text('\"final\":false')")
     page.keyboard.press("Escape")
 
     cut = page.locator("#event-log li.said").first.locator(".spoken")
@@ -318,7 +333,10 @@ def test_a_scripts_emotion_and_what_the_face_said_show_on_its_lines(page, relay)
     write_script(page, "@emotion content\nFirst line.\n@emotion none\nSecond line.")
     page.click("#script-load")
     page.wait_for_selector("#script-lines li >> nth=1")
-    assert page.locator("#script-lines li").all_inner_texts() == ["line 2: First line. (content)", "line 4: Second line."]
+    assert page.locator("#script-lines li").all_inner_texts() == [
+        "line 2: First line. (content)",
+        "line 4: Second line.",
+    ]
 
     page.click("#script-play")
     page.wait_for_selector("#script-result:has-text('the script is finished')")
@@ -346,7 +364,9 @@ def test_the_event_log_shows_the_simulated_face_speaking_and_stopping(page, rela
     assert "(simulated)" in items[0] and '"interrupted":false' in items[0]
     assert any(item.startswith("conversation.replica.started_speaking") for item in items)
     page.fill("#event-filter", "started")
-    assert page.locator("#event-log li:visible").all_inner_texts()[0].startswith("conversation.replica.started_speaking")
+    assert page.locator("#event-log li:visible").all_inner_texts()[0].startswith(
+        "conversation.replica.started_speaking"
+    )
 
 
 def test_the_page_loads_nothing_from_another_host_under_a_strict_policy(page, relay):
@@ -473,7 +493,11 @@ SCRIPT = "# a short demo\nFirst line.\n@pause 0.1\nSecond line.\nThird line."
 def spoken_in_order_after_the_last_stopped(relay: Relay, lines: list[str]) -> None:
     """Each line left the relay only after the face's stopped_speaking for the line before."""
     records = relay.recorded()
-    out = {r["message"]["properties"]["text"]: r for r in records if r["direction"] == "out" and "properties" in r["message"]}
+    out = {
+        r["message"]["properties"]["text"]: r
+        for r in records
+        if r["direction"] == "out" and "properties" in r["message"]
+    }
     stopped = {
         r["message"]["inference_id"]: r["time"]
         for r in records
@@ -664,7 +688,10 @@ def test_a_relay_restarted_event_clears_the_old_relays_events(page, relay):
 
     page.wait_for_selector("#event-log li[data-type='relay.restarted']")
     page.wait_for_selector("#event-log li[value='1']")
-    assert [item.get_attribute("data-type") for item in page.locator("#event-log li").all()] == ["relay.joined", "relay.restarted"]
+    assert [item.get_attribute("data-type") for item in page.locator("#event-log li").all()] == [
+        "relay.joined",
+        "relay.restarted",
+    ]
 
 
 def log_types(page: Any) -> list[str | None]:
@@ -713,7 +740,9 @@ def test_the_console_acts_only_on_the_relays_own_events_not_on_a_senders(page, r
 
 
 def speaking_frame(speaking: bool, **more: Any) -> str:
-    return "data: " + json.dumps({"type": "relay.speaking", "time": 1.0, "speaking": speaking, "inference_id": "i1", **more})
+    return "data: " + json.dumps(
+        {"type": "relay.speaking", "time": 1.0, "speaking": speaking, "inference_id": "i1", **more}
+    )
 
 
 def test_the_speaking_indicator_reads_relay_speaking_and_nothing_else(page, relay):
@@ -730,9 +759,13 @@ def test_the_speaking_indicator_reads_relay_speaking_and_nothing_else(page, rela
     assert page.inner_text("#status-speaking") == "speaking"
 
     wait_in_page(page, lambda: held, "the console to reconnect")
-    held[0].fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=frames(speaking_frame(False, interrupted=True)))
+    held[0].fulfill(
+        status=200, headers={"Content-Type": "text/event-stream"}, body=frames(speaking_frame(False, interrupted=True))
+    )
     page.wait_for_selector("#status-speaking:text-is('silent')")
-    assert page.locator("#event-log li").all_inner_texts()[0] == "relay.speaking the face stopped speaking (interrupted), inference_id i1"
+    assert page.locator("#event-log li").all_inner_texts()[0] == (
+        "relay.speaking the face stopped speaking (interrupted), inference_id i1"
+    )
 
 
 # --- the page as a presenter sees it, on a laptop's screen --------------------------------------------------
@@ -749,7 +782,9 @@ SCREENS = [(1366, 768), (1024, 768)]
 def laptop_page(browser: Any, relay: Relay, tmp_path: Path, request: Any) -> Iterator[Any]:
     """The console at a laptop's size, with a script loaded (what a presenter has open during a demo)."""
     width, height = request.param
-    for page in open_console(browser, relay, tmp_path, request, events_after=relay.events_before, width=width, height=height):
+    for page in open_console(
+        browser, relay, tmp_path, request, events_after=relay.events_before, width=width, height=height
+    ):
         write_script(page, SCRIPT)
         page.click("#script-load")
         page.wait_for_selector("#script-lines li >> nth=3")
@@ -876,7 +911,9 @@ def test_nothing_moves_when_the_relay_goes_and_comes_back_and_the_header_says_wh
             page.wait_for_selector("#connection:has-text('The relay is not reachable. Reconnecting')")
             page.screenshot(path=str(tmp_path / f"{request.node.name}-{width}x{height}-relay-gone.png"))
             assert without_the_banner(boxes(page)) == laid_out, width
-            status = [page.inner_text(f"#status-{name}") for name in ("mode", "call", "conversation", "face", "speaking")]
+            status = [
+                page.inner_text(f"#status-{name}") for name in ("mode", "call", "conversation", "face", "speaking")
+            ]
             assert status == ["dry-run", "unknown", "dry-run", "unknown", "unknown"], width
             banner, header = page.locator("#connection").bounding_box(), page.locator("header").bounding_box()
             assert banner["y"] >= header["y"] + header["height"] and banner["y"] + banner["height"] <= height, width
@@ -904,7 +941,9 @@ def load_the_script(pages: list[Any]) -> None:
 
 
 def test_an_answer_appearing_under_say_moves_no_panel(laptop_page):
-    """Found by a new user: the first answer line wrapped, and the Interrupt button moved under the presenter's click."""
+    """Found by a new user: the first answer line wrapped, and the Interrupt button moved under the presenter's
+    click.
+    """
     page = laptop_page
     panels = "#drop-zone, #interrupt-button, #face-title"
     before = [page.locator(selector).bounding_box() for selector in panels.split(", ")]
@@ -945,8 +984,11 @@ def test_after_play_all_then_escape_the_lines_played_stay_greyed(page, relay):
     page.wait_for_selector("#script-lines li.current", state="detached")
     played = requests.get(relay.url + "/script", timeout=5).json()["position"]  # the line cut off may count as played
     assert played >= 2  # the first line and the pause were over before Esc
-    done = [text.split("\n")[0] for text in page.locator("#script-lines li.done").all_inner_texts()]  # not what was said
-    assert done == ["line 2: First line.", "line 3: pause 0.1 s", "line 4: Second line.", "line 5: Third line."][:played]
+    # Not what was said.
+    done = [text.split("\n")[0] for text in page.locator("#script-lines li.done").all_inner_texts()]
+    assert done == [
+        "line 2: First line.", "line 3: pause 0.1 s", "line 4: Second line.", "line 5: Third line."
+    ][:played]
 
 
 def test_a_loaded_script_is_shown_once_and_edit_brings_its_text_back(page, relay):
@@ -999,7 +1041,9 @@ def test_after_the_relay_restarts_the_console_shows_only_the_new_relays_events_a
         assert page.locator("#script-lines li").count() == 0
         page.fill("#say-text", "After the restart.")
         page.press("#say-text", "Enter")
-        page.wait_for_selector("#event-log li[data-type='conversation.replica.stopped_speaking']:has-text('(simulated)')")
+        page.wait_for_selector(
+            "#event-log li[data-type='conversation.replica.stopped_speaking']:has-text('(simulated)')"
+        )
         page.wait_for_selector("#say-result.ok")
         after_id = page.inner_text("#say-result").rsplit(" ", 1)[1]
         stopped = page.locator("#event-log li[data-type='conversation.replica.stopped_speaking']").all_inner_texts()
@@ -1029,7 +1073,11 @@ def talk_browser(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
     wav = tmp_path_factory.mktemp("microphone") / "tone.wav"
     t = np.arange(48000) / 48000
     soundfile.write(wav, (0.3 * np.sin(2 * np.pi * 440 * t)).astype("float32"), 48000, subtype="PCM_16")
-    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
+    flags = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+    ]
     talking = browser.browser_type.launch(executable_path=CHROMIUM, args=["--no-sandbox", *flags])
     yield talking
     talking.close()
@@ -1042,7 +1090,9 @@ def talk_page(talk_browser: Any, relay: Relay, tmp_path: Path, request: Any) -> 
 
 def spoken_audio(relay: Relay) -> list[dict[str, Any]]:
     """The properties of every audio-echo message, once the utterance's last one (done) has gone out."""
-    relay.wait_until(lambda: any(m.get("properties", {}).get("done") for m in relay.sent()), "the utterance's last message")
+    relay.wait_until(
+        lambda: any(m.get("properties", {}).get("done") for m in relay.sent()), "the utterance's last message"
+    )
     return [m["properties"] for m in relay.sent() if m.get("properties", {}).get("modality") == "audio"]
 
 
@@ -1121,14 +1171,18 @@ def test_a_chunk_the_relay_refuses_stops_the_stream_and_says_why(talk_page, rela
     def refuse_the_second(route: Any) -> None:
         posts.append(route.request.post_data_json)
         if len(posts) == 2:
-            return route.fulfill(status=503, content_type="application/json", body='{"error": "the face left the room"}')
+            return route.fulfill(
+                status=503, content_type="application/json", body='{"error": "the face left the room"}'
+            )
         route.continue_()
 
     page.route("**/send_audio_message", refuse_the_second)
     page.get_by_role("button", name="Hold to talk").hover()
     page.mouse.down()
     page.wait_for_selector("#say-result.error")
-    assert page.inner_text("#say-result") == "the relay refused the voice (503: the face left the room): nothing more is sent"
+    assert page.inner_text("#say-result") == (
+        "the relay refused the voice (503: the face left the room): nothing more is sent"
+    )
     assert page.is_hidden("#talk-live")  # the microphone is closed although the button is still held
     page.mouse.up()
 

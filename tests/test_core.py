@@ -44,7 +44,12 @@ class Face:
         call_client.send_app_message = send
 
     def say(self, kind: str, inference_id: str, **properties: Any) -> None:
-        message = {"event_type": kind, "conversation_id": CONVERSATION_ID, "inference_id": inference_id, "properties": properties}
+        message = {
+            "event_type": kind,
+            "conversation_id": CONVERSATION_ID,
+            "inference_id": inference_id,
+            "properties": properties,
+        }
         self.call_client.room_sends(message, REPLICA["id"])
 
 

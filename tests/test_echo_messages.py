@@ -208,7 +208,9 @@ def test_size_is_measured_on_escaped_json_bytes_not_characters():
 def test_text_is_split_at_sentences_when_it_can_be():
     text = "First sentence here. " * 300
 
-    pieces = [m["properties"]["text"] for m in text_echo_messages(text, conversation_id="c", inference_id="i", done=True)]
+    pieces = [
+        m["properties"]["text"] for m in text_echo_messages(text, conversation_id="c", inference_id="i", done=True)
+    ]
 
     assert len(pieces) > 1 and all(piece.endswith("here. ") for piece in pieces)
 
@@ -237,7 +239,9 @@ def test_audio_blocks_of_any_size_are_rechunked_exactly():
     pcm = bytes(range(256)) * 100
     blocks = [pcm[i : i + 777] for i in range(0, len(pcm), 777)]
 
-    messages = list(audio_echo_messages(iter(blocks), sample_rate=24000, conversation_id="c", inference_id="i", done=True))
+    messages = list(
+        audio_echo_messages(iter(blocks), sample_rate=24000, conversation_id="c", inference_id="i", done=True)
+    )
 
     assert b"".join(base64.b64decode(m["properties"]["audio"]) for m in messages) == pcm
 
@@ -264,7 +268,9 @@ ids = st.text(min_size=1, max_size=40).filter(str.strip)
     max_bytes=st.integers(min_value=512, max_value=4096),
 )
 def test_text_pieces_fit_rebuild_the_input_share_one_id_and_done_only_last(text, inference_id, done, max_bytes):
-    messages = list(text_echo_messages(text, conversation_id="c123", inference_id=inference_id, done=done, max_bytes=max_bytes))
+    messages = list(
+        text_echo_messages(text, conversation_id="c123", inference_id=inference_id, done=done, max_bytes=max_bytes)
+    )
 
     assert all(serialized_size(m) <= max_bytes for m in messages)
     assert "".join(m["properties"]["text"] for m in messages) == text
@@ -285,7 +291,9 @@ def test_pcm_pieces_fit_rebuild_the_input_on_whole_samples(samples, rate, infere
     pcm = np.random.default_rng(samples).integers(-32768, 32767, samples, dtype=np.int16).tobytes()
 
     messages = list(
-        audio_echo_messages(pcm, sample_rate=rate, conversation_id="c123", inference_id=inference_id, done=done, max_bytes=max_bytes)
+        audio_echo_messages(
+            pcm, sample_rate=rate, conversation_id="c123", inference_id=inference_id, done=done, max_bytes=max_bytes
+        )
     )
 
     chunks = [base64.b64decode(m["properties"]["audio"]) for m in messages]
@@ -327,7 +335,8 @@ def test_each_chars_escaped_cost_adds_up_to_what_json_writes(text):
 
 
 @pytest.mark.parametrize(
-    "value, shown", [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"'), ("9" * 19, '"' + "9" * 19 + '"')]
+    "value, shown",
+    [("²", '"\\u00b2"'), ("١٦٠٠٠", '"\\u0661\\u0666\\u0660\\u0660\\u0660"'), ("9" * 19, '"' + "9" * 19 + '"')],
 )
 def test_a_sample_rate_in_other_than_ascii_digits_is_a_message_error_naming_the_field(value, shown):
     with pytest.raises(MessageError) as caught:
@@ -353,9 +362,15 @@ def test_ascii_int_refuses_anything_else_naming_the_field(text):
 @pytest.mark.parametrize(
     "data, error",
     [
-        (b'{"interrupt": false, "interrupt": true, "text": "Hi"}', 'the body has the key "interrupt" twice: send each field once'),
+        (
+            b'{"interrupt": false, "interrupt": true, "text": "Hi"}',
+            'the body has the key "interrupt" twice: send each field once',
+        ),
         (b'{"properties": {"text": "a", "text": "b"}}', 'the body has the key "text" twice: send each field once'),
-        (b"[" * 100_000 + b"]" * 100_000, 'the body is JSON nested too deep to read: send a JSON object, such as {"text": "Hello there!"}'),
+        (
+            b"[" * 100_000 + b"]" * 100_000,
+            'the body is JSON nested too deep to read: send a JSON object, such as {"text": "Hello there!"}',
+        ),
         (b" \n", 'the body is empty: send a JSON object, such as {"text": "Hello there!"}'),
         (b'{"text": "Hi"', "the body is not valid JSON: Expecting ',' delimiter at line 1 column 14"),
         (b'{"text": "caf\xe9"}', "the body is not valid JSON (UTF-8 expected)"),
@@ -370,7 +385,9 @@ def test_a_body_that_is_not_one_clear_json_value_is_a_message_error_saying_why(d
 
 
 def test_a_json_body_with_each_key_once_reads_as_json():
-    assert echo_messages.json_body(b'{"text": "Hi", "properties": {"done": true}}') == {"text": "Hi", "properties": {"done": True}}
+    assert echo_messages.json_body(b'{"text": "Hi", "properties": {"done": true}}') == {
+        "text": "Hi", "properties": {"done": True}
+    }
 
 
 TOO_MANY_VALUES = (
@@ -444,7 +461,11 @@ def test_echo_messages_loads_no_audio_decoder():
 
     code = "import sys, echo_messages; print(sorted({'soundfile', 'soxr', 'relay.audio'} & set(sys.modules)))"
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parent.parent
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
     )
 
     assert done.stdout.strip() == "[]"
@@ -471,7 +492,7 @@ WORDS_2000 = " ".join(f"word{n % 10}" for n in range(2000))
 
 @pytest.mark.parametrize("before_the_cut", range(1, 40))
 def test_an_emotion_tag_near_the_4_kb_boundary_is_never_cut(before_the_cut):
-    """Issue 24: 2,000 words, the tag near the boundary; one message ended with `<emotion`, the next began `value=`."""
+    """2,000 words, the tag near the boundary: once, one message ended with `<emotion`, the next began `value=`."""
     boundary = len(pieces_of(WORDS_2000)[0])  # where the first message ends without the tag
     at = WORDS_2000.rindex(" ", 0, boundary - before_the_cut) + 1  # a word that starts shortly before it
     text = WORDS_2000[:at] + EXCITED + WORDS_2000[at:]

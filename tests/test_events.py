@@ -36,7 +36,11 @@ def published(log: EventLog, count: int) -> list[dict[str, Any]]:
 def test_messages_with_a_seq_are_ordered_by_it_and_duplicates_pass_through():
     log = EventLog(100)
     room_events = queue_for(log)
-    for seq, kind in ((7, "conversation.started_speaking"), (5, "conversation.replica.started_speaking"), (6, "conversation.started_speaking")):
+    for seq, kind in (
+        (7, "conversation.started_speaking"),
+        (5, "conversation.replica.started_speaking"),
+        (6, "conversation.started_speaking"),
+    ):
         room_events("app_message", app_message(kind, seq))
 
     events = published(log, 3)

@@ -20,7 +20,9 @@ from tests.test_app_main import finish, start, wait_for_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_example(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+def run_example(
+    command: list[str], cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess:
     """Run an example in its own process group; if it hangs, end that group (the relays it started too) and fail."""
     process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, start_new_session=True)
@@ -48,7 +50,9 @@ def example_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the example talks to the relays with curl: apt-get install curl")
+@pytest.mark.skipif(
+    shutil.which("curl") is None, reason="the example talks to the relays with curl: apt-get install curl"
+)
 @pytest.mark.parametrize("ports_from", ["options", "variables"])
 def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_record_file(tmp_path, ports_from):
     port_a, port_b = free_port(), free_port()
@@ -64,7 +68,9 @@ def test_two_relays_serve_two_conversations_each_with_its_own_port_token_and_rec
     assert f"listening on http://127.0.0.1:{port_b}" in (tmp_path / "relay-b.log").read_text()
     answers = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [answer.get("status") for answer in answers[:2]] == ["Message sent successfully"] * 2
-    assert answers[2] == {"error": "missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'"}
+    assert answers[2] == {
+        "error": "missing or wrong bearer token: send the header 'Authorization: Bearer <RELAY_AUTH_TOKEN>'"
+    }
     assert said(tmp_path / "conversation-a.jsonl") == ["Hello from the relay of conversation A."]
     assert said(tmp_path / "conversation-b.jsonl") == ["Hello from the relay of conversation B."]
     for log in ("relay-a.log", "relay-b.log"):

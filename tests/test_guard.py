@@ -34,7 +34,10 @@ HOST_ERROR = (
     "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
     "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
 )
-WAV_HEADER = b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xc0]\x00\x00\x80\xbb\x00\x00\x02\x00\x10\x00data\x00\x00\x00\x00"
+WAV_HEADER = (
+    b"RIFF$\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\xc0]\x00\x00\x80\xbb\x00\x00\x02\x00\x10\x00"
+    b"data\x00\x00\x00\x00"
+)
 
 
 @pytest.fixture(params=[True, False], ids=["fast-path", "flask-only"])
@@ -232,7 +235,9 @@ def test_a_rebound_name_cannot_make_the_face_speak(app, fake_call_client):
     assert sent_messages(fake_call_client) == []
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000", "localhost.", "127.0.0.1"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8000", "localhost:8000", "LOCALHOST", "[::1]:8000", "localhost.", "127.0.0.1"]
+)
 def test_the_relays_own_names_are_answered(app, host):
     assert app.test_client().get("/health", headers={"Host": host}).status_code == 200
 
@@ -314,7 +319,9 @@ def test_a_malformed_allow_list_is_one_line_naming_the_variable(variable, value,
 
 
 def test_allow_lists_take_commas_or_spaces():
-    settings = Settings.from_env({"RELAY_ALLOWED_ORIGINS": "http://a.example:1, http://b.example", "RELAY_ALLOWED_HOSTS": "a b"})
+    settings = Settings.from_env(
+        {"RELAY_ALLOWED_ORIGINS": "http://a.example:1, http://b.example", "RELAY_ALLOWED_HOSTS": "a b"}
+    )
 
     assert settings.allowed_origins == ("http://a.example:1", "http://b.example")
     assert settings.allowed_hosts == ("a", "b")
@@ -516,7 +523,8 @@ def test_a_page_on_another_origin_in_chromium_makes_the_face_say_nothing(dry_run
             console.goto(f"http://127.0.0.1:{port}/")
             status = console.evaluate(
                 """async () => (await fetch("/send_text_message", {method: "POST",
-                   headers: {"Content-Type": "application/json"}, body: JSON.stringify({text: "from the console"})})).status"""
+                   headers: {"Content-Type": "application/json"},
+                   body: JSON.stringify({text: "from the console"})})).status"""
             )
     finally:
         site.close()
@@ -566,7 +574,9 @@ SEND_FROM_THE_PAGE = """async ([relay, token, text]) => {
 def test_a_page_on_an_allowed_origin_in_chromium_sends_with_the_token_and_reads_the_answer_and_no_other_page_can():
     allowed, other = AttackSite(BLANK_PAGE), AttackSite(BLANK_PAGE)
     printed = io.StringIO()
-    settings = Settings.from_env({"RELAY_ALLOWED_ORIGINS": f"http://127.0.0.1:{allowed.port}", "RELAY_AUTH_TOKEN": "s3cret-token"})
+    settings = Settings.from_env(
+        {"RELAY_ALLOWED_ORIGINS": f"http://127.0.0.1:{allowed.port}", "RELAY_AUTH_TOKEN": "s3cret-token"}
+    )
     app = create_app(settings, DryRunRoom(printed))
     try:
         with serve_wsgi(app) as port, chromium() as browser:

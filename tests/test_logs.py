@@ -152,7 +152,9 @@ def test_every_line_is_written_before_the_program_exits():
         "for n in range(2000): logging.getLogger('echo_relay').info('line %d', n)\n"
         "logging.getLogger('echo_relay').info('stopped')\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=True
+    )
 
     lines = [line.split(" ", 2)[2] for line in result.stderr.splitlines()]
     assert lines == [f"INFO line {n}" for n in range(2000)] + ["INFO stopped"]
@@ -254,7 +256,8 @@ def test_arguments_that_are_not_text_are_escaped_too_and_numbers_kept(terminal):
 LIBRARY_LINES = (
     "import logging; from relay.logs import start_logging\n"
     "start_logging(verbose={verbose})\n"
-    "logging.getLogger('urllib3.connectionpool').warning(\"Retrying (Retry(total=2)) after connection broken by 'X'\")\n"
+    "logging.getLogger('urllib3.connectionpool')"
+    ".warning(\"Retrying (Retry(total=2)) after connection broken by 'X'\")\n"
     "logging.getLogger('waitress').info('Client disconnected while serving /events')\n"
     "logging.getLogger('echo_relay').info('the relay says this')\n"
 )

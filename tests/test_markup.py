@@ -1,4 +1,6 @@
-"""What Tavus's voice reads as markup, and the emotions it takes: one place, read by the API, scripts and the stand-in face."""
+"""What Tavus's voice reads as markup, and the emotions it takes: one place, read by the API, scripts and the
+stand-in face.
+"""
 
 from __future__ import annotations
 

@@ -205,7 +205,9 @@ def test_say_with_wait_none_answers_once_daily_confirmed_it(agent, quiet_relay):
 
 
 def test_say_with_an_unknown_emotion_is_the_relays_own_400_sentence(agent, quiet_relay):
-    refused = requests.post(f"{quiet_relay}/send_text_message", json={"text": "Hi", "emotion": "no-such-emotion"}, timeout=10)
+    refused = requests.post(
+        f"{quiet_relay}/send_text_message", json={"text": "Hi", "emotion": "no-such-emotion"}, timeout=10
+    )
     assert refused.status_code == 400
 
     error = tool_error(agent.call("say", text="Hi", emotion="no-such-emotion"))
@@ -299,7 +301,9 @@ def test_a_script_tool_passes_the_relays_409_sentence_on(agent, quiet_relay):
 
     error = tool_error(agent.call("next_line"))
 
-    assert error == "Error executing tool next_line: the script is finished: load it again (POST /script) to play it from the start"
+    assert error == (
+        "Error executing tool next_line: the script is finished: load it again (POST /script) to play it from the start"
+    )
 
 
 def test_face_status_is_the_relays_health(agent, quiet_relay):
@@ -358,7 +362,9 @@ def test_the_server_speaks_newline_delimited_json_rpc_on_stdio(relay_url, quiet_
         peer.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         peer.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         listed = peer.receive()
-        peer.send({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "say", "arguments": {"text": "Hi"}}})
+        peer.send(
+            {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "say", "arguments": {"text": "Hi"}}}
+        )
         called = peer.receive()
     finally:
         stderr = peer.close()
@@ -381,7 +387,9 @@ def test_with_no_relay_the_server_still_answers_and_say_says_to_start_the_relay(
         error = tool_error(agent.call("say", text="Hello?"))
 
     assert listed == TOOLS
-    assert error.startswith(f"Error executing tool say: no relay answers at {nobody} (RELAY_URL): start it (python app.py")
+    assert error.startswith(
+        f"Error executing tool say: no relay answers at {nobody} (RELAY_URL): start it (python app.py"
+    )
 
 
 def test_every_call_to_the_relay_gives_up_connecting_within_2_s(monkeypatch):

@@ -52,7 +52,9 @@ class User(threading.Thread):
     def run(self) -> None:
         if not wait_for_relay(self.port):
             return  # main() never served: do not signal a process that has no handler installed
-        self.response = requests.post(f"http://127.0.0.1:{self.port}/send_text_message", json={"text": "Hello there!"}, timeout=10)
+        self.response = requests.post(
+            f"http://127.0.0.1:{self.port}/send_text_message", json={"text": "Hello there!"}, timeout=10
+        )
         os.kill(os.getpid(), signal.SIGTERM)
 
 
@@ -64,7 +66,9 @@ def run_quickstart(argv: list[str], port: int, fake_daily: FakeBehaviour) -> tup
     return code, user
 
 
-def test_quickstart_creates_joins_speaks_and_ends_the_conversation_on_sigterm(quickstart_env, fake_tavus, fake_daily, capsys):
+def test_quickstart_creates_joins_speaks_and_ends_the_conversation_on_sigterm(
+    quickstart_env, fake_tavus, fake_daily, capsys
+):
     code, user = run_quickstart(["--quickstart"], quickstart_env, fake_daily)
 
     assert code == 0
@@ -74,7 +78,9 @@ def test_quickstart_creates_joins_speaks_and_ends_the_conversation_on_sigterm(qu
         ("POST", "/v2/conversations/c123/end"),
     ]
     assert fake_tavus.requests[0].body == {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}
-    assert fake_tavus.requests[1].body == {"persona_id": "p123", "conversation_name": "Echo relay", "properties": {"max_call_duration": 3600}}
+    assert fake_tavus.requests[1].body == {
+        "persona_id": "p123", "conversation_name": "Echo relay", "properties": {"max_call_duration": 3600}
+    }
     assert user.response.status_code == 200
     fake = fake_daily.client
     assert fake.joined_with["url"] == "https://tavus.daily.co/c123"
@@ -96,7 +102,10 @@ def test_quickstart_reuses_tavus_persona_id_and_passes_the_replica(quickstart_en
     assert code == 0
     assert fake_tavus.calls("POST", "/v2/personas") == []
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
-        "persona_id": "p-existing", "replica_id": "r77", "conversation_name": "Demo", "properties": {"max_call_duration": 3600}
+        "persona_id": "p-existing",
+        "replica_id": "r77",
+        "conversation_name": "Demo",
+        "properties": {"max_call_duration": 3600},
     }
     assert fake_tavus.contract_violations == []
     assert len(fake_tavus.calls("POST", "/v2/conversations/c123/end")) == 1
@@ -141,7 +150,9 @@ def test_ctrl_c_during_the_join_stops_at_once_and_ends_the_conversation(
     interrupt_when(lambda: fake_daily.clients and fake_daily.client.joined_with)
     blocked = {signal.SIGINT} if delivered_to == "another thread" else set()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-    inherited = signal.signal(signal.SIGINT, signal.SIG_IGN if delivered_to == "started ignored" else signal.default_int_handler)
+    inherited = signal.signal(
+        signal.SIGINT, signal.SIG_IGN if delivered_to == "started ignored" else signal.default_int_handler
+    )
     try:
         code = app.main(["--quickstart"], client_factory=fake_daily.factory)  # "started ignored": a background job's
     finally:
@@ -208,7 +219,9 @@ def test_an_unwritable_record_file_is_found_before_anything_is_created(
 
 
 def test_a_tavus_error_before_any_conversation_exits_1_and_ends_nothing(quickstart_env, fake_tavus, fake_daily, capsys):
-    fake_tavus.fail_next("POST", "/v2/conversations", 400, {"message": "User has reached maximum concurrent conversations"})
+    fake_tavus.fail_next(
+        "POST", "/v2/conversations", 400, {"message": "User has reached maximum concurrent conversations"}
+    )
 
     code = app.main(["--quickstart"], client_factory=fake_daily.factory)
 
@@ -293,7 +306,10 @@ def test_a_pal_quickstart_sends_its_face(quickstart_env, fake_tavus, fake_daily,
         "pal_name": "Echo Assistant", "pipeline_mode": "echo", "default_face_id": "r79"
     }
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
-        "pal_id": "pal123", "face_id": "r79", "conversation_name": "Echo relay", "properties": {"max_call_duration": 3600}
+        "pal_id": "pal123",
+        "face_id": "r79",
+        "conversation_name": "Echo relay",
+        "properties": {"max_call_duration": 3600},
     }
     assert fake_tavus.contract_violations == []
 
@@ -306,7 +322,10 @@ def test_a_private_quickstart_joins_with_the_token_and_shows_it_only_in_the_bann
 
     assert code == 0 and user.response.status_code == 200
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body == {
-        "persona_id": "p123", "conversation_name": "Echo relay", "require_auth": True, "properties": {"max_call_duration": 3600}
+        "persona_id": "p123",
+        "conversation_name": "Echo relay",
+        "require_auth": True,
+        "properties": {"max_call_duration": 3600},
     }
     token = "mt-c123-SECRET"
     assert fake_daily.client.joined_with["meeting_token"] == token
@@ -338,7 +357,9 @@ def test_the_conversation_ends_itself_after_max_call_seconds_and_the_banner_says
     assert code == 0
     assert fake_tavus.calls("POST", "/v2/conversations")[0].body["properties"] == {"max_call_duration": 600}
     assert fake_tavus.contract_violations == []
-    assert "Tavus ends it by itself after 10 min (RELAY_MAX_CALL_SECONDS, --max-call-duration)" in capsys.readouterr().out
+    assert (
+        "Tavus ends it by itself after 10 min (RELAY_MAX_CALL_SECONDS, --max-call-duration)" in capsys.readouterr().out
+    )
 
 
 def test_a_microphone_quickstart_says_where_to_enable_the_microphone(quickstart_env, fake_tavus, fake_daily, capsys):
@@ -380,7 +401,9 @@ def asked(caplog) -> list[str]:
     "argv, creating", [(["--quickstart"], []), (["--quickstart", "--pal"], ["looking up Tavus's stock faces"])],
     ids=["persona", "pal"],
 )
-def test_the_quickstart_says_each_tavus_call_before_it_asks(quickstart_env, fake_tavus, fake_daily, caplog, argv, creating):
+def test_the_quickstart_says_each_tavus_call_before_it_asks(
+    quickstart_env, fake_tavus, fake_daily, caplog, argv, creating
+):
     code, _ = run_quickstart(argv, quickstart_env, fake_daily)
 
     assert code == 0
@@ -406,7 +429,9 @@ def test_a_quickstart_waiting_for_tavus_says_so_and_again_while_it_waits(silent_
     assert again and all(message.startswith("still waiting for Tavus to answer POST /personas (") for message in again)
 
 
-def test_joining_a_url_with_a_key_asks_tavus_for_the_faces_name_once(silent_env, silent_tavus, fake_daily, monkeypatch, capsys):
+def test_joining_a_url_with_a_key_asks_tavus_for_the_faces_name_once(
+    silent_env, silent_tavus, fake_daily, monkeypatch, capsys
+):
     monkeypatch.setenv("TAVUS_TIMEOUT", "0.2")
 
     code, user = run_quickstart(["https://tavus.daily.co/c555"], silent_env, fake_daily)
@@ -440,7 +465,9 @@ def test_joining_a_url_says_it_looks_up_the_faces_name_and_that_it_waits(
 # --- Ctrl-C while Tavus holds a call: what was stopped, and what may be left ---------------------------------
 
 
-LIST_PERSONAS = "list them with: python tavus_client.py list-personas, delete one with: python tavus_client.py delete-persona ID"
+LIST_PERSONAS = (
+    "list them with: python tavus_client.py list-personas, delete one with: python tavus_client.py delete-persona ID"
+)
 LIST_PALS = "list them with: python tavus_client.py list-pals, delete one with: python tavus_client.py delete-pal ID"
 
 

@@ -35,12 +35,18 @@ REQUESTS: dict[str, tuple[str, str, dict[str, Any]]] = {
 }
 # what must have happened before a heading's request
 SETUP = {
-    "GET /utterances/<inference_id>": ("POST", "/send_text_message", {"json": {"text": "Hello there!", "inference_id": "story-1", "wait": "spoken"}}),
+    "GET /utterances/<inference_id>": (
+        "POST",
+        "/send_text_message",
+        {"json": {"text": "Hello there!", "inference_id": "story-1", "wait": "spoken"}},
+    ),
 }
 
 
 def example_answers() -> list[tuple[str, dict[str, Any]]]:
-    """(heading, answer) for every ```json block under a `### METHOD /path` heading of every page, to the next heading."""
+    """(heading, answer) for every ```json block under a `### METHOD /path` heading of every page, to the next
+    heading.
+    """
     return [found for path in doc_pages() for found in page_answers(path.read_text())]
 
 
@@ -126,7 +132,9 @@ def relative_links(path: Path) -> list[str]:
 
 
 def broken_link(path: Path, target: str) -> str | None:
-    """Why a link of a page leads nowhere, or None when it leads to a file (and, with an anchor, one of its headings)."""
+    """Why a link of a page leads nowhere, or None when it leads to a file (and, with an anchor, one of its
+    headings).
+    """
     name, _, anchor = target.partition("#")
     linked = (path.parent / name).resolve() if name else path
     shown = linked.relative_to(ROOT) if linked.is_relative_to(ROOT) else linked

@@ -28,7 +28,10 @@ def joined_room(fake_daily) -> Room:
 @pytest.mark.parametrize(
     "failure, sentence",
     [
-        ("unreachable", "could not reach Daily to look up https://tavus.daily.co/c123: check your network connection and the URL"),
+        (
+            "unreachable",
+            "could not reach Daily to look up https://tavus.daily.co/c123: check your network connection and the URL",
+        ),
         ("bad_url", "https://tavus.daily.co/c123 is not a valid room URL: check it (it looks like https://tavus.daily.co/c123)"),
     ],
 )
@@ -46,7 +49,9 @@ def test_a_failed_join_is_one_sentence_without_dailys_internals(fake_daily, fail
 @pytest.mark.parametrize("microphone", [False, True])
 def test_the_real_daily_accepts_the_join_settings_and_the_failure_is_one_sentence(real_daily, microphone):
     """Daily checks join settings before the URL: failing on the URL proves the settings are valid."""
-    room = Room(UNPARSABLE_URL, client_factory=daily_call_client, client_settings=join_client_settings(microphone=microphone))
+    room = Room(
+        UNPARSABLE_URL, client_factory=daily_call_client, client_settings=join_client_settings(microphone=microphone)
+    )
 
     with pytest.raises(JoinError) as raised:
         room.join(timeout=5)
@@ -84,7 +89,9 @@ def test_a_failed_send_is_not_the_call_ending(fake_daily, caplog):
     fake_daily.client.settle()
 
     assert room.call_state == "joined" and room.left_reason is None
-    assert "Daily reported an error: Error handling sendAppMessage: AppMessage(Signalling(SendFailed))" in caplog.messages
+    assert (
+        "Daily reported an error: Error handling sendAppMessage: AppMessage(Signalling(SendFailed))" in caplog.messages
+    )
     fake_daily.client.call_ends("meeting ended")
     fake_daily.client.settle()
     assert room.left_reason == "meeting ended"  # the send's error was not kept as the reason the call ended
@@ -275,7 +282,9 @@ def test_tavuss_readiness_messages_make_their_sender_the_face_until_it_leaves(fa
 def test_a_heartbeat_repeated_reports_the_face_joining_once(fake_daily):
     room, heard = room_with(fake_daily)
     for attempt in (1, 2, 3):
-        fake_daily.client.room_sends({"event_type": "system.replica_present", "properties": {"attempt": attempt}}, "p-9")
+        fake_daily.client.room_sends(
+            {"event_type": "system.replica_present", "properties": {"attempt": attempt}}, "p-9"
+        )
     fake_daily.client.settle()
 
     assert len(heard.of("relay.replica_joined")) == 1

@@ -109,7 +109,10 @@ def test_a_body_over_the_limit_by_content_length_is_refused_before_it_is_sent(dr
 
 def test_a_chunked_body_over_the_limit_is_refused_once_it_passes_it(dry_relay):
     chunk = b"x" * 60_000
-    with dry_relay(Settings(max_body_bytes=LIMIT)) as port, socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    with (
+        dry_relay(Settings(max_body_bytes=LIMIT)) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=10) as sock,
+    ):
         sock.sendall(
             b"POST /send_audio_message HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"

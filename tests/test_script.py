@@ -32,7 +32,9 @@ def write_wav(path: Path, seconds: float = 0.1) -> Path:
 def test_each_line_is_a_step_comments_and_blanks_are_skipped(tmp_path):
     write_wav(tmp_path / "hi.wav")
 
-    steps = parse_script("# intro\n\nHello there!\n@pause 1.5\n@audio hi.wav\n\\@handle me\n\\# not a comment", tmp_path)
+    steps = parse_script(
+        "# intro\n\nHello there!\n@pause 1.5\n@audio hi.wav\n\\@handle me\n\\# not a comment", tmp_path
+    )
 
     assert [step.as_dict() for step in steps] == [
         {"line": 3, "kind": "say", "text": "Hello there!"},
@@ -112,7 +114,8 @@ def test_an_emotion_holds_for_the_lines_after_it_until_the_next_and_none_ends_it
     write_wav(tmp_path / "hi.wav")
 
     steps = parse_script(
-        "Calm first.\n@emotion excited\nWe did it!\n@audio hi.wav\nAnd more.\n@emotion sad\nAlas.\n@emotion none\nDone.",
+        "Calm first.\n@emotion excited\nWe did it!\n@audio hi.wav\nAnd more.\n"
+        "@emotion sad\nAlas.\n@emotion none\nDone.",
         tmp_path,
     )
 
@@ -245,7 +248,9 @@ class Face:
 
 @pytest.fixture
 def scripted(room, fake_call_client, make_app):
-    relay = make_app(Settings(replica_timeout_s=2.0, send_timeout_s=1.0, script_line_timeout_s=5.0), room).extensions["relay"]
+    relay = make_app(
+        Settings(replica_timeout_s=2.0, send_timeout_s=1.0, script_line_timeout_s=5.0), room
+    ).extensions["relay"]
     return relay
 
 
@@ -280,9 +285,17 @@ def test_a_scripts_emotion_reaches_the_face_as_tavuss_tag_before_the_line(script
     assert [m["properties"]["text"] for m in sent_messages(fake_call_client)] == [
         '<emotion value="excited"/>We did it!', "Thanks."
     ]
-    playing = [e.fields for e in scripted.events.after(0)[0] if e.type == "relay.script" and e.fields["state"] == "playing"]
+    playing = [
+        e.fields
+        for e in scripted.events.after(0)[0]
+        if e.type == "relay.script" and e.fields["state"] == "playing"
+    ]
     assert [(e["text"], e.get("emotion")) for e in playing] == [("We did it!", "excited"), ("Thanks.", None)]
-    spoken = [e.fields for e in scripted.events.after(0)[0] if e.type == "relay.script" and e.fields["state"] == "spoken"]
+    spoken = [
+        e.fields
+        for e in scripted.events.after(0)[0]
+        if e.type == "relay.script" and e.fields["state"] == "spoken"
+    ]
     assert [e["inference_id"] for e in spoken] == [e["inference_id"] for e in playing]  # the console matches them
 
 
@@ -296,7 +309,9 @@ def test_a_long_line_with_markup_reaches_the_face_with_every_tag_whole(scripted,
 
     pieces = [m["properties"]["text"] for m in sent_messages(fake_call_client)]
     assert len(pieces) > 1 and "".join(pieces) == line
-    assert sum(p.count('<emotion value="sad"/>') for p in pieces) == 300 and sum(p.count("[sighs]") for p in pieces) == 300
+    assert (
+        sum(p.count('<emotion value="sad"/>') for p in pieces) == 300 and sum(p.count("[sighs]") for p in pieces) == 300
+    )
 
 
 def test_a_long_lines_events_and_state_carry_an_excerpt_and_the_face_gets_it_whole(scripted, fake_call_client):
@@ -471,7 +486,9 @@ def test_ctrl_c_stops_a_script_run(tmp_path, fake_daily, monkeypatch):
     (tmp_path / "demo.txt").write_text("One.\nTwo.\n")  # the face never says it stopped: the run waits
     interrupt_when(lambda: fake_daily.clients and fake_daily.client.sent)
 
-    code = app.main([CONVERSATION_URL, "--script", "demo.txt", "--exit-after-script"], client_factory=fake_daily.factory)
+    code = app.main(
+        [CONVERSATION_URL, "--script", "demo.txt", "--exit-after-script"], client_factory=fake_daily.factory
+    )
 
     assert code == 0  # Ctrl-C is the user stopping the relay, wherever it lands
     assert [m["properties"]["text"] for m in fake_daily.client.sent] == ["One."]

@@ -259,7 +259,11 @@ def test_a_confirmation_that_never_comes_is_a_send_timeout():
 
 def test_a_send_error_stops_the_rest_of_the_request_and_says_how_many_were_confirmed():
     room = FakeRoom(confirm=False)
-    room.on_send = lambda message: room.futures[-1].set_exception(SendError("SendFailed")) if len(room.sent) == 2 else room.futures[-1].set_result(None)
+    room.on_send = lambda message: (
+        room.futures[-1].set_exception(SendError("SendFailed"))
+        if len(room.sent) == 2
+        else room.futures[-1].set_result(None)
+    )
     sender = make_sender(room)
 
     with pytest.raises(SendError) as raised:
@@ -292,7 +296,9 @@ def test_a_face_that_never_joins_is_a_503_with_nothing_sent():
     room.face_here.clear()
     sender = make_sender(room, replica_timeout_s=0.05)
 
-    with pytest.raises(ReplicaAbsent, match=r"has not joined the room after 0.05 s \(RELAY_REPLICA_TIMEOUT\); nothing was sent"):
+    with pytest.raises(
+        ReplicaAbsent, match=r"has not joined the room after 0.05 s \(RELAY_REPLICA_TIMEOUT\); nothing was sent"
+    ):
         sender.submit(messages("a", 1))
     assert room.sent == []
 

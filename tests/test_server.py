@@ -69,7 +69,9 @@ def is_closed_by_the_server(sock: socket.socket) -> bool:
 
 
 def trickle_until_closed(sock: socket.socket, byte: bytes, what: str) -> None:
-    """Send `byte` every TRICKLE_EVERY_S until the server closes the connection; a failure naming `what` after WAIT_S."""
+    """Send `byte` every TRICKLE_EVERY_S until the server closes the connection; a failure naming `what` after
+    WAIT_S.
+    """
 
     def trickled_and_closed() -> bool:
         try:
@@ -90,7 +92,9 @@ def read_answer(sock: socket.socket) -> bytes:
             return b""
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+    length = next(
+        int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -176,7 +180,9 @@ class TricklingCrowd:
 
 
 def test_health_answers_while_more_connections_trickle_than_the_server_takes(dry_relay, monkeypatch):
-    """Without the deadline, the crowd holds every connection the server takes and /health waits as long as it trickles."""
+    """Without the deadline, the crowd holds every connection the server takes and /health waits as long as it
+    trickles.
+    """
     monkeypatch.setattr(relay_server, "CONNECTION_LIMIT", CROWD_CONNECTION_LIMIT)
     with dry_relay() as port, TricklingCrowd(port, CROWD):
         status = health_status(port)

@@ -32,7 +32,13 @@ def cli(
     if key:
         env["TAVUS_API_KEY"] = key
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tavus_client.py"), *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+        [sys.executable, str(ROOT / "tavus_client.py"), *args],
+        check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert_no_secret(result.stderr + without_the_meeting_token(result.stdout))
     return result
@@ -46,7 +52,8 @@ def without_the_meeting_token(answer: str) -> str:
 @pytest.mark.parametrize(
     "args, method, path, body, answer_key",
     [
-        (["create-persona"], "POST", "/v2/personas", {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}, "persona_id"),
+        (["create-persona"], "POST", "/v2/personas",
+         {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}, "persona_id"),
         (["create-persona", "--pal", "--name", "Mine", "--face-id", "r1"], "POST", "/v2/pals",
          {"pal_name": "Mine", "pipeline_mode": "echo", "default_face_id": "r1"}, "pal_id"),
         (["create-conversation", "--pal-id", "pal1", "--face-id", "r1", "--test-mode", "--audio-only", "--private",
@@ -58,9 +65,11 @@ def without_the_meeting_token(answer: str) -> str:
         (["delete-pal", "pal1"], "DELETE", "/v2/pals/pal1", None, "deleted"),
         (["list-pals"], "GET", "/v2/pals", None, "data"),
         (["list-faces", "--verbose", "--type", "user"], "GET", "/v2/faces", None, "data"),
-        (["create-conversation", "--persona-id", "p1", "--name", "Echo Test", "--greeting", "Hi", "--max-call-duration", "120"],
+        (["create-conversation", "--persona-id", "p1", "--name", "Echo Test", "--greeting", "Hi",
+          "--max-call-duration", "120"],
          "POST", "/v2/conversations",
-         {"persona_id": "p1", "conversation_name": "Echo Test", "custom_greeting": "Hi", "properties": {"max_call_duration": 120}},
+         {"persona_id": "p1", "conversation_name": "Echo Test", "custom_greeting": "Hi",
+          "properties": {"max_call_duration": 120}},
          "conversation_url"),
         (["get-conversation", "c1"], "GET", "/v2/conversations/c1", None, "status"),
         (["list-conversations", "--status", "active"], "GET", "/v2/conversations", None, "data"),
@@ -76,9 +85,10 @@ def without_the_meeting_token(answer: str) -> str:
         (["create-conversation", "--persona-id", "p1", "--max-call-duration", "600", "--properties",
           ('{"language": "german", "enable_closed_captions": true, "apply_greenscreen": true, "max_participants": 3,'
           ' "a_property_tavus_adds_later": "x"}')], "POST", "/v2/conversations",
-         {"persona_id": "p1", "properties": {"language": "german", "enable_closed_captions": True, "apply_greenscreen": True,
-                                             "max_participants": 3, "a_property_tavus_adds_later": "x",
-                                             "max_call_duration": 600}}, "conversation_url"),
+         {"persona_id": "p1", "properties": {"language": "german", "enable_closed_captions": True,
+                                             "apply_greenscreen": True, "max_participants": 3,
+                                             "a_property_tavus_adds_later": "x", "max_call_duration": 600}},
+         "conversation_url"),
     ],
 )
 def test_cli_commands_print_the_json_answer(fake_tavus, tmp_path, args, method, path, body, answer_key):
@@ -123,12 +133,16 @@ def test_cli_reads_the_key_from_dotenv(fake_tavus, tmp_path):
 
 
 def test_cli_api_error_exits_1_with_one_line(fake_tavus, tmp_path):
-    fake_tavus.fail_next("POST", "/v2/conversations", 400, {"message": "User has reached maximum concurrent conversations"})
+    fake_tavus.fail_next(
+        "POST", "/v2/conversations", 400, {"message": "User has reached maximum concurrent conversations"}
+    )
 
     result = cli("create-conversation", "--persona-id", "p1", fake_tavus=fake_tavus, cwd=tmp_path)
 
     assert result.returncode == 1 and result.stdout == ""
-    assert result.stderr == "error: Tavus API POST /conversations failed with 400: User has reached maximum concurrent conversations\n"
+    assert result.stderr == (
+        "error: Tavus API POST /conversations failed with 400: User has reached maximum concurrent conversations\n"
+    )
 
 
 def test_cli_help_lists_every_command(tmp_path, fake_tavus):
@@ -156,7 +170,9 @@ def test_cli_creates_a_pal_with_the_face_from_tavus_replica_id(fake_tavus, tmp_p
     result = cli("create-persona", "--pal", fake_tavus=fake_tavus, cwd=tmp_path, TAVUS_REPLICA_ID="r9")
 
     assert result.returncode == 0, result.stderr
-    assert fake_tavus.requests[0].body == {"pal_name": "Echo Assistant", "pipeline_mode": "echo", "default_face_id": "r9"}
+    assert fake_tavus.requests[0].body == {
+        "pal_name": "Echo Assistant", "pipeline_mode": "echo", "default_face_id": "r9"
+    }
 
 
 def test_cli_says_a_mistyped_id_is_wrong_instead_of_ended(fake_tavus, tmp_path):
@@ -189,8 +205,9 @@ def test_every_command_has_a_description_and_every_argument_an_explanation(capsy
          ("argument --properties: --properties must be a JSON object such as '{\"language\": \"english\"}' "
          "(see: python tavus_client.py create-conversation --help)")),
         (["patch-pal", "pal1", "{not json"],
-         ("argument patch: the patch is not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 "
-         "(char 1)): give a list such as '[{\"op\": \"replace\", \"path\": \"/persona_name\", \"value\": \"Echo 2\"}]' "
+         ("argument patch: the patch is not valid JSON (Expecting property name enclosed in double quotes: "
+         "line 1 column 2 (char 1)): "
+         "give a list such as '[{\"op\": \"replace\", \"path\": \"/persona_name\", \"value\": \"Echo 2\"}]' "
          "(see: python tavus_client.py patch-pal --help)")),
         (["create-conversation"], ("one of the arguments --persona-id --pal-id is required "
                                   "(see: python tavus_client.py create-conversation --help)")),
@@ -219,13 +236,19 @@ def test_cli_with_tavus_unreachable_prints_only_its_own_line(tmp_path):
     result = cli("list-faces", fake_tavus=SimpleNamespace(base_url=f"http://127.0.0.1:{port}/v2"), cwd=tmp_path)
 
     assert result.returncode == 1
-    assert result.stderr == f"error: Tavus API GET /faces failed: could not connect to 127.0.0.1:{port} (ConnectionError)\n"
+    assert result.stderr == (
+        f"error: Tavus API GET /faces failed: could not connect to 127.0.0.1:{port} (ConnectionError)\n"
+    )
 
 
 def documented_commands() -> list[list[str]]:
     """Every `python tavus_client.py ...` line of docs/tavus.md's command line section, as the shell would split it."""
     block = code_blocks(section(page("docs/tavus.md"), "## The Tavus command line"), "sh")[0].replace("\\\n", " ")
-    return [shlex.split(line, comments=True)[2:] for line in block.splitlines() if line.startswith("python tavus_client.py")]
+    return [
+        shlex.split(line, comments=True)[2:]
+        for line in block.splitlines()
+        if line.startswith("python tavus_client.py")
+    ]
 
 
 def test_every_documented_command_works_as_written(fake_tavus, tmp_path, monkeypatch, capsys):

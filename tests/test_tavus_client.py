@@ -32,7 +32,9 @@ def test_create_persona_posts_an_echo_persona(tavus, fake_tavus):
     answer = tavus.create_persona("Echo Assistant")
 
     (call,) = fake_tavus.requests
-    assert (call.method, call.path, call.body) == ("POST", "/v2/personas", {"persona_name": "Echo Assistant", "pipeline_mode": "echo"})
+    assert (call.method, call.path, call.body) == (
+        "POST", "/v2/personas", {"persona_name": "Echo Assistant", "pipeline_mode": "echo"}
+    )
     assert call.headers["x-api-key"] == API_KEY
     assert call.headers["User-Agent"] == f"tavus-echo-relay/{__version__}"
     assert answer["persona_id"] == "p123"
@@ -61,7 +63,9 @@ def test_create_conversation_omits_absent_fields(tavus, fake_tavus):
     answer = tavus.create_conversation(persona_id="p123", conversation_name="Echo Test")
 
     (call,) = fake_tavus.requests
-    assert (call.method, call.path, call.body) == ("POST", "/v2/conversations", {"persona_id": "p123", "conversation_name": "Echo Test"})
+    assert (call.method, call.path, call.body) == (
+        "POST", "/v2/conversations", {"persona_id": "p123", "conversation_name": "Echo Test"}
+    )
     assert answer["conversation_url"] == "https://tavus.daily.co/c123"
 
 
@@ -91,7 +95,9 @@ def test_a_test_mode_conversation_is_created_ended(tavus):
 
 
 def test_the_fake_refuses_a_pal_without_a_face_as_tavus_does(tavus, fake_tavus):
-    with pytest.raises(TavusAPIError, match="failed with 400: Invalid request: 'default_face_id' is a required property"):
+    with pytest.raises(
+        TavusAPIError, match="failed with 400: Invalid request: 'default_face_id' is a required property"
+    ):
         tavus.create_pal("Echo Assistant")
 
 
@@ -103,14 +109,17 @@ def test_the_fake_refuses_a_pal_without_a_face_as_tavus_does(tavus, fake_tavus):
         (lambda t: t.delete_persona("p1"), "DELETE", "/v2/personas/p1", {}),
         (lambda t: t.get_pal("pal1"), "GET", "/v2/pals/pal1", {}),
         (lambda t: t.list_pals(), "GET", "/v2/pals", {}),
-        (lambda t: t.list_pals(pal_type="user", sort="desc"), "GET", "/v2/pals", {"pal_type": ["user"], "sort": ["desc"]}),
+        (lambda t: t.list_pals(pal_type="user", sort="desc"), "GET", "/v2/pals",
+         {"pal_type": ["user"], "sort": ["desc"]}),
         (lambda t: t.get_pal("pal1", include_settings=True), "GET", "/v2/pals/pal1", {"include_settings": ["true"]}),
-        (lambda t: t.patch_pal("pal1", [{"op": "replace", "path": "/pal_name", "value": "E"}]), "PATCH", "/v2/pals/pal1", {}),
+        (lambda t: t.patch_pal("pal1", [{"op": "replace", "path": "/pal_name", "value": "E"}]),
+         "PATCH", "/v2/pals/pal1", {}),
         (lambda t: t.patch_persona("p1", [{"op": "remove", "path": "/pipeline_mode"}]), "PATCH", "/v2/personas/p1", {}),
         (lambda t: t.delete_pal("pal1"), "DELETE", "/v2/pals/pal1", {}),
         (lambda t: t.get_conversation("c1"), "GET", "/v2/conversations/c1", {}),
         (lambda t: t.get_conversation("c1", verbose=True), "GET", "/v2/conversations/c1", {"verbose": ["true"]}),
-        (lambda t: t.list_conversations(10, 1, "active"), "GET", "/v2/conversations", {"limit": ["10"], "page": ["1"], "status": ["active"]}),
+        (lambda t: t.list_conversations(10, 1, "active"), "GET", "/v2/conversations",
+         {"limit": ["10"], "page": ["1"], "status": ["active"]}),
         (lambda t: t.end_conversation("c1"), "POST", "/v2/conversations/c1/end", {}),
         (lambda t: t.delete_conversation("c1"), "DELETE", "/v2/conversations/c1", {}),
         (lambda t: t.list_replicas(limit=3), "GET", "/v2/replicas", {"limit": ["3"]}),
@@ -184,7 +193,9 @@ def test_wrong_key_is_401_with_tavus_message(fake_tavus):
 def test_timeout_is_the_same_error_with_no_status(tavus, fake_tavus):
     fake_tavus.fail_next("POST", "/v2/personas", 200, {}, delay_s=3)
 
-    with pytest.raises(TavusAPIError, match=r"^Tavus API POST /personas failed: Tavus did not answer within 2 s \(TAVUS_TIMEOUT\)$") as caught:
+    with pytest.raises(
+        TavusAPIError, match=r"^Tavus API POST /personas failed: Tavus did not answer within 2 s \(TAVUS_TIMEOUT\)$"
+    ) as caught:
         tavus.create_persona("E")
 
     assert caught.value.status_code is None
@@ -209,7 +220,9 @@ def test_refused_connection_is_the_same_error_with_no_status():
     port = free_port()
     client = TavusClient(API_KEY, base_url=f"http://127.0.0.1:{port}/v2", retry_backoff_s=0.01)
 
-    with pytest.raises(TavusAPIError, match=rf"Tavus API GET /replicas failed: could not connect to 127.0.0.1:{port}") as caught:
+    with pytest.raises(
+        TavusAPIError, match=rf"Tavus API GET /replicas failed: could not connect to 127.0.0.1:{port}"
+    ) as caught:
         client.list_replicas()
 
     assert caught.value.status_code is None
@@ -305,7 +318,9 @@ def test_a_tavus_that_never_answers_is_asked_once_more_then_named_as_not_answeri
     with pytest.raises(TavusAPIError) as caught:
         client.list_faces()
 
-    assert str(caught.value) == "Tavus API GET /faces failed: Tavus did not answer within 0.2 s (TAVUS_TIMEOUT), asked twice"
+    assert str(caught.value) == (
+        "Tavus API GET /faces failed: Tavus did not answer within 0.2 s (TAVUS_TIMEOUT), asked twice"
+    )
     assert len(silent_tavus.accepted) == 2
 
 
@@ -315,7 +330,9 @@ def test_a_client_told_to_ask_once_asks_once_and_says_only_that_tavus_did_not_an
     with pytest.raises(TavusAPIError) as caught:
         client.get_conversation("c555")
 
-    assert str(caught.value) == "Tavus API GET /conversations/c555 failed: Tavus did not answer within 0.2 s (TAVUS_TIMEOUT)"
+    assert str(caught.value) == (
+        "Tavus API GET /conversations/c555 failed: Tavus did not answer within 0.2 s (TAVUS_TIMEOUT)"
+    )
     assert len(silent_tavus.accepted) == 1
 
 
@@ -323,7 +340,9 @@ def test_a_client_told_to_ask_once_asks_once_and_says_only_that_tavus_did_not_an
 
 
 def call_in_background(call) -> tuple[threading.Thread, list[TavusAPIError]]:
-    """Run `call` on a thread, expecting it to fail (a Tavus that never answers); the thread and its error, once it came."""
+    """Run `call` on a thread, expecting it to fail (a Tavus that never answers); the thread and its error, once it
+    came.
+    """
     failed: list[TavusAPIError] = []
 
     def run() -> None:
@@ -353,7 +372,9 @@ def hang_up(silent_tavus, thread) -> None:
     (lambda t: t.list_faces(), "GET /faces", ", then asked once more"),
     (lambda t: t.end_conversation("c1"), "POST /conversations/c1/end", ", then asked once more"),
 ])
-def test_a_call_waiting_for_tavus_says_so_and_again_while_the_wait_goes_on(silent_tavus, call, method_path, asked_again):
+def test_a_call_waiting_for_tavus_says_so_and_again_while_the_wait_goes_on(
+    silent_tavus, call, method_path, asked_again
+):
     notices: list[str] = []
     client = TavusClient(
         API_KEY, base_url=silent_tavus.base_url, on_slow=notices.append, slow_notice_s=0.01, slow_repeat_s=0.01

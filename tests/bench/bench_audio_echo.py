@@ -2,7 +2,7 @@
 
 The relay runs on a fake CallClient that confirms every send at once on its own
 thread. The response arrives only after Daily (the fake) confirmed the last
-message, so the request's wall time is the figure. Goal (issue 11): >= 300x.
+message, so the request's wall time is the figure. Goal: >= 300x.
 """
 
 from __future__ import annotations

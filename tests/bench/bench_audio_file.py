@@ -3,7 +3,7 @@
 The relay runs in this process on a fake CallClient that confirms at once; the
 file is streamed from disk so this process's peak RSS is the relay's (plus
 Python and its libraries, printed as the baseline).
-Goals (issue 11): the first message within 10 ms of the body arriving; 300x real time or more to the
+Goals: the first message within 10 ms of the body arriving; 300x real time or more to the
 last confirmation; and for a 50 MB upload (about 5 minutes of the same audio), peak memory under 3x the body.
 """
 
@@ -71,7 +71,9 @@ def main() -> None:
                 total, body_sent, answer = post_file(port, path)
                 fake.client.settle()
                 first_sent = fake.client.sent_at[before]
-                rows.append((first_sent - fake.clock.arrivals[-1], first_sent - body_sent, total, answer["messages_sent"]))
+                rows.append(
+                    (first_sent - fake.clock.arrivals[-1], first_sent - body_sent, total, answer["messages_sent"])
+                )
             before_big = peak_rss_mb()
             post_file(port, big)
             fake.client.settle()

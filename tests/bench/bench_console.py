@@ -1,9 +1,10 @@
-"""The console in headless Chromium against a dry-run relay: Enter to the message leaving the relay, and the page's size.
+"""The console in headless Chromium against a dry-run relay: Enter to the message leaving the relay, and the page's
+size.
 
 Enter is timed in the page (performance.timeOrigin + performance.now(), at the
 keydown), the message leaving by the relay's RELAY_RECORD_FILE line (written
 as the message is handed to the room); both are this machine's clock.
-Goals (issue 10): p50 over 50 sends under 20 ms in the dry run; the page under
+Goals: p50 over 50 sends under 20 ms in the dry run; the page under
 100 KB, with no request to another host. Any send that never leaves makes it exit 1.
 """
 
@@ -31,7 +32,8 @@ def main() -> None:
     p50, size_kb = statistics.median(delays), sum(sizes.values()) / 1024
     print(f"console: Enter -> message leaving the relay, {SENDS} sends: p50 {p50:.1f} ms, "
           f"max {max(delays):.1f} ms ({goals.check('console p50', p50, '<', 20, ' ms')})")
-    print(f"page: {size_kb:.1f} KB in {len(sizes)} files {sorted(sizes)} ({goals.check('page size', size_kb, '<', 100, ' KB')}); "
+    print(f"page: {size_kb:.1f} KB in {len(sizes)} files {sorted(sizes)} "
+          f"({goals.check('page size', size_kb, '<', 100, ' KB')}); "
           f"requests to other hosts: {len(foreign)} ({goals.check('requests to other hosts', len(foreign), '<=', 0)})")
     goals.exit_if_missed()
 

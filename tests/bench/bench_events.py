@@ -4,7 +4,7 @@ The relay runs here on a fake room; 50 listeners run in another process (so
 they do not share the relay's GIL), each on its own socket. Room events carry
 the CLOCK_MONOTONIC time they were raised (shared by processes on Linux), and
 a `seq` as Tavus's do, so they pass the relay's 5 ms reordering window.
-Goal (issue 5): p99 delay under 20 ms; a miss prints `MISSED: …` and exits 2.
+Goal: p99 delay under 20 ms; a miss prints `MISSED: …` and exits 2.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ PACED_EVENTS, PACED_RATE = 300, 100  # events, events/s: for the delay
 BURST_EVENTS = 2000  # as fast as the room can raise them: for throughput
 
 
-def listen(port: int, after: int, expected: int, ready: threading.Barrier, delays: list[float], finished: list[float]) -> None:
+def listen(
+    port: int, after: int, expected: int, ready: threading.Barrier, delays: list[float], finished: list[float]
+) -> None:
     """A raw HTTP/1.0 reader (no chunked encoding to undo), as light as a listener gets."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
         sock.sendall(f"GET /events?after={after} HTTP/1.0\r\nAccept: text/event-stream\r\n\r\n".encode())
@@ -48,11 +50,16 @@ def listen(port: int, after: int, expected: int, ready: threading.Barrier, delay
         finished.append(time.monotonic())
 
 
-def listeners_process(port: int, after: int, expected: int, started: multiprocessing.synchronize.Event, out: multiprocessing.Queue) -> None:
+def listeners_process(
+    port: int, after: int, expected: int, started: multiprocessing.synchronize.Event, out: multiprocessing.Queue
+) -> None:
     delays: list[float] = []
     finished: list[float] = []
     ready = threading.Barrier(LISTENERS + 1)
-    threads = [threading.Thread(target=listen, args=(port, after, expected, ready, delays, finished)) for _ in range(LISTENERS)]
+    threads = [
+        threading.Thread(target=listen, args=(port, after, expected, ready, delays, finished))
+        for _ in range(LISTENERS)
+    ]
     for thread in threads:
         thread.start()
     ready.wait()
@@ -72,7 +79,11 @@ def run(port: int, fake, events: int, rate: float | None, seq_start: int) -> tup
     time.sleep(0.3)  # every stream open and idle
     first = time.monotonic()
     for n in range(events):
-        message = {"event_type": "conversation.utterance.streaming", "seq": seq_start + n, "properties": {"sent_at": time.monotonic(), "speech": "word " * 20}}
+        message = {
+            "event_type": "conversation.utterance.streaming",
+            "seq": seq_start + n,
+            "properties": {"sent_at": time.monotonic(), "speech": "word " * 20},
+        }
         fake.client.room_sends(message)
         if rate:
             time.sleep(max(0.0, first + (n + 1) / rate - time.monotonic()))

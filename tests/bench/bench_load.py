@@ -32,7 +32,10 @@ def main() -> None:
         statuses[request.status] = statuses.get(request.status, 0) + 1
     kinds = {kind: sum(1 for r in load if r.kind == kind) for kind in ("text", "audio", "interrupt")}
     print(f"{REQUESTS} requests {kinds} from {CLIENTS} clients in {elapsed:.2f} s: {REQUESTS / elapsed:.0f} requests/s")
-    print(f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms; statuses {statuses}")
+    print(
+        f"latency p50 {statistics.median(latencies) * 1000:.1f} ms, "
+        f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms; statuses {statuses}"
+    )
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

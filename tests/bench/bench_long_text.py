@@ -4,7 +4,7 @@ The relay runs on the stand-in CallClient (confirming from one worker thread, as
 Daily does). The text has sentences, quotes and non-ASCII letters, so the
 splitter has escapes to measure; it is measured twice: plain, and with speech
 markup every 50 words (every form Tavus's voice takes, which the splitter must
-never cut). Goal (issues 11 and 24): 10 MB/s or more, each. Any request that
+never cut). Goal: 10 MB/s or more, each. Any request that
 does not get a 200 makes it exit 1; a missed goal, 2.
 """
 

@@ -1,4 +1,5 @@
-"""What a body costs the relay in memory, for the worst bodies a hostile client once sent and for the largest each route takes.
+"""What a body costs the relay in memory, for the worst bodies a hostile client once sent and for the largest each
+route takes.
 
 Each case runs against its own `python app.py` (the dry run) in a subprocess, so the figure is the relay's
 alone: after a warm-up (one small request of every kind), the process's peak RSS is reset (/proc/PID/clear_refs),
@@ -211,8 +212,8 @@ def cases() -> list[Case]:
     ten_mb_text = long_text_body(10 * MB, wide=False)
     longest_lines = script_body(RAISED_SCRIPT_LIMIT, "x" * MAX_SCRIPT_LINE_CHARS)
     return [
-        Case("worst case: a 50 MB body of {} to the text route", one_body("/send_text_message", containers_body(50 * MB)),
-             (400, 413)),
+        Case("worst case: a 50 MB body of {} to the text route",
+             one_body("/send_text_message", containers_body(50 * MB)), (400, 413)),
         Case("a body of {} at the text route's limit",
              one_body("/send_text_message", containers_body(DEFAULT_MAX_TEXT_BODY_BYTES)), (400,)),
         Case("a body of {} at the largest limit, to the audio route",
@@ -330,7 +331,7 @@ def run_goal(case: Case, outcome: Outcome, growth_mb: float, goals: Goals) -> st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", help="run only the cases whose name contains this")
     parser.add_argument("--list", action="store_true", help="list the cases")
     options = parser.parse_args()

@@ -1,10 +1,10 @@
 """Slow clients at scale: how long /health goes unanswered while 720 connections trickle their headers.
 
-720 connections (more than the server takes) each send one header byte every 10 s, as in issue 23, and open
+720 connections (more than the server takes) each send one header byte every 10 s and open
 again as soon as the relay closes them, as an attacker would; they run in another process (so they do not
 share the relay's GIL, nor its file descriptors, which select() needs below 1024). Meanwhile /health is asked,
 one request after another on new connections, and each wait for its answer is measured.
-Goal (issue 23, item 7): /health is answered within RELAY_REQUEST_DEADLINE plus GOAL_MARGIN_S. Without the
+Goal: /health is answered within RELAY_REQUEST_DEADLINE plus GOAL_MARGIN_S. Without the
 deadline the crowd holds every connection for as long as it trickles, and the first probe is never answered.
 
     python tests/bench/bench_slow_clients.py [--connections 720] [--every 10] [--deadline 30] [--probes 3]

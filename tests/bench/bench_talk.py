@@ -1,11 +1,12 @@
-"""Hold to talk in headless Chromium against a dry-run relay: a chunk captured in the page to its message leaving the relay.
+"""Hold to talk in headless Chromium against a dry-run relay: a chunk captured in the page to its message leaving
+the relay.
 
 Chromium's fake microphone plays a tone; the console stamps each chunk it
 sends with the moment the audio worklet handed it over, its last sample
 captured (performance.timeOrigin + performance.now(), kept in
 window.talkCaptured in the order sent), and the relay's RELAY_RECORD_FILE
 says when each audio message left; the two are matched by order, both on
-this machine's clock. Goals (issue 19): over 50 chunks, p50 <= 150 ms and
+this machine's clock. Goals: over 50 chunks, p50 <= 150 ms and
 p95 <= 250 ms. A chunk that never leaves makes it exit 1; a missed goal, 2.
 """
 
@@ -41,7 +42,8 @@ def main() -> None:
     exit_if_failed("talk chunk", CHUNKS - len(delays), f"{len(captured)} chunks sent, {len(left)} left the relay")
     p50, p95 = statistics.median(delays), statistics.quantiles(delays, n=20)[18]
     goals = Goals()
-    print(f"talk: chunk captured in the page -> its message leaving the relay, {CHUNKS} chunks of 100 ms (dry run, Chromium): "
+    print(f"talk: chunk captured in the page -> its message leaving the relay, {CHUNKS} chunks of 100 ms "
+          "(dry run, Chromium): "
           f"p50 {p50:.1f} ms ({goals.check('talk p50', p50, '<=', 150, ' ms')}), "
           f"p95 {p95:.1f} ms ({goals.check('talk p95', p95, '<=', 250, ' ms')}), max {max(delays):.1f} ms")
     goals.exit_if_missed()
@@ -49,7 +51,11 @@ def main() -> None:
 
 def hold_to_talk(chromium: str, url: str, tone: Path) -> list[tuple[float, int]]:
     """Hold the button until CHUNKS chunks went out, let go; each chunk's capture time (s since the epoch) and bytes."""
-    flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={tone}"]
+    flags = [
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={tone}",
+    ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox", *flags])
         page = browser.new_page()
@@ -82,7 +88,11 @@ def audio_sent(record: Path) -> list[dict]:
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         entries = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
-        sent = [e for e in entries if e["direction"] == "out" and e["message"].get("properties", {}).get("modality") == "audio"]
+        sent = [
+            e
+            for e in entries
+            if e["direction"] == "out" and e["message"].get("properties", {}).get("modality") == "audio"
+        ]
         if sent and sent[-1]["message"]["properties"].get("done"):
             return sent
         time.sleep(0.01)

@@ -8,9 +8,9 @@ conversation's id filled in as the docs say):
   3. the relay, on a stand-in CallClient that confirms every send from one
      long-lived worker thread, as Daily's does; the relay waits for each confirmation.
 Figures: requests/s at 8 connections, p50 at 1 connection, and the ratios
-(issue 11: the relay >= 0.8x the docs' handler on waitress, >= 2x the docs'
+(goals: the relay >= 0.85x the docs' handler on waitress, >= 2x the docs'
 script as published; p50 at 1 connection within 1.3x of the handler on waitress).
-The load client is wrk when installed (apt-get install wrk: the issue measured
+The load client is wrk when installed (apt-get install wrk: the goals were set
 with it, and in C it leaves both cores to the servers), else Python's
 http.client in another process. This machine's speed drifts from minute to
 minute, so the servers take turns, round after round, and each ratio is the
@@ -45,9 +45,9 @@ WRK_SECONDS = 3
 REQUESTS_EACH = 400  # the Python client's share, when wrk is not installed
 SINGLE_REQUESTS = 1500
 WARM_UP_EACH = 50
-HANDLER_GOAL = 0.85  # issue 15: the relay at 8 connections, against the docs' handler on waitress
-P50_GOAL = 1.3  # issue 11: p50 at 1 connection, against the same handler
-SCRIPT_GOAL = 2.0  # issue 11: against the docs' script as published (missed on a 2-core VM: see docs/benchmarks.md)
+HANDLER_GOAL = 0.85  # the relay at 8 connections, against the docs' handler on waitress
+P50_GOAL = 1.3  # p50 at 1 connection, against the same handler
+SCRIPT_GOAL = 2.0  # against the docs' script as published (missed on a 2-core VM: see docs/benchmarks.md)
 
 
 def body(client: int, n: int) -> dict[str, Any]:
@@ -91,7 +91,8 @@ class NoopCallClient:
 
 @contextmanager
 def docs_script_as_published() -> Iterator[int]:
-    """Werkzeug's threaded server with debug's middleware and its log line per request, as `app.run(debug=True)` runs it.
+    """Werkzeug's threaded server with debug's middleware and its log line per request, as `app.run(debug=True)`
+    runs it.
 
     The line goes to /dev/null, as the relay's does: both pay for writing one.
     Left out, in the script's favour: the reloader (it forks, and its thread
@@ -152,7 +153,8 @@ def main() -> None:
         "relay": "3. the relay (waits for every confirmation)",
     }
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in names}
-    print(f"load client: {'wrk' if have_wrk() else 'Python http.client (install wrk for the issue 11 figures)'}; "
+    client = "wrk" if have_wrk() else "Python http.client (install wrk for the figures the goals use)"
+    print(f"load client: {client}; "
           f"{ROUNDS} rounds, the servers taking turns in each (this machine's speed drifts)")
     with docs_script_as_published() as script, docs_handler_on_waitress() as handler, the_relay() as relay:
         ports = {"script": script, "handler": handler, "relay": relay}
@@ -166,7 +168,8 @@ def main() -> None:
                 rounds[name].append({"requests_per_s": many["requests_per_s"], "p50_ms": one["p50_ms"]})
     for name, label in names.items():
         rates = [r["requests_per_s"] for r in rounds[name]]
-        print(f"{label:<52} {median(rates):>6.0f} req/s at {CONNECTIONS} connections ({min(rates):.0f}-{max(rates):.0f})"
+        print(f"{label:<52} {median(rates):>6.0f} req/s at {CONNECTIONS} connections "
+              f"({min(rates):.0f}-{max(rates):.0f})"
               f"   p50 {median([r['p50_ms'] for r in rounds[name]]):5.2f} ms at 1 connection")
     goals = Goals()
     throughput, p50 = ratio(rounds, "requests_per_s", "handler"), ratio(rounds, "p50_ms", "handler")

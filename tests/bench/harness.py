@@ -53,7 +53,9 @@ class RequestClock:
 
 
 def log_as_the_relay_does() -> None:
-    """The relay's log line per request, formatted and written as `python app.py` does (to /dev/null): part of its cost."""
+    """The relay's log line per request, formatted and written as `python app.py` does (to /dev/null): part of its
+    cost.
+    """
     start_logging(verbose=False, stream=open(os.devnull, "w"))  # noqa: SIM115
 
 
@@ -133,10 +135,14 @@ def load(port: int, *, clients: int, requests_each: int, body: Callable[[int, in
     """Run `load_here` in a separate process, so the client does not share the server's GIL."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        return pool.apply(load_here, (port,), {"clients": clients, "requests_each": requests_each, "body": body, "path": path})
+        return pool.apply(
+            load_here, (port,), {"clients": clients, "requests_each": requests_each, "body": body, "path": path}
+        )
 
 
-def load_here(port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str) -> dict[str, Any]:
+def load_here(
+    port: int, *, clients: int, requests_each: int, body: Callable[[int, int], Any], path: str
+) -> dict[str, Any]:
     """`clients` threads, each on one keep-alive connection, POST `requests_each` times."""
     latencies: list[float] = []
     failures = [0]
@@ -196,7 +202,7 @@ WRK_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
 def have_wrk() -> bool:
-    """wrk (apt-get install wrk) is the load client the issue measured with: in C, it leaves the CPU to the servers."""
+    """wrk (apt-get install wrk) is the load client the goals were set with: in C, it leaves the CPU to the servers."""
     return shutil.which("wrk") is not None
 
 
