@@ -8,14 +8,7 @@ import pytest
 
 from relay.audio import UtteranceRates
 from relay.errors import QueueFull, UtteranceClosed, status_of
-from relay.face_events import (
-    FaceSpeaking,
-    ReportOrder,
-    SpeakingReport,
-    SpokenReport,
-    speaking_report,
-    spoken_report,
-)
+from relay.face_events import SpeakingReport, SpokenReport
 from relay.utterances import MAX_SPOKEN_TEXT_CHARS, OpenUtterances, UtteranceTracker, WaitingRequests
 
 
@@ -35,99 +28,6 @@ def clock():
 @pytest.fixture
 def tracker(clock):
     return UtteranceTracker(capacity=3, clock=clock, wall_clock=lambda: 1700000000.0 + clock.now)
-
-
-# --- the face's vocabulary --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "message, report",
-    [
-        ({"event_type": "conversation.replica.started_speaking", "inference_id": "a"}, SpeakingReport(True, "a")),
-        ({"event_type": "conversation.replica.stopped_speaking", "inference_id": "a",
-          "properties": {"duration": 1.5, "interrupted": True}}, SpeakingReport(False, "a", True, 1.5)),
-        ({"event_type": "conversation.started_speaking", "properties": {"role": "pal", "inference_id": "b"}},
-         SpeakingReport(True, "b")),
-        ({"event_type": "conversation.stopped_speaking", "inference_id": "b", "properties": {"role": "replica"}},
-         SpeakingReport(False, "b")),
-        ({"event_type": "conversation.started_speaking", "seq": 41, "turn_idx": 3, "properties": {"role": "pal"}},
-         SpeakingReport(True, None, seq=41)),
-        ({"event_type": "conversation.replica.started_speaking", "seq": True}, SpeakingReport(True, None)),
-        ({"event_type": "conversation.started_speaking", "properties": {"role": "user"}}, None),
-        ({"event_type": "conversation.user.started_speaking"}, None),
-        ({"event_type": "system.replica_present", "properties": {"attempt": 3}}, None),
-        ({"event_type": "conversation.replica.stopped_speaking", "properties": {"duration": "x", "interrupted": "yes"}},
-         SpeakingReport(False, None)),
-        ("not a message", None),
-    ],
-)
-def test_one_place_reads_every_form_of_the_faces_speaking(message, report):
-    assert speaking_report(message) == report
-
-
-STREAMING = "conversation.utterance.streaming"
-
-
-@pytest.mark.parametrize(
-    "message, report",
-    [
-        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hello th", "final": True,
-          "is_interrupted": True, "content_index": 3}}, SpokenReport("a", "Hello th", interrupted=True)),
-        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hello there", "final": True}},
-         SpokenReport("a", "Hello there")),
-        ({"event_type": STREAMING, "properties": {"inference_id": "b", "speech": "Hi", "final": True, "role": "pal"}},
-         SpokenReport("b", "Hi")),
-        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hello", "final": False}}, None),
-        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": "Hi", "final": True, "role": "user"}},
-         None),
-        ({"event_type": STREAMING, "inference_id": "a", "properties": {"speech": ["not", "text"], "final": True}},
-         None),
-        ({"event_type": STREAMING, "inference_id": "a", "properties": "junk"}, None),
-        ({"event_type": "conversation.utterance", "properties": {"speech": "Hi", "role": "replica"}}, None),
-        ("not a message", None),
-    ],
-    ids=["interrupted", "finished", "pal-role-id-in-properties", "words-so-far", "user", "speech-not-text",
-         "no-properties", "utterance", "not-a-message"],
-)
-def test_one_place_reads_what_the_face_finally_said(message, report):
-    assert spoken_report(message) == report
-
-
-def test_each_change_of_speaking_is_told_once_however_many_duplicates():
-    face = FaceSpeaking()
-    reports = [
-        SpeakingReport(True, "a"), SpeakingReport(True, "a"), SpeakingReport(True, "a"),  # pal, replica, legacy
-        SpeakingReport(False, "earlier"),  # a late stop for another utterance: still speaking "a"
-        SpeakingReport(False, "a", interrupted=True), SpeakingReport(False, "a"), SpeakingReport(False, None),
-        SpeakingReport(True, None), SpeakingReport(False, None),
-    ]
-
-    changes = [change for report in reports if (change := face.update(report))]
-
-    assert changes == [
-        {"speaking": True, "inference_id": "a"},
-        {"speaking": False, "inference_id": "a", "interrupted": True},
-        {"speaking": True, "inference_id": None},
-        {"speaking": False, "inference_id": None, "interrupted": False},
-    ]
-
-
-def test_a_report_older_than_one_applied_from_the_face_is_not_applied():
-    order = ReportOrder()
-
-    applied = [
-        order.fresh(face, SpeakingReport(started, "a", seq=seq))
-        for face, started, seq in [
-            ("face-1", True, 10), ("face-1", False, 12),
-            ("face-1", True, 11),  # its start, arriving after its stop: not applied
-            ("face-1", False, 12),  # the same seq again: a duplicate, applied (FaceSpeaking drops it)
-            ("face-1", True, None),  # no seq: applied as it arrives
-            ("face-1", False, 13),
-            ("face-2", True, 3),  # another participant took over as the face: its own numbers
-        ]
-    ]
-
-    assert applied == [True, True, False, True, True, True, True]
 
 
 # --- the tracker ---------------------------------------------------------------------------------
