@@ -52,9 +52,7 @@ ENDABLE_PREFIX = "/conversations/"
 class TavusAPIError(Exception):
     """A Tavus API call failed: an HTTP error (`status_code`) or no answer at all (`status_code` None)."""
 
-    def __init__(
-        self, message: str, *, status_code: int | None, body: Any = None, method: str = "", path: str = ""
-    ) -> None:
+    def __init__(self, message: str, *, status_code: int | None, body: Any = None, method: str = "", path: str = ""):
         super().__init__(message)
         self.status_code = status_code
         self.body = body
@@ -128,14 +126,8 @@ class TavusClient:
         layers: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        body = without_none(
-            persona_name=name,
-            pipeline_mode=pipeline_mode,
-            system_prompt=system_prompt,
-            default_replica_id=default_replica_id,
-            layers=layers,
-            **extra,
-        )
+        fields = {"pipeline_mode": pipeline_mode, "system_prompt": system_prompt, "layers": layers, **extra}
+        body = without_none(persona_name=name, default_replica_id=default_replica_id, **fields)
         return self._request("POST", "/personas", json=body)
 
     def get_persona(self, persona_id: str) -> dict[str, Any]:
@@ -163,21 +155,14 @@ class TavusClient:
         layers: Mapping[str, Any] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        body = without_none(
-            pal_name=name,
-            pipeline_mode=pipeline_mode,
-            system_prompt=system_prompt,
-            default_face_id=default_face_id,
-            layers=layers,
-            **extra,
-        )
+        fields = {"pipeline_mode": pipeline_mode, "system_prompt": system_prompt, "layers": layers, **extra}
+        body = without_none(pal_name=name, default_face_id=default_face_id, **fields)
         return self._request("POST", "/pals", json=body)
 
     def get_pal(self, pal_id: str, *, include_settings: bool = False) -> dict[str, Any]:
         """One PAL; `include_settings` adds its layers and pipeline settings."""
-        return self._request(
-            "GET", f"/pals/{pal_id}", params={"include_settings": "true"} if include_settings else None
-        )
+        params = {"include_settings": "true"} if include_settings else None
+        return self._request("GET", f"/pals/{pal_id}", params=params)
 
     def list_pals(
         self, limit: int | None = None, page: int | None = None, *, pal_type: str | None = None, sort: str | None = None
@@ -237,9 +222,8 @@ class TavusClient:
 
     def get_conversation(self, conversation_id: str, *, verbose: bool = False) -> dict[str, Any]:
         """One conversation; `verbose` adds its events."""
-        return self._request(
-            "GET", f"/conversations/{conversation_id}", params={"verbose": "true"} if verbose else None
-        )
+        params = {"verbose": "true"} if verbose else None
+        return self._request("GET", f"/conversations/{conversation_id}", params=params)
 
     def list_conversations(
         self, limit: int | None = None, page: int | None = None, status: str | None = None
@@ -311,13 +295,8 @@ class TavusClient:
         body = _body_of(response)
         if response.status_code >= 300:
             reason = _reason(body) or response.reason or "no reason given"
-            raise self._error(
-                f"Tavus API {method} {path} failed with {response.status_code}: {reason}",
-                response.status_code,
-                body,
-                method,
-                path,
-            )
+            message = f"Tavus API {method} {path} failed with {response.status_code}: {reason}"
+            raise self._error(message, response.status_code, body, method, path)
         return body
 
     def _tell_while_waiting(self, method: str, path: str, answered: threading.Event) -> None:
@@ -359,9 +338,8 @@ class TavusClient:
 
     def _error(self, message: str, status: int | None, body: Any, method: str, path: str) -> TavusAPIError:
         """Build the error, scrubbing the key should Tavus ever echo it back."""
-        return TavusAPIError(
-            message.replace(self._api_key, "***"), status_code=status, body=body, method=method, path=path
-        )
+        message = message.replace(self._api_key, "***")
+        return TavusAPIError(message, status_code=status, body=body, method=method, path=path)
 
 
 def repeatable_methods(path: str) -> frozenset[str]:
