@@ -355,7 +355,8 @@ def agent_entries(python: str, folder: Path) -> str:
             config,
             "",
             (
-                "The server reads RELAY_URL, RELAY_AUTH_TOKEN and RELAY_MCP_SAY_TIMEOUT from its environment or "
+                "The server reads RELAY_URL, RELAY_AUTH_TOKEN, RELAY_MCP_SAY_TIMEOUT and RELAY_AUDIO_DIR from its "
+                "environment or "
                 f"{folder / '.env'}."
             ),
         ]

@@ -113,10 +113,11 @@ def test_long_text_is_split_into_fitting_messages_with_one_id_and_done_last(clie
     assert all(m["properties"]["text"].rstrip().endswith(".") for m in messages)
 
 
-def test_interrupt_flag_sends_conversation_interrupt_before_the_utterance(client, fake_call_client):
-    client.post("/send_text_message", json={"text": "Stop, and say this.", "interrupt": True})
+def test_interrupt_flag_sends_conversation_interrupt_before_the_utterance_and_counts_it(client, fake_call_client):
+    response = client.post("/send_text_message", json={"text": "Stop, and say this.", "interrupt": True})
 
     messages = sent_messages(fake_call_client)
+    assert response.get_json()["messages_sent"] == len(messages) == 2
     assert messages[0] == {
         "message_type": "conversation",
         "event_type": "conversation.interrupt",

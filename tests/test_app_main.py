@@ -284,7 +284,7 @@ def test_the_dry_run_says_where_the_console_is_and_a_first_curl_to_try(relay_env
     ) in err
 
 
-def test_the_readme_shows_what_the_dry_run_prints_at_start(relay_env_here, capsys):
+def test_the_readme_shows_what_the_dry_run_prints_at_start(relay_env_here, capsys, caplog):
     import app
     from tests.conftest import wait_for_relay
     from tests.docs import code_blocks, page, section
@@ -296,6 +296,8 @@ def test_the_readme_shows_what_the_dry_run_prints_at_start(relay_env_here, capsy
 
     printed = capsys.readouterr().err.replace(f"127.0.0.1:{relay_env_here}", "127.0.0.1:8000")
     assert shown in printed
+    logged = re.search(r"`(INFO [^`]*)`\) and says what to try", section(page("README.md"), "## Install and run"))
+    assert logged and logged[1].removeprefix("INFO ") in caplog.text.replace(str(relay_env_here), "8000")
 
 
 def test_a_long_join_says_it_is_still_joining_and_ctrl_c_says_nothing_was_left_running(

@@ -848,6 +848,26 @@ def assert_in_view(page: Any) -> None:
     assert page.locator("#status-errors").bounding_box()["y"] == page.locator("#status-mode").bounding_box()["y"]
 
 
+WINDOWS = [(1366, 650), (1024, 650)]  # a 768-pixel laptop screen less the browser's own bars
+
+
+@pytest.mark.parametrize("width, height", WINDOWS, ids=[f"{w}x{h}" for w, h in WINDOWS])
+def test_in_a_browser_window_what_a_presenter_uses_stays_in_view_and_the_controls_scroll(
+    browser, relay, tmp_path, request, width, height
+):
+    for page in open_console(browser, relay, tmp_path, request, width=width, height=height):
+        write_script(page, SCRIPT)
+        page.click("#script-load")
+        page.wait_for_selector("#script-lines li >> nth=3")
+        assert page.evaluate("document.documentElement.scrollHeight") <= height  # the page itself never scrolls
+        for selector in ("#say-text", "#say-button", "#interrupt-button", "#script-lines", "#event-log"):
+            box = page.locator(selector).bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= height, selector
+        page.locator("#face-toggle").scroll_into_view_if_needed()  # the rest: in the controls' own scrolling box
+        assert 0 <= page.locator("#face-toggle").bounding_box()["y"] < height
+        assert page.evaluate("document.documentElement.scrollTop") == 0
+
+
 def middle(box: dict[str, float]) -> float:
     return box["y"] + box["height"] / 2
 

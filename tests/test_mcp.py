@@ -35,6 +35,7 @@ from relay import mcp as relay_mcp
 from relay.http_client import CONNECT_TIMEOUT_S
 from relay.mcp import MAX_EVENT_ITEMS, MAX_EVENT_TEXT_CHARS, FaceTools, excerpt
 from tests.conftest import assert_no_secret, free_port, wait_until
+from tests.docs import code_blocks, page
 from tests.test_app_main import relay_env
 from tests.wsgi_server import serve_wsgi
 
@@ -540,3 +541,10 @@ def test_print_config_shows_the_three_entries_with_this_machines_paths():
     assert [json.loads(block) for block in blocks] == [{"mcpServers": {"echo-relay": entry}}] * 2
     assert f"claude mcp add --scope user echo-relay --env PYTHONPATH={ROOT} -- {sys.executable} -m relay.mcp" in printed
     assert "Claude Desktop" in printed and "Cursor" in printed
+    assert "RELAY_URL, RELAY_AUTH_TOKEN, RELAY_MCP_SAY_TIMEOUT and RELAY_AUDIO_DIR" in printed  # what McpSettings reads
+
+
+def test_the_docs_show_print_config_as_it_prints_for_their_example_checkout():
+    shown = code_blocks(page("docs/mcp.md"), "text")[0]
+
+    assert shown == relay_mcp.agent_entries("/home/me/echo-relay/.venv/bin/python", Path("/home/me/echo-relay"))
