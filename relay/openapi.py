@@ -443,8 +443,8 @@ def written(value: dict[str, Any]) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def served(conversation_id: str) -> bytes:
-    """GET /openapi.json's body for a room: built once per room id."""
+def served(conversation_id: str | None) -> bytes:
+    """GET /openapi.json's body for a room (None: for one it does not name)."""
     return json.dumps(document(conversation_id)).encode()
 
 

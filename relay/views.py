@@ -333,15 +333,28 @@ def room_info() -> Response:
 
 @views.get("/openapi.json")
 def openapi() -> Response:
-    """The API's description, generated from the parser's tables, with this room's conversation_id the only one."""
-    return respond(Answer(200, api_document.served(current_relay().room.conversation_id)))
+    """The API's description, generated from the parser's tables, with this room's conversation_id the only one.
+
+    Without the token (when one is set) the document does not name the room: the id is the room's name in its
+    Daily URL, which /room keeps behind the token.
+    """
+    authorized = request.environ.get(AUTHORIZED_KEY, False)
+    return respond(Answer(200, api_document.served(current_relay().room.conversation_id if authorized else None)))
 
 
 @views.get("/")
 def console() -> Response:
     response = current_app.send_static_file("console.html")
-    response.headers["Content-Security-Policy"] = console_policy(current_relay().room.conversation_url)
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@views.after_app_request
+def console_files_keep_the_consoles_policy(response: Response) -> Response:
+    """The console and every file beside it carry its policy: /static/console.html is the console too, and no
+    other page may frame it or have it load anything from elsewhere."""
+    if request.path == "/" or request.path.startswith("/static/"):
+        response.headers["Content-Security-Policy"] = console_policy(current_relay().room.conversation_url)
     return response
 
 

@@ -730,6 +730,16 @@ def test_the_console_is_served_with_a_strict_policy_framing_only_the_room(client
     )
 
 
+@pytest.mark.parametrize("path", ["/static/console.html", "/static/console.js", "/static/openapi.json"])
+def test_the_consoles_files_carry_its_policy_so_no_page_frames_the_console_by_its_file(client, path):
+    """/static/console.html is the whole console: found framed by another site's page when it lacked the policy."""
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"] == client.get("/").headers["Content-Security-Policy"]
+    assert response.headers["Content-Security-Policy"].endswith("frame-ancestors 'none'")
+
+
 def test_room_gives_the_console_the_url_without_a_token(fake_daily, make_app):
     room = Room("https://tavus.daily.co/c123?t=SECRET-TOKEN", client_factory=fake_daily.factory)
     room.join(timeout=2)

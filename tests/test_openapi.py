@@ -82,6 +82,18 @@ def test_the_served_document_allows_only_the_rooms_conversation_id(make_app, roo
     assert found == {json.dumps([room.conversation_id]), json.dumps([room.conversation_id, None])}
 
 
+def test_without_the_token_the_served_document_does_not_name_the_room(make_app, room):
+    """The room's id is its name in the Daily URL: /room keeps it behind the token, and so does the document."""
+    client = make_app(Settings(auth_token="s3cret-token"), room).test_client()
+
+    anonymous = client.get("/openapi.json")
+    with_token = client.get("/openapi.json", headers={"Authorization": "Bearer s3cret-token"})
+
+    assert anonymous.status_code == 200 and anonymous.get_json() == openapi.document()
+    assert room.conversation_id not in anonymous.get_data(as_text=True)
+    assert with_token.get_json() == openapi.document(room.conversation_id)
+
+
 def test_every_route_of_the_app_is_documented(app):
     routes = {re.sub(r"<(\w+)>", r"{\1}", rule.rule) for rule in app.url_map.iter_rules() if rule.endpoint != "static"}
 
