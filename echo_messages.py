@@ -210,7 +210,7 @@ def json_body(data: bytes | bytearray) -> Any:
         raise MessageError('the body is empty: send a JSON object, such as {"text": "Hello there!"}')
     try:
         encoding = json.detect_encoding(data)
-        if encoding == "utf-8" and _ASTRAL_UTF8.search(data) is not None:
+        if encoding == "utf-8" and not data.isascii() and _ASTRAL_UTF8.search(data) is not None:
             try:
                 return _decode_astral_escaped(data)
             except (json.JSONDecodeError, _NotEscapable):
@@ -270,10 +270,10 @@ def _decode_bounded(text: str) -> Any:
     """`text` as JSON, by the C scanner when it cannot hold more than MAX_JSON_VALUES values, else by one that counts.
 
     Every value but the first follows a `[`, `,` or `:`, so their count (in strings too) is a bound on the
-    values, found in a pass far faster than the parse: a body of a route's few fields, or one long text without
-    many commas, is parsed at the C scanner's speed.
+    values, found in a pass far faster than the parse (and a body of fewer characters has fewer values): a body
+    of a route's few fields, or one long text without many commas, is parsed at the C scanner's speed.
     """
-    if text.count(",") + text.count(":") + text.count("[") < MAX_JSON_VALUES:
+    if len(text) < MAX_JSON_VALUES or text.count(",") + text.count(":") + text.count("[") < MAX_JSON_VALUES:
         return _BODY_DECODER.decode(text)
     return _CountingDecoder().decode(text)
 
@@ -423,7 +423,7 @@ class _Fields:
                 raise MessageError("properties must be a JSON object")
             self._props = body["properties"]
             _refuse_flat_only(body, self._props, known)
-            known = tuple(name for name in known if name not in FLAT_ONLY_FIELDS)
+            known = _properties_fields(known)
             self._prefix = "properties."
             check_known(self._props, (*known, "conversation_id"), endpoint, noun=noun, prefix=self._prefix)
         top_level = known if noun == "parameter" else (*ENVELOPE_FIELDS, *known)
@@ -447,8 +447,13 @@ class _Fields:
 
     def checked(self, key: str, check: Callable[[Any, str], T]) -> T | None:
         """The value used for `key`, or None; every value given passes `check` (which names it as written)."""
-        values = [check(value, name) for name, value in self.given(key)]
-        return values[0] if values else None
+        inner, outer = self._props.get(key), self._body.get(key)  # read directly: this runs for every field
+        if inner is None:
+            return None if outer is None else check(outer, key)
+        used = check(inner, self._prefix + key)
+        if outer is not None:
+            check(outer, key)
+        return used
 
     def require_modality(self, expected: str) -> None:
         """`modality` may be left out; the other modality names the endpoint that takes it."""
@@ -469,7 +474,10 @@ class _Fields:
 
     def conversation_id(self) -> str | None:
         """One relay serves one room: an id given at both levels must be the same id."""
-        values = {name: _conversation_id(value, name) for name, value in self.given("conversation_id")}
+        given = self.given("conversation_id")
+        if len(given) < 2:  # the common case, said without building a dict: one id, or none
+            return _conversation_id(given[0][1], given[0][0]) if given else None
+        values = {name: _conversation_id(value, name) for name, value in given}
         if len(set(values.values())) > 1:
             top, inner = values["conversation_id"], values["properties.conversation_id"]
             raise MessageError(
@@ -486,6 +494,12 @@ def _conversation_id(value: Any, name: str) -> str:
             f"characters (or left out), got {json.dumps(value)[:60]}"
         )
     return check_unicode(value, "conversation_id")
+
+
+@functools.cache
+def _properties_fields(known: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields Tavus's `properties` may hold of an endpoint's: all but the relay's own flat-form ones."""
+    return tuple(name for name in known if name not in FLAT_ONLY_FIELDS)
 
 
 def _refuse_flat_only(body: Mapping[str, Any], properties: Mapping[str, Any], known: tuple[str, ...]) -> None:
@@ -604,6 +618,8 @@ def text_echo_messages(
             conversation_id, modality="text", text=piece, inference_id=inference_id, done=done if last else False
         )
 
+    if len(text) <= max_bytes and serialized_size(whole := message(text, True)) <= max_bytes:
+        return iter([whole])  # most texts fit one message: it is made once
     ends = _piece_ends(text, message, max_bytes)
 
     def messages() -> Iterator[dict[str, Any]]:
@@ -618,7 +634,7 @@ def text_echo_messages(
 def _piece_ends(text: str, message: Callable[[str, bool], dict[str, Any]], max_bytes: int) -> list[int]:
     """Where each piece of `text` ends, the last at its end; `message(piece, last)` is a piece's message."""
     budget: int | None = None  # bytes left for the escaped text: measured only when a text needs splitting
-    found = Markup(text)
+    found: Markup | None = None  # the text's markup: read only when it needs splitting
     ends: list[int] = []
     start = 0
     while True:
@@ -631,6 +647,8 @@ def _piece_ends(text: str, message: Callable[[str, bool], dict[str, Any]], max_b
         fit = _fitting_length(window, budget)
         if fit == 0:
             raise _envelope_too_long(max_bytes)
+        if found is None:
+            found = Markup(text)
         start = _piece_end(text, start, start + fit, found.cuts(start, start + fit, start + len(window)), max_bytes)
         ends.append(start)
 

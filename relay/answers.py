@@ -14,6 +14,7 @@ from http import HTTPStatus
 from typing import Any
 
 JSON_TYPE = "application/json"
+STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}  # made once, not per answer
 
 
 def json_bytes(value: Any) -> bytes:
@@ -45,7 +46,7 @@ class Answer:
 
     @property
     def status_line(self) -> str:
-        return f"{self.status} {HTTPStatus(self.status).phrase}"
+        return STATUS_LINES[self.status]
 
     def start(self, start_response: Callable[..., Any]) -> list[bytes]:
         """The answer as a WSGI response: for the layers below Flask (the guard, the fast path)."""
