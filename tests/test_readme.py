@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,12 @@ def test_every_setting_the_relay_reads_is_on_the_settings_page():
     settings_page = page("docs/settings.md")
 
     assert sorted(name for name in read if f"`{name}`" not in settings_page) == []
+
+
+def test_the_workers_the_readme_and_development_page_name_are_the_ones_pytest_starts():
+    addopts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["addopts"]
+    workers = re.search(r"-n (\d+)", addopts)
+
+    assert workers is not None
+    assert f"in {workers[1]} parallel workers" in section(page("README.md"), "## Tests").replace("\n", " ")
+    assert f"start {workers[1]}\nworkers" in page("docs/development.md")
