@@ -19,6 +19,7 @@ from typing import Any
 from flask import Flask
 
 from config import ConfigError, Settings
+from echo_messages import TEXT_ENDPOINT
 from relay import run as relay_run
 from relay.core import Relay
 from relay.guard import LOG_FIELDS_KEY, RequestGuard, body_limit
@@ -26,7 +27,7 @@ from relay.logs import exit_with_error, flush_log, start_logging
 from relay.options import UsageError, parse_args
 from relay.room import RelayRoom, daily_call_client, daily_microphone_device, show_daily_logs
 from relay.server import share_freed_memory
-from relay.views import TEXT_ENDPOINT, answer_text, error_answer, handle_error, read_body, views
+from relay.views import answer_text, error_answer, handle_error, read_body, views
 
 
 def create_app(

@@ -17,7 +17,6 @@ Then the request is answered, and one line is logged (never a body, audio or tok
 
 from __future__ import annotations
 
-import functools
 import hmac
 import ipaddress
 import logging
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from config import Settings
+from echo_messages import TEXT_ENDPOINT
 from relay.answers import Answer
 from relay.errors import Forbidden, RelayError, TooLarge, Unauthorized, status_of
 from relay.hosts import DEFAULT_PORTS, HostPort, never_this_relay, parse_host, parse_origin
@@ -36,7 +36,6 @@ log = logging.getLogger("echo_relay")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
-HOSTS_REMEMBERED = 64  # Host headers judged once each; a client sending ever new ones only has them judged anew
 LOCAL_HOSTS = frozenset(HostPort(name) for name in ("localhost", "127.0.0.1", "::1"))  # on any port
 # Need no token: they carry nothing from the conversation (the console page asks for the token itself);
 # /health without the token says only that the relay is up.
@@ -53,7 +52,7 @@ CORS_HEADERS = "Content-Type, Authorization, Last-Event-ID"
 CORS_MAX_AGE_S = 600  # how long a browser may keep a preflight's answer before asking again
 # Routes with a body limit of their own, below RELAY_MAX_BODY_BYTES: (the setting's field, its name).
 ROUTE_BODY_LIMITS = {
-    "/send_text_message": ("max_text_body_bytes", "RELAY_MAX_TEXT_BODY_BYTES"),
+    TEXT_ENDPOINT: ("max_text_body_bytes", "RELAY_MAX_TEXT_BODY_BYTES"),
     "/script": ("max_script_body_bytes", "RELAY_MAX_SCRIPT_BODY_BYTES"),
 }
 
@@ -115,10 +114,6 @@ class RequestGuard:
         self._allowed_hosts = {parse_host(name) for name in settings.allowed_hosts} | LOCAL_HOSTS
         self._beyond_loopback = not is_loopback(settings.host)  # then it is reached by this machine's addresses
         self._allowed_origins = {parse_origin(origin) for origin in settings.allowed_origins}
-        self._largest_body = body_limit(settings, "")
-        self._body_limits = {path: body_limit(settings, path) for path in ROUTE_BODY_LIMITS}
-        # A request's Host is one of a few names: each is parsed and judged once, not on every request.
-        self._is_relay_host = functools.lru_cache(maxsize=HOSTS_REMEMBERED)(self._judge_host)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         started = time.perf_counter()
@@ -159,19 +154,15 @@ class RequestGuard:
         given = environ.get("HTTP_HOST")
         if given is None and environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
             return  # HTTP/1.0 may leave Host out; no browser does
-        if self._is_relay_host(given or "", environ.get("wsgi.url_scheme", "http")):
+        host = request_host(given or "")
+        if host is not None and (
+            self._is_allowed_host(host, environ.get("wsgi.url_scheme", "http"))
+            or is_reachable_address(host.name, beyond_loopback=self._beyond_loopback)
+        ):
             return
         raise Forbidden(
             "this relay answers only to its own names (127.0.0.1, localhost, [::1]); "
             "to reach it by another name, add that name to RELAY_ALLOWED_HOSTS"
-        )
-
-    def _judge_host(self, given: str, scheme: str) -> bool:
-        """Whether a Host header names this relay: a name it answers to, or an address it was reached at."""
-        host = request_host(given)
-        return host is not None and (
-            self._is_allowed_host(host, scheme)
-            or is_reachable_address(host.name, beyond_loopback=self._beyond_loopback)
         )
 
     def _is_allowed_host(self, host: HostPort, scheme: str) -> bool:
@@ -217,7 +208,7 @@ class RequestGuard:
         length = environ.get("CONTENT_LENGTH") or "0"  # a malformed length is the server's to refuse
         if not (length.isascii() and length.isdigit()):
             return
-        limit = self._body_limits.get(environ.get("PATH_INFO", ""), self._largest_body)
+        limit = body_limit(self._settings, environ.get("PATH_INFO", ""))
         if int(length) > limit.bytes:
             raise body_too_large(limit)
 

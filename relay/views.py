@@ -19,6 +19,7 @@ from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import echo_messages
+from echo_messages import AUDIO_ENDPOINT, MICROPHONE_ENDPOINT, TEXT_ENDPOINT
 from relay import audio
 from relay import openapi as api_document
 from relay.answers import Answer
@@ -30,7 +31,6 @@ from relay.utterances import MAX_TRACKED_UTTERANCES
 
 log = logging.getLogger("echo_relay")
 
-TEXT_ENDPOINT = "/send_text_message"
 JSON_MIMETYPES = ("application/json", "application/x-www-form-urlencoded", "text/plain", "")
 AUDIO_SNIFF_BYTES = 16384  # of a body that is not JSON: enough to tell an audio file
 EVENT_ID_MEANING = "an event id, a whole number >= 0"
@@ -248,7 +248,7 @@ def send_text_message() -> Response:
     return respond(answer_text(relay, json_request_body(), ticket))
 
 
-@views.post("/send_audio_message")
+@views.post(AUDIO_ENDPOINT)
 def send_audio_message() -> Response:
     relay = current_relay()
     ticket = relay.ticket
@@ -256,7 +256,7 @@ def send_audio_message() -> Response:
     return respond(sent_answer(relay, relay.speak_audio(echo, ticket=ticket, wait=echo.request.wait)))
 
 
-@views.post("/microphone")
+@views.post(MICROPHONE_ENDPOINT)
 def microphone_clip() -> Response:
     relay = current_relay()
     if relay.microphone is None:
