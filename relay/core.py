@@ -164,7 +164,7 @@ class Relay:
         assert self.microphone is not None
         pcm = b"".join(echo.audio)
         if not pcm:
-            raise MessageError("audio is empty: send an audio file or base64 PCM to play")
+            raise MessageError(echo_messages.MICROPHONE_AUDIO_EMPTY)
         if echo.sample_rate != self.microphone.sample_rate:
             pcm = resample_pcm(pcm, echo.sample_rate, self.microphone.sample_rate)
         return self.microphone.enqueue(pcm)
